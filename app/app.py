@@ -1,0 +1,60 @@
+"""The entry point: console pages, the /v1 API and start-up work, in one Reflex app."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import reflex as rx
+
+from app.api import build_api
+from app.bootstrap import start
+from app.pages.agents import agents_page
+from app.pages.auth import login, setup
+from app.pages.events import events_page
+from app.pages.placeholders import deployments_page, integrations_page, runs_page
+from app.pages.smiths import smiths_page
+from app.services.runtime import get_runtime
+from app.state.agents import AgentsState
+from app.state.auth import AuthState
+from app.state.events import EventsState
+from app.state.smiths import SmithsState
+
+
+@contextlib.asynccontextmanager
+async def lifespan() -> AsyncIterator[None]:
+    """Per worker process: migrate (locked), bootstrap, and later the scheduler and workers."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=get_runtime().settings.log_level,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    runtime = get_runtime()
+    await start(runtime)
+    try:
+        yield
+    finally:
+        await runtime.close()
+
+
+def index() -> rx.Component:
+    return rx.center(rx.spinner(), height="100vh")
+
+
+app = rx.App(
+    theme=rx.theme(appearance="light", accent_color="indigo", gray_color="slate", radius="medium"),
+    api_transformer=build_api(),
+    head_components=[rx.el.title("Ingram Deployments")],
+)
+app.register_lifespan_task(lifespan)
+
+app.add_page(index, route="/", title="Ingram Deployments", on_load=rx.redirect("/deployments"))
+app.add_page(login, route="/login", title="Sign in · Ingram")
+app.add_page(setup, route="/setup", title="Set up · Ingram", on_load=AuthState.load_setup)
+app.add_page(deployments_page, route="/deployments", title="Deployments · Ingram",
+             on_load=AuthState.require_sign_in)
+app.add_page(smiths_page, route="/smiths", title="Smiths · Ingram", on_load=SmithsState.load)
+app.add_page(agents_page, route="/agents", title="Agents · Ingram", on_load=AgentsState.load)
+app.add_page(runs_page, route="/runs", title="Runs · Ingram", on_load=AuthState.require_sign_in)
+app.add_page(events_page, route="/events", title="Events · Ingram", on_load=EventsState.load)
+app.add_page(integrations_page, route="/settings/integrations", title="Integrations · Ingram",
+             on_load=AuthState.require_sign_in)

@@ -1,0 +1,100 @@
+"""Per-project provider credentials. Secrets are sealed to their row; views show only hints."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import select
+
+from app.crypto import SecretBox
+from app.services.actors import Actor
+from app.services.errors import NotFound
+from app.services.events import record_event
+from models import Integration
+from models.types import new_id, utcnow
+
+
+class SecretHint(BaseModel):
+    set: bool
+    last4: str
+
+
+class IntegrationView(BaseModel):
+    id: str
+    kind: str
+    status: str
+    public: dict[str, Any]
+    secrets: dict[str, SecretHint]
+    last_error: str | None
+    last_delivery_at: str | None
+    updated_at: str
+
+    @classmethod
+    def of(cls, integration: Integration, secrets: dict[str, str]) -> IntegrationView:
+        return cls(
+            id=integration.id, kind=integration.kind, status=integration.status,
+            public=integration.public,
+            secrets={k: SecretHint(set=bool(v), last4=v[-4:] if len(v) >= 12 else "")
+                     for k, v in secrets.items()},
+            last_error=integration.last_error,
+            last_delivery_at=integration.last_delivery_at.isoformat()
+            if integration.last_delivery_at else None,
+            updated_at=integration.updated_at.isoformat(),
+        )
+
+
+def _bound_to(integration: Integration) -> str:
+    return f"integration:{integration.id}:{integration.kind}"
+
+
+def open_secrets(box: SecretBox, integration: Integration) -> dict[str, str]:
+    if not integration.secrets_ciphertext:
+        return {}
+    return dict(json.loads(box.decrypt(integration.secrets_ciphertext,
+                                       bound_to=_bound_to(integration))))
+
+
+async def save_integration(
+    session: AsyncSession, *, actor: Actor, box: SecretBox, kind: str, secrets: dict[str, str],
+    public: dict[str, Any], status: str = "configured",
+) -> Integration:
+    """Create or replace the kind's integration; the secrets are merged (unset keys kept)."""
+    actor.require_admin()
+    integration = await find_integration(session, project_id=actor.project_id, kind=kind)
+    if integration is None:
+        integration = Integration(id=new_id("int"), project_id=actor.project_id, kind=kind)
+        merged = dict(secrets)
+    else:
+        merged = {**open_secrets(box, integration), **secrets}
+    integration.secrets_ciphertext = box.encrypt(json.dumps(merged), bound_to=_bound_to(integration))
+    integration.public = public
+    integration.status = status
+    integration.updated_at = utcnow()
+    session.add(integration)
+    await session.flush()
+    await record_event(session, project_id=actor.project_id, type="integration.updated",
+                       data={"kind": kind, "status": status, "public": public,
+                             "secrets_set": sorted(merged)})
+    return integration
+
+
+async def find_integration(session: AsyncSession, *, project_id: str, kind: str) -> Integration | None:
+    stmt = select(Integration).where(Integration.project_id == project_id, Integration.kind == kind)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def list_integrations(session: AsyncSession, *, actor: Actor) -> list[Integration]:
+    actor.require_admin()
+    stmt = select(Integration).where(Integration.project_id == actor.project_id).order_by(Integration.kind)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def get_integration(session: AsyncSession, *, actor: Actor, kind: str) -> Integration:
+    actor.require_admin()
+    integration = await find_integration(session, project_id=actor.project_id, kind=kind)
+    if integration is None:
+        raise NotFound(f"no {kind} integration is configured", code="integration_not_found")
+    return integration

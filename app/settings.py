@@ -1,0 +1,104 @@
+"""Every IC_* setting in one place. All are optional; the defaults give the embedded setup.
+
+Read once per process (``get_settings()``); tests build their own ``Settings`` and pass it in or
+set the environment before the first call.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+API_VERSION = "2026-05-01"
+SUPPORTED_API_VERSIONS = frozenset({API_VERSION})
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name).lower()
+    if not raw:
+        return default
+    return raw in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    public_url: str
+    secret_keys: tuple[str, ...]  # newest first; empty -> the generated key file
+    admin_token: str
+    admin_password: str
+    model_provider: str
+    model_base_url: str
+    model_api_key: str
+    model: str
+    telegram_api_url: str
+    slack_api_url: str
+    slack_oauth_url: str
+    graph_api_url: str
+    cloudflare_api_url: str
+    linkedin_api_url: str
+    session_hours: int
+    workers: int
+    allow_private_urls: bool
+    log_level: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.data_dir / "secret.key"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        data_dir = Path(_env("IC_DATA_DIR", "./data")).expanduser().resolve()
+        database_url = _env("IC_DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'ingram.db'}"
+        keys = tuple(k.strip() for k in _env("IC_SECRET_KEY").split(",") if k.strip())
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            public_url=_env("IC_PUBLIC_URL", "http://localhost:8000").rstrip("/"),
+            secret_keys=keys,
+            admin_token=_env("IC_ADMIN_TOKEN"),
+            admin_password=_env("IC_ADMIN_PASSWORD"),
+            model_provider=_env("IC_MODEL_PROVIDER", "builtin"),
+            model_base_url=_env("IC_MODEL_BASE_URL"),
+            model_api_key=_env("IC_MODEL_API_KEY"),
+            model=_env("IC_MODEL"),
+            telegram_api_url=_env("IC_TELEGRAM_API_URL", "https://api.telegram.org").rstrip("/"),
+            slack_api_url=_env("IC_SLACK_API_URL", "https://slack.com/api/"),
+            slack_oauth_url=_env("IC_SLACK_OAUTH_URL", "https://slack.com/oauth/v2/authorize"),
+            graph_api_url=_env("IC_GRAPH_API_URL", "https://graph.facebook.com/v23.0").rstrip("/"),
+            cloudflare_api_url=_env(
+                "IC_CLOUDFLARE_API_URL", "https://api.cloudflare.com/client/v4"
+            ).rstrip("/"),
+            linkedin_api_url=_env("IC_LINKEDIN_API_URL", "https://api.linkedin.com").rstrip("/"),
+            session_hours=_env_int("IC_SESSION_HOURS", 12),
+            workers=_env_int("IC_WORKERS", 4),
+            allow_private_urls=_env_bool("IC_ALLOW_PRIVATE_URLS", False),
+            log_level=_env("IC_LOG_LEVEL", "INFO"),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

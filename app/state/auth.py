@@ -1,0 +1,108 @@
+"""Console sign-in state. Every console page's state derives from ``AuthState``.
+
+The browser holds only an opaque session cookie; the server resolves it to the console actor and
+calls the same services as /v1, so no API token ever reaches the browser.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import reflex as rx
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.services import console_auth
+from app.services.actors import Actor
+from app.services.errors import DomainError
+from app.services.runtime import get_runtime, transaction
+
+
+class NotSignedIn(Exception):
+    pass
+
+
+def describe(exc: Exception) -> str:
+    """A person-readable message for a domain or validation error."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first.get("loc", ()))
+        message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+        return f"{field}: {message}" if field else message
+    if isinstance(exc, DomainError):
+        return exc.message
+    return "Something went wrong; the server log has the details."
+
+
+class AuthState(rx.State):
+    session_token: str = rx.Cookie("", name="ic_session", same_site="strict")
+    auth_error: str = ""
+    setup_token: str = ""
+    setup_valid: bool = False
+    busy: bool = False
+
+    @contextlib.asynccontextmanager
+    async def signed_in(self) -> AsyncIterator[tuple[AsyncSession, Actor]]:
+        """One transaction with the console actor; raises NotSignedIn for a dead session."""
+        async with transaction() as session:
+            actor = await console_auth.actor_for_session(session, self.session_token)
+            if actor is None:
+                raise NotSignedIn
+            yield session, actor
+
+    @rx.event
+    async def sign_in(self, form: dict[str, Any]) -> Any:
+        self.auth_error = ""
+        try:
+            async with transaction() as session:
+                token = await console_auth.sign_in(
+                    session, password=str(form.get("password", "")),
+                    session_hours=get_runtime().settings.session_hours,
+                )
+        except DomainError as exc:
+            self.auth_error = describe(exc)
+            return None
+        self.session_token = token
+        return rx.redirect("/")
+
+    @rx.event
+    async def sign_out(self) -> Any:
+        async with transaction() as session:
+            await console_auth.sign_out(session, self.session_token)
+        self.session_token = ""
+        return rx.redirect("/login")
+
+    @rx.event
+    async def load_setup(self) -> None:
+        self.setup_token = str(self.router.url.query_parameters.get("token", ""))
+        async with transaction() as session:
+            self.setup_valid = await console_auth.setup_token_is_valid(session, self.setup_token)
+
+    @rx.event
+    async def claim(self, form: dict[str, Any]) -> Any:
+        self.auth_error = ""
+        password = str(form.get("password", ""))
+        if password != str(form.get("confirm", "")):
+            self.auth_error = "The two passwords differ."
+            return None
+        try:
+            async with transaction() as session:
+                token = await console_auth.claim_with_setup_token(
+                    session, token=self.setup_token, password=password,
+                    session_hours=get_runtime().settings.session_hours,
+                )
+        except DomainError as exc:
+            self.auth_error = describe(exc)
+            return None
+        self.session_token = token
+        return rx.redirect("/")
+
+    @rx.event
+    async def require_sign_in(self) -> Any:
+        try:
+            async with self.signed_in():
+                return None
+        except NotSignedIn:
+            return rx.redirect("/login")

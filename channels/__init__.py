@@ -1,0 +1,1 @@
+"""One module per provider behind one small interface (``channels.base.Channel``)."""

