@@ -94,7 +94,9 @@ async def apply_admin_password(session: AsyncSession, *, account: ConsoleAccount
     session.add(account)
 
 
-async def issue_setup_token(session: AsyncSession, *, account: ConsoleAccount, force: bool = False) -> str | None:
+async def issue_setup_token(
+    session: AsyncSession, *, account: ConsoleAccount, force: bool = False
+) -> str | None:
     """A fresh one-time setup token, or None when the console is claimed or a live link exists.
 
     The conditional update makes concurrent starts agree: exactly one process issues (and logs)
@@ -103,7 +105,8 @@ async def issue_setup_token(session: AsyncSession, *, account: ConsoleAccount, f
     if account.password_hash and not force:
         return None
     now = utcnow()
-    live = account.setup_token_hash and account.setup_token_expires_at and account.setup_token_expires_at > now
+    expires = account.setup_token_expires_at
+    live = bool(account.setup_token_hash) and expires is not None and expires > now
     if live and not force:
         return None
     token = secrets.token_urlsafe(32)

@@ -23,7 +23,7 @@ class SmithsState(AuthState):
     form_error: str = ""
     draft: dict[str, str] = {}
 
-    async def _rows(self, items: list[Any], session: Any, actor: Any) -> list[dict[str, str]]:
+    def _rows(self, items: list[Any]) -> list[dict[str, str]]:
         names = {a["id"]: a["name"] for a in self.agent_options}
         rows = []
         for smith in items:
@@ -43,7 +43,7 @@ class SmithsState(AuthState):
                 agent_page = await agents.list_agents(session, actor=actor, limit=200)
                 self.agent_options = [{"id": a.id, "name": a.name} for a in agent_page.items]
                 page = await smiths.list_smiths(session, actor=actor)
-                self.smiths = await self._rows(list(page.items), session, actor)
+                self.smiths = self._rows(list(page.items))
         except NotSignedIn:
             return rx.redirect("/login")
         self.next_cursor = page.next_cursor or ""
@@ -55,7 +55,7 @@ class SmithsState(AuthState):
         try:
             async with self.signed_in() as (session, actor):
                 page = await smiths.list_smiths(session, actor=actor, cursor=self.next_cursor)
-                self.smiths = self.smiths + await self._rows(list(page.items), session, actor)
+                self.smiths = self.smiths + self._rows(list(page.items))
         except NotSignedIn:
             return rx.redirect("/login")
         self.next_cursor = page.next_cursor or ""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
+from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers every table on the metadata)
-from sqlmodel import SQLModel
 
 target_metadata = SQLModel.metadata
 

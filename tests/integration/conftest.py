@@ -1,0 +1,85 @@
+"""Starts the real product with the README's command (``./run.sh``) on a free port."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 600  # the first start builds the console (npm install + vite build)
+
+
+@dataclass
+class Server:
+    url: str
+    admin_token: str
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def setup_link(self) -> str:
+        match = re.search(r"Console setup link \(one-time, valid 24 h\): (\S+)", self.log())
+        assert match, "the server log has no setup link"
+        return match.group(1)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(tmp: Path, extra_env: dict[str, str] | None = None) -> Server:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    token = f"ic_admin_{secrets.token_urlsafe(24)}"
+    log_path = tmp / "server.log"
+    env = {**os.environ, "IC_DATA_DIR": str(tmp / "data"), "IC_PUBLIC_URL": url,
+           "IC_ADMIN_TOKEN": token, "IC_ADMIN_PASSWORD": "", **(extra_env or {})}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(["./run.sh", "--backend-port", str(port)], cwd=ROOT, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = Server(url=url, admin_token=token, log_path=log_path, process=process)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited early:\n{server.log()[-4000:]}")
+        try:
+            if httpx.get(f"{url}/", timeout=2).status_code == 200 and httpx.get(
+                f"{url}/v1/health", timeout=2
+            ).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    stop_server(server)
+    raise AssertionError(f"the server did not start in {START_TIMEOUT_S}s:\n{server.log()[-4000:]}")
+
+
+def stop_server(server: Server) -> None:
+    try:
+        os.killpg(server.process.pid, signal.SIGTERM)
+        server.process.wait(timeout=30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.killpg(server.process.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = start_server(tmp_path_factory.mktemp("server"))
+    yield running
+    stop_server(running)
