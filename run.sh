@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the whole product on one port (default 8000): console, /v1, webhooks, scheduler, workers.
 #   ./run.sh                  set up (venv, packages, migrations) and serve
-#   ./run.sh --setup-only     set up and exit (used by ./test.sh)
+#   ./run.sh --install-only   create the venv and install, then exit (used by ./test.sh)
+#   ./run.sh --setup-only     also apply migrations and prepare the data directory, then exit
 #   ./run.sh --setup-link     print a new one-time console setup link and exit
 #   ./run.sh --backend-port 9000 ...   any other arguments go to `reflex run`
 set -euo pipefail
@@ -32,6 +33,8 @@ fi
 export PATH="$PWD/.venv/bin:$PATH"
 
 case "${1:-}" in
+  --install-only)
+    exit 0 ;;
   --setup-only)
     python -m app.bootstrap
     exit 0 ;;

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-./run.sh --setup-only >/dev/null
+./run.sh --install-only
 export PATH="$PWD/.venv/bin:$PATH"
 
 # Browser tests drive Debian's Chromium (Playwright's own browser download is not used).
