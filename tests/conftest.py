@@ -11,7 +11,7 @@ import dataclasses
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -43,23 +43,33 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory / "template.db"
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh database for this test session, migrated once, dropped at the end."""
+def create_postgres_database(prefix: str) -> tuple[str, Callable[[], None]]:
+    """A new, empty PostgreSQL database: its URL and a function that drops it."""
     admin_url = make_url(_postgres_admin_url())
-    name = f"ic_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # pragma: no cover - environment problem, said clearly
+        admin.dispose()
         pytest.fail(f"PostgreSQL is required for the postgres tests ({admin_url!r}): {exc}")
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return admin_url.set(database=name).render_as_string(hide_password=False), drop
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database for this test session, migrated once, dropped at the end."""
+    url, drop = create_postgres_database("ic_test")
     migrate(url, Path("/tmp"))
     yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    drop()
 
 
 def _truncate_postgres(url: str) -> None:

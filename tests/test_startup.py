@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from tests.conftest import _postgres_admin_url
+from tests.conftest import create_postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,15 +57,8 @@ def test_concurrent_start_on_sqlite(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(180)
 def test_concurrent_start_on_postgres(tmp_path: Path) -> None:
-    admin_url = make_url(_postgres_admin_url())
-    name = f"ic_boot_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url, drop = create_postgres_database("ic_boot")
     try:
-        url = admin_url.set(database=name).render_as_string(hide_password=False)
         _check(_start_many(url, tmp_path), url)
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop()

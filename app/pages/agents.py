@@ -69,7 +69,7 @@ def _row(row: rx.Var) -> rx.Component:
                               white_space="nowrap")),
         rx.table.cell(rx.badge(row["provider"], variant="soft")),
         rx.table.cell(rx.text(row["approval_tools"], size="2")),
-        rx.table.cell(rx.text(row["created_at"], size="2")),
+        rx.table.cell(rx.text(row["created_at"], size="2", white_space="nowrap")),
         rx.table.cell(rx.hstack(
             rx.button(rx.icon("pencil", size=14), "Edit", size="1", variant="soft",
                       on_click=AgentsState.open_edit(row)),

@@ -62,7 +62,7 @@ def _row(row: rx.Var) -> rx.Component:
                                 spacing="1")),
         rx.table.cell(rx.text(row["agent_name"], size="2")),
         rx.table.cell(rx.badge(row["origin"], variant="soft", color_scheme="gray")),
-        rx.table.cell(rx.text(row["created_at"], size="2")),
+        rx.table.cell(rx.text(row["created_at"], size="2", white_space="nowrap")),
         rx.table.cell(rx.hstack(
             rx.button(rx.icon("pencil", size=14), "Rename", size="1", variant="soft",
                       on_click=SmithsState.open_edit(row)),

@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import create_postgres_database
+
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 600  # the first start builds the console (npm install + vite build)
 
@@ -78,8 +80,20 @@ def stop_server(server: Server) -> None:
             os.killpg(server.process.pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = start_server(tmp_path_factory.mktemp("server"))
+@pytest.fixture(scope="session", params=["sqlite", "postgres+redis"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The embedded default (SQLite, one worker), and the scale-out shape: PostgreSQL, Reflex
+    state in Redis and two granian workers behind one port."""
+    tmp = tmp_path_factory.mktemp("server")
+    if request.param == "sqlite":
+        running = start_server(tmp)
+        yield running
+        stop_server(running)
+        return
+    url, drop = create_postgres_database("ic_server")
+    redis_url = os.environ.get("IC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    running = start_server(tmp, {"IC_DATABASE_URL": url, "REFLEX_REDIS_URL": redis_url,
+                                 "GRANIAN_WORKERS": "2"})
     yield running
     stop_server(running)
+    drop()
