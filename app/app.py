@@ -15,6 +15,7 @@ from app.pages.auth import login, setup
 from app.pages.events import events_page
 from app.pages.placeholders import deployments_page, integrations_page, runs_page
 from app.pages.smiths import smiths_page
+from app.services.background import background
 from app.services.runtime import get_runtime
 from app.state.agents import AgentsState
 from app.state.auth import AuthState
@@ -31,7 +32,8 @@ async def lifespan() -> AsyncIterator[None]:
     runtime = get_runtime()
     await start(runtime)
     try:
-        yield
+        async with background(runtime):
+            yield
     finally:
         await runtime.close()
 

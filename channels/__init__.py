@@ -1,1 +1,19 @@
 """One module per provider behind one small interface (``channels.base.Channel``)."""
+
+from __future__ import annotations
+
+from channels.base import Channel
+from channels.telegram import TelegramChannel
+
+# Adding a channel = one module and one line here (DESIGN §4).
+REGISTRY: dict[str, type[Channel]] = {
+    TelegramChannel.kind: TelegramChannel,
+}
+
+
+def get_channel_class(kind: str) -> type[Channel]:
+    """The channel class for ``kind``; ``KeyError`` names the known kinds."""
+    try:
+        return REGISTRY[kind]
+    except KeyError:
+        raise KeyError(f"unknown channel kind {kind!r}; known: {sorted(REGISTRY)}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -13,9 +14,21 @@ from sqlalchemy.types import TypeDecorator
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
+_last = [0, 0]  # (millisecond, random part) of the previous id in this process
+_lock = threading.Lock()
+
+
 def new_id(prefix: str) -> str:
-    """``prefix_`` + 26 characters, time-ordered like a ULID: cursors can compare ids directly."""
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    """``prefix_`` + 26 characters, ordered like a monotonic ULID: within one process each id sorts
+    after the previous one (same millisecond: random part + 1), so ids order rows and cursors."""
+    with _lock:
+        millis = int(time.time() * 1000)
+        if millis <= _last[0]:
+            millis, rand = _last[0], _last[1] + 1
+        else:
+            rand = int.from_bytes(os.urandom(10), "big") >> 1  # headroom for increments
+        _last[0], _last[1] = millis, rand
+    value = (millis << 80) | rand
     chars = []
     for _ in range(26):
         chars.append(_CROCKFORD[value & 31])

@@ -64,3 +64,4 @@ def test_generated_key_file_is_private_and_stable(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert load_or_create_key_file(path) == first
     assert len(first) >= 43
+

@@ -8,7 +8,7 @@ from starlette.routing import Match
 
 from app.api.deps import check_api_version
 from app.api.errors import error_response, install_error_handlers
-from app.api.v1 import agents, events, integrations, smiths, tokens
+from app.api.v1 import agents, events, integrations, runs, smiths, tokens
 from app.settings import API_VERSION
 
 
@@ -28,7 +28,7 @@ def build_api() -> FastAPI:
     install_error_handlers(api)
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_api_version)])
-    for module in (agents, smiths, tokens, events, integrations):
+    for module in (agents, smiths, runs, tokens, events, integrations):
         v1.include_router(module.router)
     api.include_router(v1)
 

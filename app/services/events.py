@@ -10,8 +10,8 @@ from sqlmodel import select
 
 from app.services.actors import Actor
 from app.services.pagination import Page, paginate
+from jobs.events import append_event
 from models import Event
-from models.types import new_id
 
 
 class EventView(BaseModel):
@@ -32,17 +32,7 @@ class EventView(BaseModel):
         )
 
 
-async def record_event(
-    session: AsyncSession, *, project_id: str, type: str, data: dict[str, Any] | None = None,
-    run_id: str | None = None, smith_id: str | None = None, deployment_id: str | None = None,
-) -> Event:
-    event = Event(
-        id=new_id("evt"), project_id=project_id, type=type, data=data or {}, run_id=run_id,
-        smith_id=smith_id, deployment_id=deployment_id,
-    )
-    session.add(event)
-    await session.flush()
-    return event
+record_event = append_event
 
 
 async def list_events(
@@ -59,3 +49,15 @@ async def list_events(
         # "run." matches every run.* event; an exact name matches itself.
         stmt = stmt.where(Event.type.startswith(type) if type.endswith(".") else Event.type == type)
     return await paginate(session, stmt, Event.id, limit=limit, cursor=cursor)
+
+
+async def list_events_after(
+    session: AsyncSession, *, actor: Actor, after_id: str, type: str | None = None, limit: int = 200
+) -> list[Event]:
+    """Events newer than ``after_id``, oldest first (for live streams)."""
+    stmt = select(Event).where(Event.project_id == actor.project_id, Event.id > after_id)
+    if not actor.is_admin:
+        stmt = stmt.where(Event.smith_id == actor.smith_id)
+    if type:
+        stmt = stmt.where(Event.type.startswith(type) if type.endswith(".") else Event.type == type)
+    return list((await session.execute(stmt.order_by(Event.id).limit(limit))).scalars())

@@ -1,0 +1,254 @@
+"""The one interface every provider implements (DESIGN §4).
+
+A channel instance wraps one integration: its public ``Config``, its decrypted ``Secrets`` and the
+provider's base URL. It is pure provider code: it never touches the database or services.
+
+Render contract: ``render`` returns one payload per provider message, in send order. When the
+outbound carries an approval, the LAST payload is the approval prompt; the message id its send
+returns is what ``edit_approval`` needs later.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from channels.types import (
+    ApprovalPrompt,
+    Capabilities,
+    Inbound,
+    InboundAction,
+    Outbound,
+    RawRequest,
+    SendResult,
+    SetupInfo,
+    Verdict,
+)
+
+APPROVAL_TEXT_PROMPT = "Reply YES to approve or NO to reject."
+
+
+class ChannelError(Exception):
+    """A channel problem with a stable ``code`` the services map to an HTTP answer."""
+
+    code = "channel_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class MalformedPayload(ChannelError):
+    """The request is not valid JSON or not the provider's shape: the receiver answers 400."""
+
+    code = "malformed_payload"
+
+
+class SetupError(ChannelError):
+    """Onboarding failed (bad token, provider refused the webhook, provider unreachable)."""
+
+    code = "setup_failed"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Channel(ABC):
+    kind: ClassVar[str]
+    display_name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    class Config(_Model):
+        """The integration's public fields (shown in the console and the API)."""
+
+    class Secrets(_Model):
+        """The integration's secret fields (stored encrypted, never shown back)."""
+
+    def __init__(self, config: BaseModel | Mapping[str, Any], secrets: BaseModel | Mapping[str, Any], *,
+                 api_url: str, http: httpx.AsyncClient | None = None) -> None:
+        self.config = self._coerce(type(self).Config, config)
+        self.secrets = self._coerce(type(self).Secrets, secrets)
+        self.api_url = api_url.rstrip("/")
+        self._http = http
+        self._owns_http = http is None
+        # Timestamp windows read this clock, so tests can move time.
+        self.clock: Callable[[], float] = time.time
+
+    @staticmethod
+    def _coerce(model: type[BaseModel], value: BaseModel | Mapping[str, Any]) -> Any:
+        if isinstance(value, model):
+            return value
+        if isinstance(value, BaseModel):
+            value = value.model_dump()
+        return model.model_validate(value)
+
+    @classmethod
+    def generated_secrets(cls) -> dict[str, str]:
+        """Secret fields the server invents itself when the integration is created (e.g. a
+        webhook secret token); merged into ``Secrets`` before the first ``setup``."""
+        return {}
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """One reused client per channel instance (lazily made unless one was passed in)."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None and self._owns_http:
+            await self._http.aclose()
+            self._http = None
+
+    async def __aenter__(self) -> Channel:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- inbound ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    def verify(self, raw: RawRequest) -> Verdict:
+        """Check the provider's signature/secret over the raw bytes, in constant time."""
+
+    @abstractmethod
+    def parse(self, raw: RawRequest) -> list[Inbound]:
+        """Messages and button presses in the request; [] for own echoes and ignored events.
+        Raises ``MalformedPayload`` on broken JSON or shape."""
+
+    # -- outbound --------------------------------------------------------------------------------
+
+    def render(self, outbound: Outbound) -> list[dict[str, Any]]:
+        """PURE: the outbound as provider payloads. Degrades to text what it cannot render
+        natively; never truncates (long text becomes several payloads)."""
+        text = outbound.text
+        chips = list(outbound.suggested_replies)
+        native_chips = bool(chips) and bool(text.strip()) and self.chips_fit(chips)
+        if chips and not native_chips:
+            text = _append(text, self.chips_as_text(chips))
+        payloads = [self.text_payload(chunk, outbound.thread) for chunk in self._chunks(text)]
+        if native_chips:
+            payloads[-1] = self.with_chips(payloads[-1], chips)
+        if outbound.approval is not None:
+            payloads.extend(self.render_approval(outbound.approval, outbound.thread))
+        return payloads
+
+    def render_approval(self, approval: ApprovalPrompt, thread: str | None) -> list[dict[str, Any]]:
+        native = self.capabilities.native_approvals and self.approval_fits(approval)
+        text = approval.text if native else _append(approval.text, APPROVAL_TEXT_PROMPT)
+        payloads = [self.text_payload(chunk, thread) for chunk in self._chunks(text)]
+        if native:
+            payloads[-1] = self.with_approval(payloads[-1], approval)
+        return payloads
+
+    def _chunks(self, text: str) -> list[str]:
+        if not text.strip():
+            return []
+        return split_text(text, self.capabilities.max_text, self.measure)
+
+    # Hooks a channel overrides for what it renders natively.
+
+    def measure(self, text: str) -> int:
+        """Text length as the provider counts it."""
+        return len(text)
+
+    def chips_fit(self, chips: Sequence[str]) -> bool:
+        caps = self.capabilities
+        if not 0 < len(chips) <= caps.max_chips or len(set(chips)) != len(chips):
+            return False
+        return all(label.strip() != "" and len(label) <= caps.max_chip_label for label in chips)
+
+    def chips_as_text(self, chips: Sequence[str]) -> str:
+        return "\n".join(f"{n}. {label}" for n, label in enumerate(chips, start=1))
+
+    def approval_fits(self, approval: ApprovalPrompt) -> bool:
+        return True
+
+    def text_payload(self, text: str, thread: str | None) -> dict[str, Any]:
+        payload: dict[str, Any] = {"text": text}
+        if thread is not None:
+            payload["thread"] = thread
+        return payload
+
+    def with_chips(self, payload: dict[str, Any], chips: Sequence[str]) -> dict[str, Any]:
+        raise NotImplementedError(f"{self.kind} declares native chips but does not render them")
+
+    def with_approval(self, payload: dict[str, Any], approval: ApprovalPrompt) -> dict[str, Any]:
+        raise NotImplementedError(f"{self.kind} declares native approvals but does not render them")
+
+    @abstractmethod
+    async def send(self, address: str, payload: dict[str, Any]) -> SendResult:
+        """Deliver one rendered payload. Never raises for provider failures: 429 (with its
+        retry-after), 5xx, timeouts and connection errors come back retryable; other 4xx not."""
+
+    async def edit_approval(self, address: str, provider_message_id: str, outcome_text: str) -> SendResult:
+        """Show the decision on the approval message (and drop its buttons) where possible."""
+        return SendResult.sent(provider_message_id)
+
+    async def acknowledge_action(self, action: InboundAction, text: str | None = None) -> None:
+        """Tell the provider a button press was handled (e.g. stop a Telegram spinner)."""
+        return None
+
+    # -- onboarding ------------------------------------------------------------------------------
+
+    async def setup(self, *, webhook_url: str) -> SetupInfo:
+        """Register with the provider where it can be automated; otherwise list the steps."""
+        return SetupInfo(mode="webhook", webhook_url=webhook_url,
+                         steps=[f"Point the provider's webhook at {webhook_url}."])
+
+    async def teardown(self) -> None:
+        """Undo ``setup`` at the provider (e.g. delete the webhook)."""
+        return None
+
+
+def load_json(raw: RawRequest) -> Any:
+    """The body as JSON, or ``MalformedPayload``."""
+    try:
+        return json.loads(raw.body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedPayload(f"body is not JSON: {exc}") from exc
+
+
+def split_text(text: str, limit: int, measure: Callable[[str], int] = len) -> list[str]:
+    """Split into pieces each within ``limit``, preferring paragraph, line, then word breaks."""
+    chunks: list[str] = []
+    rest = text
+    while rest:
+        if measure(rest) <= limit:
+            chunks.append(rest)
+            break
+        cut = _longest_prefix(rest, limit, measure)
+        window = rest[:cut]
+        for sep in ("\n\n", "\n", " "):
+            at = window.rfind(sep)
+            if at >= cut // 2:  # a break too early would make many tiny messages
+                cut = at + len(sep)
+                break
+        chunk, rest = rest[:cut].rstrip(), rest[cut:]
+        if chunk:
+            chunks.append(chunk)
+    return chunks
+
+
+def _longest_prefix(text: str, limit: int, measure: Callable[[str], int]) -> int:
+    lo, hi = 1, len(text)  # at least one character, so splitting always advances
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if measure(text[:mid]) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _append(text: str, extra: str) -> str:
+    return f"{text.rstrip()}\n\n{extra}" if text.strip() else extra

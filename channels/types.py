@@ -1,0 +1,148 @@
+"""Plain values shared by every channel: what comes in, what goes out, what a send did.
+
+Nothing here knows a provider; ``channels/<kind>.py`` maps its wire format onto these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# Stable ``SendResult.error_code`` values (the outbox and the console key on them).
+RATE_LIMITED = "rate_limited"
+BLOCKED = "blocked"
+BAD_REQUEST = "bad_request"
+NETWORK = "network"
+SERVER_ERROR = "server_error"
+UNAUTHORIZED = "unauthorized"
+
+
+@dataclass(frozen=True, slots=True)
+class RawRequest:
+    """An inbound HTTP request exactly as received: signatures are computed over ``body``."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes
+
+    def __post_init__(self) -> None:
+        # Header names are case-insensitive on the wire; channels look them up lower-cased.
+        object.__setattr__(self, "headers", {k.lower(): v for k, v in self.headers.items()})
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The answer of ``Channel.verify``: accept (go on to parse), challenge (reply with ``body``
+    right away, e.g. Slack url_verification or Meta hub.challenge) or reject (401, never parse)."""
+
+    kind: Literal["accept", "challenge", "reject"]
+    body: str | None = None
+    reason: str | None = None
+    # LinkedIn's validation answer is JSON; Slack and Meta take the challenge as plain text.
+    content_type: str = "text/plain"
+
+    @classmethod
+    def accept(cls) -> Verdict:
+        return cls("accept")
+
+    @classmethod
+    def challenge(cls, body: str, content_type: str = "text/plain") -> Verdict:
+        return cls("challenge", body=body, content_type=content_type)
+
+    @classmethod
+    def reject(cls, reason: str) -> Verdict:
+        return cls("reject", reason=reason)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A person's text message. ``sender_id`` is authenticated by the channel (ID-2)."""
+
+    dedupe_key: str
+    address: str  # where the reply goes (Telegram chat id, Slack channel, email address...)
+    thread: str | None
+    sender_id: str  # "<kind>:<provider id>", never a display name
+    sender_display: str
+    text: str
+    start_payload: str | None  # deep-link /start token or WhatsApp connect token
+    is_direct: bool
+    provider_message_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InboundAction:
+    """A button press. ``token`` is the opaque button data: attacker-controlled, look it up."""
+
+    dedupe_key: str
+    address: str
+    thread: str | None
+    sender_id: str
+    sender_display: str
+    token: str
+    provider_message_id: str | None  # the message that carried the button
+    action_id: str | None  # e.g. a Telegram callback_query id to answer
+
+
+Inbound = InboundMessage | InboundAction
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalPrompt:
+    text: str
+    approve_token: str
+    reject_token: str
+    edit_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    text: str
+    suggested_replies: list[str] = field(default_factory=list)
+    approval: ApprovalPrompt | None = None
+    thread: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    ok: bool
+    provider_message_id: str | None = None
+    retryable: bool = False
+    retry_after: float | None = None
+    error: str | None = None
+    error_code: str | None = None
+
+    @classmethod
+    def sent(cls, provider_message_id: str | None = None) -> SendResult:
+        return cls(ok=True, provider_message_id=provider_message_id)
+
+    @classmethod
+    def failed(cls, error_code: str, error: str, *, retryable: bool,
+               retry_after: float | None = None) -> SendResult:
+        return cls(ok=False, retryable=retryable, retry_after=retry_after, error=error,
+                   error_code=error_code)
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    max_chips: int  # 0 = no native chips: always the text list
+    max_chip_label: int
+    max_text: int
+    native_approvals: bool
+
+
+@dataclass(slots=True)
+class SetupInfo:
+    """What onboarding did and what the console shows next."""
+
+    mode: Literal["webhook", "polling"]
+    webhook_url: str | None = None
+    bot_username: str | None = None
+    deep_link_base: str | None = None  # e.g. https://t.me/<bot>; a token is appended per smith
+    steps: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)  # public facts only, never a secret

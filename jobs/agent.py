@@ -1,0 +1,303 @@
+"""The agent loop: model + tools + approvals, one persisted step at a time.
+
+Re-entrant: everything the loop knows is in the thread's messages, so a worker that claims a run
+after a crash picks up exactly where the last committed step ended. Each step is its own short
+transaction, conditional on still holding the run's lease; the model call happens outside any
+transaction. A step whose effects were committed is never repeated: tool side effects carry the
+idempotency key ``<run id>:<tool call id>``, and a final reply already stored is not asked again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from jobs.events import append_event, append_run_event
+from jobs.identity import platform_instructions, platform_line
+from jobs.llm import ModelConfig, ModelError, ModelReply, build_provider
+from jobs.queue import renew_lease
+from jobs.runstate import transition
+from jobs.tools import BUILTIN_TOOLS, Tool, ToolContext, ToolError, chip_labels
+from models import Agent, Approval, Message, Run, Smith
+from models.types import new_id, utcnow
+
+log = logging.getLogger("ingram.agent")
+
+MAX_MODEL_CALLS = 12
+HISTORY_LIMIT = 60
+
+ExtraTools = Callable[[AsyncSession, Run], Awaitable[list[Tool]]]
+OnReply = Callable[[AsyncSession, Run, str, list[str]], Awaitable[None]]
+OnApproval = Callable[[AsyncSession, Run, Approval], Awaitable[None]]
+
+
+@dataclass
+class AgentEnv:
+    """What the loop needs from its process: sessions, HTTP, model defaults and channel hooks."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    http: httpx.AsyncClient
+    default_model: ModelConfig
+    worker_id: str
+    lease_seconds: float = 60.0
+    extra_tools: ExtraTools | None = None  # send tools of bound deployments (DEP-6)
+    on_reply: OnReply | None = None  # deliver the final reply to the run's conversation
+    on_approval: OnApproval | None = None  # render an approval prompt on the run's channel
+    step_hook: Callable[[str], None] | None = field(default=None, repr=False)  # crash tests
+
+
+class LeaseLost(Exception):
+    """The run was cancelled or taken over; stop without touching it."""
+
+
+def new_nonce() -> str:
+    return secrets.token_hex(6)
+
+
+def model_config_for(agent: Agent, default: ModelConfig) -> ModelConfig:
+    overrides = agent.model or {}
+    provider = overrides.get("provider") or default.provider
+    same_provider = provider == default.provider
+    return ModelConfig(
+        provider=provider,
+        name=overrides.get("name") or (default.name if same_provider else ""),
+        base_url=overrides.get("base_url") or (default.base_url if same_provider else ""),
+        api_key=default.api_key if same_provider else "",
+        temperature=overrides.get("temperature", default.temperature),
+        max_tokens=overrides.get("max_tokens", default.max_tokens),
+        timeout_s=default.timeout_s, retries=default.retries,
+    )
+
+
+def to_model_message(message: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        out["tool_calls"] = message.tool_calls
+    if message.tool_call_id:
+        out["tool_call_id"] = message.tool_call_id
+    return out
+
+
+def _trim(history: list[Message]) -> list[Message]:
+    """The most recent messages, never starting with an orphaned tool result."""
+    recent = history[-HISTORY_LIMIT:]
+    while recent and recent[0].role in {"tool", "assistant"}:
+        recent = recent[1:]
+    return recent
+
+
+def pending_calls(messages: list[Message]) -> list[dict[str, Any]]:
+    """Tool calls of the last assistant message that have no result yet."""
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if message.role == "assistant":
+            answered = {m.tool_call_id for m in messages[index + 1:] if m.role == "tool"}
+            return [c for c in message.tool_calls if c["id"] not in answered]
+        if message.role != "tool":
+            return []
+    return []
+
+
+def suggested_replies_of(messages: list[Message], run_id: str) -> list[str]:
+    """The chips of the run: its last successful suggest_replies call (CHIP-5)."""
+    ok_results = {m.tool_call_id for m in messages
+                  if m.role == "tool" and m.run_id == run_id and m.content.startswith("Offered")}
+    chips: list[str] = []
+    for message in messages:
+        if message.run_id != run_id or message.role != "assistant":
+            continue
+        for call in message.tool_calls:
+            if call["function"]["name"] == "suggest_replies" and call["id"] in ok_results:
+                try:
+                    chips = chip_labels(json.loads(call["function"]["arguments"]))
+                except (ToolError, ValueError):
+                    continue
+    return chips
+
+
+class AgentLoop:
+    def __init__(self, env: AgentEnv, run_id: str) -> None:
+        self.env = env
+        self.run_id = run_id
+
+    def _hook(self, point: str) -> None:
+        if self.env.step_hook:
+            self.env.step_hook(point)
+
+    async def _load(self, session: AsyncSession) -> tuple[Run, Smith, Agent, list[Message]]:
+        run = await session.get(Run, self.run_id, populate_existing=True)
+        if run is None or run.status != "running" or run.lease_owner != self.env.worker_id:
+            raise LeaseLost
+        if not await renew_lease(session, run_id=run.id, worker_id=self.env.worker_id,
+                                 lease_seconds=self.env.lease_seconds):
+            raise LeaseLost
+        smith = await session.get(Smith, run.smith_id)
+        agent = await session.get(Agent, smith.agent_id) if smith else None
+        if smith is None or agent is None:
+            raise ToolError("the run's smith or agent no longer exists")
+        stmt = select(Message).where(Message.thread_id == run.thread_id).order_by(Message.id)
+        return run, smith, agent, list((await session.execute(stmt)).scalars())
+
+    async def _tools(self, session: AsyncSession, run: Run) -> dict[str, Tool]:
+        tools = dict(BUILTIN_TOOLS)
+        if self.env.extra_tools:
+            tools.update({t.name: t for t in await self.env.extra_tools(session, run)})
+        return tools
+
+    async def execute(self) -> None:
+        try:
+            for _ in range(MAX_MODEL_CALLS * 4):
+                if await self._step():
+                    return
+            await self._fail("too_many_steps", f"the agent did not finish within {MAX_MODEL_CALLS} model calls")
+        except LeaseLost:
+            log.info("run %s: lease lost (cancelled or taken over); stopping", self.run_id)
+        except ModelError as exc:
+            await self._fail(exc.code, str(exc))
+        except ToolError as exc:
+            await self._fail("run_invalid", str(exc))
+
+    async def _step(self) -> bool:
+        """One persisted step. True when the run left the running state."""
+        async with self.env.sessions() as session, session.begin():
+            run, _smith, agent, messages = await self._load(session)
+            own = [m for m in messages if m.run_id == run.id]
+            calls = pending_calls(messages)
+            if calls:
+                await self._handle_call(session, run, agent, calls[0])
+                return run.status != "running"
+            last = messages[-1] if messages else None
+            if last is not None and last.role == "assistant" and last.run_id == run.id and not last.tool_calls:
+                await self._finish(session, run, last.content, suggested_replies_of(messages, run.id))
+                return True
+            model_calls = sum(1 for m in own if m.role == "assistant")
+            if model_calls >= MAX_MODEL_CALLS:
+                raise ModelError(f"the agent did not finish within {MAX_MODEL_CALLS} model calls",
+                                 "too_many_steps")
+            context = self._context(run, agent, messages)
+            tools = await self._tools(session, run)
+            config = model_config_for(agent, self.env.default_model)
+        self._hook("before_model")
+        reply = await build_provider(config, self.env.http).complete(context, [t.spec() for t in tools.values()])
+        self._hook("after_model")
+        async with self.env.sessions() as session, session.begin():
+            run, _, _, _ = await self._load(session)
+            await self._store_reply(session, run, reply)
+        self._hook("after_store_reply")
+        return False
+
+    def _context(self, run: Run, agent: Agent, messages: list[Message]) -> list[dict[str, Any]]:
+        nonce = str(run.run_metadata.get("_nonce", ""))
+        system = "\n\n".join(p for p in (agent.instructions.strip(), platform_instructions(nonce)) if p)
+        return [{"role": "system", "content": system}] + [to_model_message(m) for m in _trim(messages)]
+
+    async def _store_reply(self, session: AsyncSession, run: Run, reply: ModelReply) -> None:
+        calls = [{"id": c.id or f"call_{i}", "type": "function",
+                  "function": {"name": c.name, "arguments": c.raw_arguments if c.arguments is None
+                               else json.dumps(c.arguments)}}
+                 for i, c in enumerate(reply.tool_calls)]
+        session.add(Message(id=new_id("msg"), thread_id=run.thread_id or "", run_id=run.id, role="assistant",
+                            content=reply.text, tool_calls=calls))
+        usage = dict(run.usage or {})
+        for key, value in reply.usage.items():
+            usage[key] = int(usage.get(key, 0)) + int(value)
+        usage["model_calls"] = int(usage.get("model_calls", 0)) + 1
+        run.usage = usage
+        await append_run_event(session, run_id=run.id, type="model.replied",
+                               data={"text": reply.text[:500], "tool_calls": [c["function"]["name"] for c in calls]})
+
+    async def _handle_call(self, session: AsyncSession, run: Run, agent: Agent, call: dict[str, Any]) -> None:
+        name = call["function"]["name"]
+        tools = await self._tools(session, run)
+        tool = tools.get(name)
+        try:
+            arguments = json.loads(call["function"]["arguments"] or "{}")
+            if not isinstance(arguments, dict):
+                raise ValueError
+        except ValueError:
+            await self._tool_result(session, run, call, f"error: the arguments of {name} are not a JSON object")
+            return
+        if tool is None:
+            await self._tool_result(session, run, call, f"error: the tool {name!r} is not available to this smith")
+            return
+        if name in (agent.approval_required_tools or []):
+            approval = (await session.execute(
+                select(Approval).where(Approval.run_id == run.id, Approval.tool_call_id == call["id"])
+            )).scalar_one_or_none()
+            if approval is None:
+                await self._pause(session, run, call, name, arguments)
+                return
+            if approval.status != "approved":  # reject/edit already wrote the result; be safe
+                await self._tool_result(session, run, call, "The owner rejected this call.")
+                return
+        ctx = ToolContext(session=session, run=run, step_key=f"{run.id}:{call['id']}")
+        try:
+            async with session.begin_nested():
+                result = await tool.handler(ctx, arguments)
+        except ToolError as exc:
+            result = f"error: {exc}"
+        except Exception as exc:  # a broken tool must not leave the run stuck
+            log.exception("tool %s failed in run %s", name, run.id)
+            result = f"error: the tool {name} failed ({type(exc).__name__})"
+        await self._tool_result(session, run, call, result)
+        self._hook("after_tool")
+
+    async def _tool_result(self, session: AsyncSession, run: Run, call: dict[str, Any], content: str) -> None:
+        session.add(Message(id=new_id("msg"), thread_id=run.thread_id or "", run_id=run.id, role="tool",
+                            content=content, tool_call_id=call["id"], name=call["function"]["name"]))
+        await append_run_event(session, run_id=run.id, type="tool.result",
+                               data={"tool": call["function"]["name"], "tool_call_id": call["id"],
+                                     "ok": not content.startswith("error:"), "result": content[:500]})
+
+    async def _pause(self, session: AsyncSession, run: Run, call: dict[str, Any], name: str,
+                     arguments: dict[str, Any]) -> None:
+        approval = Approval(id=new_id("apr"), run_id=run.id, tool_call_id=call["id"], tool_name=name,
+                            arguments=arguments, callback_token=secrets.token_urlsafe(12))
+        session.add(approval)
+        await session.flush()
+        deciders = {"owner_identity": (run.run_metadata.get("owner_identity")), "admin": True,
+                    "smith_token": run.smith_id}
+        moved = await transition(session, run, "awaiting_approval", lease_owner=self.env.worker_id,
+                                 data={"approval_id": approval.id, "tool": name})
+        if not moved:
+            raise LeaseLost
+        await append_event(session, project_id=run.project_id, type="approval.required", run_id=run.id,
+                           smith_id=run.smith_id, deployment_id=run.deployment_id,
+                           data={"run_id": run.id, "approval_id": approval.id, "tool": name,
+                                 "arguments": arguments, "who_may_decide": deciders})
+        if self.env.on_approval:
+            await self.env.on_approval(session, run, approval)
+
+    async def _finish(self, session: AsyncSession, run: Run, text: str, chips: list[str]) -> None:
+        output = {"text": text, "suggested_replies": chips}
+        if self.env.on_reply:
+            await self.env.on_reply(session, run, text, chips)
+        if not await transition(session, run, "completed", lease_owner=self.env.worker_id,
+                                values={"output": output}):
+            raise LeaseLost
+        await append_event(session, project_id=run.project_id, type="message.completed", run_id=run.id,
+                           smith_id=run.smith_id, deployment_id=run.deployment_id,
+                           data={"run_id": run.id, "text": text, "suggested_replies": chips,
+                                 "thread_id": run.thread_id})
+
+    async def _fail(self, code: str, message: str) -> None:
+        async with self.env.sessions() as session, session.begin():
+            run = await session.get(Run, self.run_id, populate_existing=True)
+            if run is None or run.status != "running" or run.lease_owner != self.env.worker_id:
+                return
+            await transition(session, run, "failed", lease_owner=self.env.worker_id,
+                             values={"error": {"code": code, "message": message}},
+                             data={"error": {"code": code, "message": message}})
+
+
+def sender_platform_message(run: Run, thread_id: str, sender: dict[str, Any], nonce: str) -> Message:
+    return Message(id=new_id("msg"), thread_id=thread_id, run_id=run.id, role="system", name="platform",
+                   content=platform_line(sender, nonce), created_at=utcnow())

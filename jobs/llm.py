@@ -1,0 +1,240 @@
+"""Model providers behind one small interface.
+
+Messages are OpenAI chat-shaped dicts (role system|user|assistant|tool, ``tool_calls`` on
+assistant messages, ``tool_call_id`` on tool results); each provider translates.
+
+- ``builtin``: offline and deterministic, the embedded default. It echoes helpfully and follows a
+  small command syntax so a person can try tools, chips and approvals without an LLM:
+    /chips Yes | No | Later        offer quick replies
+    /remember key = value           write a memory entry       /recall key    read one
+    /tool NAME {json arguments}     call any tool (e.g. to see an approval pause)
+- ``openai``: any OpenAI-compatible Chat Completions endpoint with tool calling (OpenAI, Ollama,
+  vLLM, llama.cpp server).
+- ``anthropic``: the Messages API with tool use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+
+
+class ModelError(Exception):
+    """The model could not produce a reply; ``code`` is stable for the run's error."""
+
+    def __init__(self, message: str, code: str = "model_error") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any] | None  # None when the model sent malformed JSON
+    raw_arguments: str = ""
+
+
+@dataclass
+class ModelReply:
+    text: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    provider: str = "builtin"
+    name: str = ""
+    base_url: str = ""
+    api_key: str = ""
+    temperature: float | None = None
+    max_tokens: int | None = None
+    timeout_s: float = 60.0
+    retries: int = 2
+
+
+class ModelProvider:
+    async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
+        raise NotImplementedError
+
+
+def _parse_arguments(raw: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = json.loads(raw or "{}")
+    except (TypeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class BuiltinModel(ModelProvider):
+    _COMMAND = re.compile(r"^/(chips|remember|recall|tool)\b\s*(.*)$", re.S)
+
+    async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
+        last = messages[-1] if messages else {"role": "user", "content": ""}
+        if last["role"] == "tool":
+            return ModelReply(text=self._after_tools(messages))
+        text = str(last.get("content") or "").strip()
+        names = {t["function"]["name"] for t in tools}
+        match = self._COMMAND.match(text)
+        if not match:
+            words = len(text.split())
+            return ModelReply(text=f"You said: {text}" if text else "I'm listening.",
+                              usage={"input_tokens": words, "output_tokens": words + 2})
+        command, rest = match.group(1), match.group(2).strip()
+        call_id = f"call_{len(messages)}"
+        if command == "chips":
+            labels = [p.strip() for p in rest.split("|") if p.strip()]
+            return self._call(call_id, "suggest_replies", {"replies": labels}, names)
+        if command == "remember":
+            key, _, value = rest.partition("=")
+            return self._call(call_id, "memory_write", {"key": key.strip(), "value": value.strip()}, names)
+        if command == "recall":
+            return self._call(call_id, "memory_read", {"key": rest}, names)
+        name, _, raw = rest.partition(" ")
+        return ModelReply(text="", tool_calls=[ToolCall(call_id, name, _parse_arguments(raw.strip() or "{}"),
+                                                        raw.strip())])
+
+    @staticmethod
+    def _call(call_id: str, name: str, args: dict[str, Any], available: set[str]) -> ModelReply:
+        return ModelReply(text="", tool_calls=[ToolCall(call_id, name, args, json.dumps(args))])
+
+    @staticmethod
+    def _after_tools(messages: list[dict[str, Any]]) -> str:
+        results = []
+        for message in reversed(messages):
+            if message["role"] != "tool":
+                break
+            results.append(str(message.get("content") or ""))
+        summary = " ".join(reversed(results))
+        if summary.startswith("Offered"):
+            return "Pick one:"
+        return summary or "Done."
+
+
+class OpenAICompatible(ModelProvider):
+    def __init__(self, config: ModelConfig, http: httpx.AsyncClient) -> None:
+        self.config = config
+        self.http = http
+
+    async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
+        body: dict[str, Any] = {"model": self.config.name or "gpt-4o-mini", "messages": messages}
+        if tools:
+            body["tools"] = tools
+        if self.config.temperature is not None:
+            body["temperature"] = self.config.temperature
+        if self.config.max_tokens is not None:
+            body["max_tokens"] = self.config.max_tokens
+        base = (self.config.base_url or "https://api.openai.com/v1").rstrip("/")
+        headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
+        data = await _post_json(self.http, f"{base}/chat/completions", body, headers, self.config)
+        try:
+            message = data["choices"][0]["message"]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise ModelError("the model answered without a message", "model_bad_response") from exc
+        calls = [
+            ToolCall(id=str(c.get("id") or f"call_{i}"), name=str(c.get("function", {}).get("name", "")),
+                     arguments=_parse_arguments(c.get("function", {}).get("arguments")),
+                     raw_arguments=str(c.get("function", {}).get("arguments", "")))
+            for i, c in enumerate(message.get("tool_calls") or [])
+        ]
+        usage = data.get("usage") or {}
+        return ModelReply(text=message.get("content") or "", tool_calls=calls,
+                          usage={"input_tokens": int(usage.get("prompt_tokens", 0)),
+                                 "output_tokens": int(usage.get("completion_tokens", 0))})
+
+
+class Anthropic(ModelProvider):
+    def __init__(self, config: ModelConfig, http: httpx.AsyncClient) -> None:
+        self.config = config
+        self.http = http
+
+    async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
+        system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+        converted: list[dict[str, Any]] = []
+        for m in messages:
+            if m["role"] == "system":
+                continue
+            if m["role"] == "tool":
+                block = {"type": "tool_result", "tool_use_id": m["tool_call_id"], "content": m["content"]}
+                if converted and converted[-1]["role"] == "user" and isinstance(converted[-1]["content"], list):
+                    converted[-1]["content"].append(block)
+                else:
+                    converted.append({"role": "user", "content": [block]})
+            elif m["role"] == "assistant" and m.get("tool_calls"):
+                blocks: list[dict[str, Any]] = [{"type": "text", "text": m["content"]}] if m.get("content") else []
+                blocks += [{"type": "tool_use", "id": c["id"], "name": c["function"]["name"],
+                            "input": _parse_arguments(c["function"]["arguments"]) or {}}
+                           for c in m["tool_calls"]]
+                converted.append({"role": "assistant", "content": blocks})
+            else:
+                converted.append({"role": m["role"], "content": m["content"]})
+        body: dict[str, Any] = {
+            "model": self.config.name or "claude-sonnet-4-5", "messages": converted,
+            "max_tokens": self.config.max_tokens or 1024,
+            "tools": [{"name": t["function"]["name"], "description": t["function"]["description"],
+                       "input_schema": t["function"]["parameters"]} for t in tools],
+        }
+        if system:
+            body["system"] = system
+        if self.config.temperature is not None:
+            body["temperature"] = self.config.temperature
+        base = (self.config.base_url or "https://api.anthropic.com").rstrip("/")
+        headers = {"x-api-key": self.config.api_key, "anthropic-version": "2023-06-01"}
+        data = await _post_json(self.http, f"{base}/v1/messages", body, headers, self.config)
+        text = "".join(b.get("text", "") for b in data.get("content", []) if b.get("type") == "text")
+        calls = [ToolCall(id=b["id"], name=b["name"], arguments=b.get("input") if isinstance(b.get("input"), dict)
+                          else None, raw_arguments=json.dumps(b.get("input")))
+                 for b in data.get("content", []) if b.get("type") == "tool_use"]
+        usage = data.get("usage") or {}
+        return ModelReply(text=text, tool_calls=calls,
+                          usage={"input_tokens": int(usage.get("input_tokens", 0)),
+                                 "output_tokens": int(usage.get("output_tokens", 0))})
+
+
+async def _post_json(http: httpx.AsyncClient, url: str, body: dict[str, Any], headers: dict[str, str],
+                     config: ModelConfig) -> dict[str, Any]:
+    """POST with retries on 429/5xx and timeouts (honouring Retry-After); clear errors otherwise."""
+    last_error = "no attempt made"
+    for attempt in range(config.retries + 1):
+        try:
+            response = await http.post(url, json=body, headers=headers, timeout=config.timeout_s)
+        except httpx.TimeoutException:
+            last_error = f"the model did not answer within {config.timeout_s:.0f}s"
+        except httpx.HTTPError as exc:
+            last_error = f"could not reach the model: {type(exc).__name__}"
+        else:
+            if response.status_code < 300:
+                try:
+                    return dict(response.json())
+                except ValueError as exc:
+                    raise ModelError("the model answered with invalid JSON", "model_bad_response") from exc
+            last_error = f"the model answered HTTP {response.status_code}: {response.text[:200]}"
+            if response.status_code not in RETRY_STATUSES:
+                raise ModelError(last_error, "model_rejected")
+            retry_after = response.headers.get("retry-after", "")
+            if retry_after.replace(".", "", 1).isdigit() and attempt < config.retries:
+                await asyncio.sleep(min(float(retry_after), 30.0))
+                continue
+        if attempt < config.retries:
+            await asyncio.sleep(0.5 * 2**attempt)
+    raise ModelError(last_error, "model_unavailable")
+
+
+def build_provider(config: ModelConfig, http: httpx.AsyncClient) -> ModelProvider:
+    if config.provider == "openai":
+        return OpenAICompatible(config, http)
+    if config.provider == "anthropic":
+        return Anthropic(config, http)
+    if config.provider == "builtin":
+        return BuiltinModel()
+    raise ModelError(f"unknown model provider {config.provider!r}", "model_config")

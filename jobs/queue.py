@@ -1,0 +1,62 @@
+"""Claiming runs from the run table (the table is the queue).
+
+PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets many workers claim different rows without waiting.
+SQLite: one writer at a time, so a single UPDATE ... WHERE id = (SELECT ...) is already atomic.
+A run whose lease expired (its worker died) is claimable again: that is crash recovery.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from jobs.events import append_run_event
+from models import Run
+from models.types import utcnow
+
+
+async def claim_run(session: AsyncSession, *, worker_id: str, lease_seconds: float) -> Run | None:
+    now = utcnow()
+    candidate = (
+        select(Run.id)
+        .where(or_(
+            and_(Run.status == "queued", Run.available_at <= now),
+            and_(Run.status == "running", Run.lease_expires_at < now),
+        ))
+        .order_by(Run.available_at)
+        .limit(1)
+    )
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        candidate = candidate.with_for_update(skip_locked=True)
+    stmt = (
+        update(Run)
+        .where(Run.id == candidate.scalar_subquery())
+        .values(status="running", lease_owner=worker_id,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                attempts=Run.attempts + 1, updated_at=now)
+        .returning(Run.id, Run.started_at, Run.attempts)
+        .execution_options(synchronize_session=False)
+    )
+    row = (await session.execute(stmt)).first()
+    if row is None:
+        return None
+    run_id, started_at, attempts = row
+    if started_at is None:
+        await session.execute(update(Run).where(Run.id == run_id).values(started_at=now))
+    run = await session.get(Run, run_id, populate_existing=True)
+    assert run is not None
+    await append_run_event(session, run_id=run_id, type="run.started" if attempts == 1 else "run.resumed",
+                           data={"attempt": attempts, "worker": worker_id})
+    return run
+
+
+async def renew_lease(session: AsyncSession, *, run_id: str, worker_id: str, lease_seconds: float) -> bool:
+    """Extend the lease while working; False means the run was taken away (cancelled, expired)."""
+    result = await session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status == "running", Run.lease_owner == worker_id)
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""Fake provider servers that speak each provider's wire format, for tests."""
