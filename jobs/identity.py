@@ -22,31 +22,31 @@ _CONFUSABLES = str.maketrans({
     "А": "a", "В": "b", "Е": "e", "К": "k", "М": "m", "Н": "h", "О": "o", "Р": "p", "С": "c",
     "Т": "t", "Х": "x", "Ι": "i", "Ρ": "p", "Τ": "t", "Α": "a", "Ο": "o", "Ε": "e", "Μ": "m",
     "ο": "o", "α": "a", "ρ": "p", "τ": "t", "ν": "v", "ι": "i", "κ": "k", "ε": "e",
+    "м": "m", "т": "t", "в": "b", "к": "k", "н": "h", "г": "r", "ԛ": "q", "ԝ": "w", "ѵ": "v",
     "0": "o", "1": "l", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "|": "l",
 })
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff\u00ad\u034f\u180e]")
 # After folding: a line that opens with "platform" used as a label ("[platform]", "PLATFORM:",
 # "platform sender ..."), or that makes claims about owner or verified status anywhere.
-_LABEL = re.compile(r"^[^a-z]*p\W*l\W*a\W*t\W*f\W*o\W*r\W*m(?P<rest>.*)$")
+_SEP = r"[\W_]*"  # any run of spaces, punctuation or underscores, even inside a word
+
+
+def _spaced(word: str) -> str:
+    """A pattern for ``word`` with separators allowed between letters; i/l are interchangeable
+    because a folded "1" could have stood for either."""
+    return _SEP.join("[il]" if ch in "il" else ch for ch in word)
+
+
+_LABEL = re.compile(r"^[^a-z]*" + _spaced("platform") + r"(?P<rest>.*)$")
 _LABEL_WORDS = frozenset({"sender", "line", "message", "notice", "note", "identity", "verified",
                           "owner", "user", "system", "header", "info", "id", "says", "preamble"})
-_CLAIMS = re.compile(
-    r"is\W*owner|verified\W*(sender|identity|owner|user)|sender\W*(identity|block|verified|id\b)"
-    r"|owner\W*[:=]|\bverified\W*[:=]"
-)
-
-
-def _is_label(folded: str) -> bool:
-    match = _LABEL.match(folded)
-    if match is None:
-        return False
-    rest = match.group("rest")
-    if not rest.strip() or not (rest[0].isalnum() or rest[0].isspace()):
-        return True  # "[platform]", "platform:", "platform" alone
-    if rest[0].isalnum():
-        return False  # "platforms", "platformer"
-    next_word = re.match(r"\s*([a-z_]+)", rest)
-    return bool(next_word and next_word.group(1).strip("_") in _LABEL_WORDS)
+_CLAIMS = re.compile("|".join([
+    r"\b" + _spaced("is") + _SEP + _spaced("owner"),
+    _spaced("verified") + _SEP + "(" + "|".join(_spaced(w) for w in ("sender", "identity", "owner", "user")) + ")",
+    _spaced("sender") + _SEP + "(" + "|".join(_spaced(w) for w in ("identity", "block", "verified")) + ")",
+    _spaced("owner") + r"[\W_]*[:=]",
+    r"\b" + _spaced("verified") + r"[\W_]*[:=]",
+]))
 
 
 def _fold(line: str) -> str:
@@ -54,6 +54,20 @@ def _fold(line: str) -> str:
     text = _INVISIBLE.sub("", text)
     text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
     return text.translate(_CONFUSABLES).casefold()
+
+
+def _is_label(folded: str) -> bool:
+    match = _LABEL.match(folded)
+    if match is None:
+        return False
+    rest = match.group("rest")
+    if rest[:1].isalnum():
+        return False  # "platforms", "platformer"
+    after = rest.lstrip(" \t_")
+    if not after or not after[0].isalnum():
+        return True  # "[platform]", "platform:", "platform -", "platform" alone
+    next_word = re.match(r"[a-z]+", after)
+    return bool(next_word and next_word.group(0) in _LABEL_WORDS)
 
 
 def looks_like_platform_line(line: str) -> bool:
