@@ -56,6 +56,8 @@ class Settings:
     linkedin_api_url: str
     session_hours: int
     workers: int
+    run_lease_seconds: float
+    run_poll_seconds: float
     allow_private_urls: bool
     log_level: str
     extra: dict[str, str] = field(default_factory=dict)
@@ -94,6 +96,8 @@ class Settings:
             linkedin_api_url=_env("IC_LINKEDIN_API_URL", "https://api.linkedin.com").rstrip("/"),
             session_hours=_env_int("IC_SESSION_HOURS", 12),
             workers=_env_int("IC_WORKERS", 4),
+            run_lease_seconds=float(_env("IC_RUN_LEASE_SECONDS", "60")),
+            run_poll_seconds=float(_env("IC_RUN_POLL_SECONDS", "0.5")),
             allow_private_urls=_env_bool("IC_ALLOW_PRIVATE_URLS", False),
             log_level=_env("IC_LOG_LEVEL", "INFO"),
         )

@@ -13,7 +13,8 @@ import json
 import logging
 import re
 import secrets as pysecrets
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -42,6 +43,7 @@ from telegram.error import (
     TimedOut,
 )
 from telegram.request import HTTPXRequest
+from telegram.warnings import PTBDeprecationWarning
 
 from channels import types as t
 from channels.base import Channel, MalformedPayload, SetupError, load_json
@@ -120,7 +122,7 @@ class TelegramChannel(Channel):
     config: Config
     secrets: Secrets
 
-    def __init__(self, config: BaseModel | dict[str, Any], secrets: BaseModel | dict[str, Any], *,
+    def __init__(self, config: BaseModel | Mapping[str, Any], secrets: BaseModel | Mapping[str, Any], *,
                  api_url: str, http: httpx.AsyncClient | None = None) -> None:
         # PTB owns its httpx pool, so ``http`` is not used here.
         super().__init__(config, secrets, api_url=api_url, http=http)
@@ -409,7 +411,9 @@ def classify(exc: TelegramError) -> SendResult:
     """A PTB exception as a ``SendResult`` (reference: PTB ``_request_wrapper`` mapping)."""
     message = str(exc)
     if isinstance(exc, RetryAfter):
-        delay = exc.retry_after
+        with warnings.catch_warnings():  # PTB 22.2+ warns that the int form will become a timedelta
+            warnings.simplefilter("ignore", PTBDeprecationWarning)
+            delay = exc.retry_after
         seconds = delay.total_seconds() if isinstance(delay, dtm.timedelta) else float(delay)
         return SendResult.failed(t.RATE_LIMITED, message, retryable=True, retry_after=seconds)
     if isinstance(exc, Forbidden):  # bot blocked, user deactivated, kicked from the group

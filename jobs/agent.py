@@ -9,10 +9,12 @@ idempotency key ``<run id>:<tool call id>``, and a final reply already stored is
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,7 +188,8 @@ class AgentLoop:
             tools = await self._tools(session, run)
             config = model_config_for(agent, self.env.default_model)
         self._hook("before_model")
-        reply = await build_provider(config, self.env.http).complete(context, [t.spec() for t in tools.values()])
+        async with self._keep_lease():
+            reply = await build_provider(config, self.env.http).complete(context, [t.spec() for t in tools.values()])
         self._hook("after_model")
         async with self.env.sessions() as session, session.begin():
             run, _, _, _ = await self._load(session)
@@ -198,6 +201,25 @@ class AgentLoop:
         nonce = str(run.run_metadata.get("_nonce", ""))
         system = "\n\n".join(p for p in (agent.instructions.strip(), platform_instructions(nonce)) if p)
         return [{"role": "system", "content": system}] + [to_model_message(m) for m in _trim(messages)]
+
+    @contextlib.asynccontextmanager
+    async def _keep_lease(self) -> AsyncIterator[None]:
+        """Renew the lease while a slow model call runs, so no other worker takes the run over."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self.env.lease_seconds / 3)
+                async with self.env.sessions() as session, session.begin():
+                    await renew_lease(session, run_id=self.run_id, worker_id=self.env.worker_id,
+                                      lease_seconds=self.env.lease_seconds)
+
+        task = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     async def _store_reply(self, session: AsyncSession, run: Run, reply: ModelReply) -> None:
         calls = [{"id": c.id or f"call_{i}", "type": "function",

@@ -6,10 +6,11 @@ unique ``(schedule_id, scheduled_for)`` key makes each fire idempotent.
 
 Syntax (crontab(5), Vixie/cronie): ``minute hour day-of-month month day-of-week``; ``*``, ``a``,
 ``a-b``, ``*/n``, ``a-b/n``, ``a/n`` (= ``a-max/n``, a cronie extension), lists ``a,b``; month
-names ``jan``-``dec`` and day names ``sun``-``sat`` in any case; Sunday is 0 and 7. When both day
-fields are restricted (neither starts with ``*``) a day matches if EITHER matches, otherwise both
-must. Macros ``@yearly @annually @monthly @weekly @daily @midnight @hourly``; ``@reboot`` is
-rejected (a schedule fires on time, never at start-up).
+names ``jan``-``dec`` and day names ``sun``-``sat`` in any case; Sunday is 0 and 7 (so a range
+ending on Sunday, ``fri-sun`` or ``5-0``, means ``5-7``). When both day fields are restricted
+(neither starts with ``*``) a day matches if EITHER matches, otherwise both must. Macros
+``@yearly @annually @monthly @weekly @daily @midnight @hourly``; ``@reboot`` is rejected (a
+schedule fires on time, never at start-up). Expressions that can never fire are rejected too.
 
 DST rule: fires are computed on the local wall clock, then mapped to UTC.
 
@@ -19,8 +20,9 @@ DST rule: fires are computed on the local wall clock, then mapped to UTC.
   (the transition itself: 02:30 where clocks jump 02:00->03:00 fires at 03:00 local). Several
   skipped labels, and a label at the gap's end (03:00), collapse into that one fire.
 
-For wildcard-hour schedules (``0 * * * *``, ``*/15 * * * *``) this deliberately differs from
-Vixie cron, which fires those by elapsed time and so runs them in both passes of a repeated hour.
+For wildcard schedules (``0 * * * *``, ``*/15 * * * *``) this deliberately differs from Vixie
+cron, which runs jobs whose minute or hour starts with ``*`` for each elapsed minute, so in both
+passes of a repeated hour.
 Here ``*/15 * * * *`` in Europe/Athens on the fall-back night (04:00 EEST -> 03:00 EET) fires
 03:00, 03:15, 03:30 and 03:45 EEST, stays silent through the second 03:00-03:59 (EET), then fires
 04:00 EET: one real hour has no fire, because every label in it already ran and the design says a
@@ -234,6 +236,8 @@ def _parse_item(item: str, spec: _Field) -> range:
     first = _value(first_text, item, spec)
     if dash:
         last = _value(last_text, item, spec)
+        if spec.key == "day_of_week" and last == 0:
+            last = 7  # "fri-sun" / "5-0": Sunday is also 7, so the intent is unambiguous
         if first > last:
             raise CronError(
                 f"{spec.label} range {base!r} runs backwards; wrap-around ranges are not "
@@ -491,13 +495,13 @@ def _describe_time(cron: CronExpression) -> str | None:
             which = _join_words([str(m) for m in minutes], "and")
             return f"At minute{'s' if len(minutes) > 1 else ''} {which} of every hour"
         return None
+    if len(minutes) * len(hours) <= 6:  # a few times of day read best as a list
+        times = [f"{h:02d}:{m:02d}" for h in hours for m in minutes]
+        return "At " + _join_words(times, "and")
     hour_step = _step(cron.fields[1], 24)
     if hour_step and len(minutes) == 1:
         at = "on the hour" if minutes == (0,) else f"at minute {minutes[0]}"
         return f"Every {hour_step} hours, {at}"
-    if len(minutes) * len(hours) <= 6:
-        times = [f"{h:02d}:{m:02d}" for h in hours for m in minutes]
-        return "At " + _join_words(times, "and")
     if hours == tuple(range(hours[0], hours[-1] + 1)):
         first, last = hours[0], hours[-1]
         if len(minutes) == 1:

@@ -24,16 +24,17 @@ def default_model(runtime: Runtime) -> ModelConfig:
 
 
 @contextlib.asynccontextmanager
-async def background(runtime: Runtime, *, workers: int | None = None,
-                     poll_interval_s: float = 0.5, lease_seconds: float = 60.0) -> AsyncIterator[RunWorkers]:
+async def background(runtime: Runtime, *, workers: int | None = None, poll_interval_s: float | None = None,
+                     lease_seconds: float | None = None) -> AsyncIterator[RunWorkers]:
     count = runtime.settings.workers if workers is None else workers
+    lease = lease_seconds or runtime.settings.run_lease_seconds
+    poll = poll_interval_s or runtime.settings.run_poll_seconds
     async with httpx.AsyncClient(timeout=60.0) as http:
         def env_for(worker_id: str) -> AgentEnv:
             return AgentEnv(sessions=runtime.sessions, http=http, default_model=default_model(runtime),
-                            worker_id=worker_id, lease_seconds=lease_seconds)
+                            worker_id=worker_id, lease_seconds=lease)
 
-        pool = RunWorkers(runtime.sessions, env_for, count=count, poll_interval_s=poll_interval_s,
-                          lease_seconds=lease_seconds)
+        pool = RunWorkers(runtime.sessions, env_for, count=count, poll_interval_s=poll, lease_seconds=lease)
         task = asyncio.create_task(pool.run_forever(), name="run-workers")
         try:
             yield pool

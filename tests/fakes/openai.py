@@ -7,9 +7,10 @@ can check what the model saw. When the script runs out, it answers ``"(script en
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,9 @@ class FakeOpenAI:
     url: str = ""
     script: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # When set, answers each request from its messages (for concurrent runs) instead of the script.
+    responder: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None
+    latency_s: float = 0.0
 
     def push(self, *steps: dict[str, Any]) -> None:
         self.script.extend(steps)
@@ -53,7 +57,12 @@ class FakeOpenAI:
     async def _completions(self, request: Request) -> JSONResponse:
         body = await request.json()
         self.requests.append({"body": body, "authorization": request.headers.get("authorization")})
-        step = self.script.pop(0) if self.script else text("(script ended)")
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        if self.responder is not None:
+            step = self.responder(body["messages"])
+        else:
+            step = self.script.pop(0) if self.script else text("(script ended)")
         if "status" in step:
             return JSONResponse({"error": {"message": "scripted failure"}}, status_code=step["status"],
                                 headers=step["headers"])

@@ -1,0 +1,1 @@
+"""Channel contract and provider tests."""

@@ -1,0 +1,111 @@
+"""Crash safety: worker processes are SIGKILLed at random moments while 60 runs execute.
+
+Every run must still complete exactly once: one completion, one message.completed event, one
+final reply, one result per tool call, and its memory write present. The model is the fake
+OpenAI-compatible server with a little latency, so kills land mid-run (before, during and after
+model calls and tool steps).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from app.services import agents, smiths
+from app.services.actors import Actor
+from app.services.runs import InputMessage, api_sender, enqueue_run
+from app.services.runtime import Runtime
+from models import Event, MemoryEntry, Message, Run, RunEvent
+from tests.fakes.openai import run_fake_openai, text, tool_call
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = 50
+
+
+def _respond(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    last = messages[-1]
+    if last["role"] == "tool":
+        return text(f"saved ({last['content']})")
+    match = re.search(r"remember (k\d+)", str(last["content"]))
+    assert match, last
+    return tool_call("memory_write", {"key": match.group(1), "value": f"v-{match.group(1)}"})
+
+
+def _start_worker(settings_url: str, data_dir: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "IC_DATABASE_URL": settings_url, "IC_DATA_DIR": str(data_dir), "IC_WORKERS": "3",
+           "IC_RUN_LEASE_SECONDS": "1", "IC_RUN_POLL_SECONDS": "0.05", "IC_SECRET_KEY": "test-key",
+           "IC_LOG_LEVEL": "WARNING"}
+    return subprocess.Popen([sys.executable, "-m", "app.worker"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=(data_dir / "worker.log").open("ab"))
+
+
+@pytest.mark.timeout(240)
+async def test_sigkill_at_random_points_loses_nothing_and_repeats_nothing(
+    runtime: Runtime, admin: Actor, tmp_path: Path
+) -> None:
+    rng = random.Random(2026)
+    async with run_fake_openai() as fake:
+        fake.responder = _respond
+        fake.latency_s = 0.03
+        async with runtime.transaction() as session:
+            agent = await agents.create_agent(session, actor=admin, body=agents.AgentCreate(
+                name="crashy", model=agents.ModelSettings(provider="openai", base_url=fake.url)))
+            smith = await smiths.create_smith(session, actor=admin,
+                                              body=smiths.SmithCreate(agent_id=agent.id, name="s"))
+            run_ids = []
+            for i in range(RUNS):
+                run = await enqueue_run(session, smith=smith, source="api", sender=api_sender(admin),
+                                        messages=[InputMessage(role="user", content=f"remember k{i}")])
+                run_ids.append(run.id)
+
+        kills = 0
+        deadline = asyncio.get_running_loop().time() + 150
+        while True:
+            worker = _start_worker(runtime.settings.database_url, tmp_path)
+            assert worker.stdout is not None
+            ready = await asyncio.to_thread(worker.stdout.readline)
+            assert ready.strip() == b"worker ready", (tmp_path / "worker.log").read_text()
+            await asyncio.sleep(rng.uniform(0.05, 0.5))
+            async with runtime.transaction() as session:
+                unfinished = (await session.execute(
+                    select(func.count()).select_from(Run).where(Run.status != "completed"))).scalar_one()
+            if unfinished == 0 or asyncio.get_running_loop().time() > deadline:
+                worker.send_signal(signal.SIGTERM)
+                worker.wait(timeout=30)
+                break
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=30)
+            kills += 1
+
+    async with runtime.transaction() as session:
+        statuses = Counter((await session.execute(select(Run.status))).scalars())
+        assert statuses == {"completed": RUNS}, statuses
+        completions = Counter((await session.execute(
+            select(RunEvent.run_id).where(RunEvent.type == "run.completed"))).scalars())
+        assert set(completions) == set(run_ids) and set(completions.values()) == {1}
+        feed = Counter((await session.execute(
+            select(Event.run_id).where(Event.type == "message.completed"))).scalars())
+        assert set(feed.values()) == {1} and len(feed) == RUNS
+        finals = Counter((await session.execute(
+            select(Message.run_id).where(Message.role == "assistant", Message.content.startswith("saved")))).scalars())
+        assert set(finals.values()) == {1} and len(finals) == RUNS
+        tool_results = Counter((await session.execute(
+            select(Message.run_id, Message.tool_call_id).where(Message.role == "tool"))).all())
+        assert set(tool_results.values()) == {1} and len(tool_results) == RUNS
+        memory = dict((await session.execute(select(MemoryEntry.key, MemoryEntry.value))).all())
+        assert memory == {f"k{i}": f"v-k{i}" for i in range(RUNS)}
+        retried = (await session.execute(select(func.count()).select_from(Run).where(Run.attempts > 1))).scalar_one()
+    print(f"\ncrash test: {RUNS} runs, {kills} SIGKILLs, {retried} runs resumed after a kill")
+    assert kills >= 3, "the workers were never killed mid-work; the test proved nothing"
+    assert retried >= 1
