@@ -16,6 +16,7 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from jobs.agent import AgentEnv, AgentLoop
+from jobs.delivery import wake_deliverers
 from jobs.queue import claim_run
 
 log = logging.getLogger("ingram.runner")
@@ -71,6 +72,7 @@ class RunWorkers:
             try:
                 await AgentLoop(env, run_id).execute()
                 self.completed += 1
+                wake_deliverers()  # its reply or approval prompt may be waiting in the outbox
             except Exception:
                 # The lease expires and another attempt picks the run up from its last step.
                 log.exception("run %s crashed in worker %s", run_id, worker_id)

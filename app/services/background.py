@@ -1,4 +1,5 @@
-"""Background work of one server process: run workers now; the scheduler and outbox as they land.
+"""Background work of one server process: run workers, the outbox deliverer, bot long polling
+(leader only) and, as it lands, the scheduler (leader only).
 
 Started from the app's lifespan (after migrations) and by tests; nothing starts at import time.
 """
@@ -11,8 +12,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 
+from app.services.channel_hub import get_hub
+from app.services.conversations import Conversations
+from app.services.polling import poll_forever
 from app.services.runtime import Runtime
 from jobs.agent import AgentEnv
+from jobs.delivery import Deliverer
 from jobs.llm import ModelConfig
 from jobs.runner import RunWorkers
 
@@ -25,20 +30,32 @@ def default_model(runtime: Runtime) -> ModelConfig:
 
 @contextlib.asynccontextmanager
 async def background(runtime: Runtime, *, workers: int | None = None, poll_interval_s: float | None = None,
-                     lease_seconds: float | None = None) -> AsyncIterator[RunWorkers]:
+                     lease_seconds: float | None = None, delivery: bool = True,
+                     polling: bool = True) -> AsyncIterator[RunWorkers]:
     count = runtime.settings.workers if workers is None else workers
     lease = lease_seconds or runtime.settings.run_lease_seconds
     poll = poll_interval_s or runtime.settings.run_poll_seconds
+    hub = get_hub(runtime)
+    conversations = Conversations(hub)
     async with httpx.AsyncClient(timeout=60.0) as http:
         def env_for(worker_id: str) -> AgentEnv:
             return AgentEnv(sessions=runtime.sessions, http=http, default_model=default_model(runtime),
-                            worker_id=worker_id, lease_seconds=lease)
+                            worker_id=worker_id, lease_seconds=lease, extra_tools=conversations.extra_tools,
+                            on_reply=conversations.on_reply, on_approval=conversations.on_approval)
 
         pool = RunWorkers(runtime.sessions, env_for, count=count, poll_interval_s=poll, lease_seconds=lease)
-        task = asyncio.create_task(pool.run_forever(), name="run-workers")
+        tasks = [asyncio.create_task(pool.run_forever(), name="run-workers")]
+        if delivery:
+            deliverer = Deliverer(runtime.sessions, hub.for_project, poll_interval_s=min(poll, 0.2))
+            tasks.append(asyncio.create_task(deliverer.run_forever(), name="outbox"))
+        if polling:
+            tasks.append(asyncio.create_task(poll_forever(runtime), name="telegram-polling"))
         try:
             yield pool
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await hub.aclose()

@@ -182,7 +182,7 @@ async def get_run(session: AsyncSession, *, actor: Actor, run_id: str) -> Run:
 async def pending_approval(session: AsyncSession, run: Run) -> Approval | None:
     if run.status != "awaiting_approval":
         return None
-    stmt = select(Approval).where(Approval.run_id == run.id, Approval.status == "pending")
+    stmt = select(Approval).where(Approval.run_id == run.id, Approval.status.in_(("pending", "edit_requested")))
     return (await session.execute(stmt)).scalars().first()
 
 

@@ -1,0 +1,67 @@
+"""Live channel instances per integration, built from the stored (decrypted) credentials.
+
+One instance per integration and process, so each provider keeps one HTTP connection pool
+(DESIGN §11). An integration changed since its instance was built gets a fresh one.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from app.services.integrations import open_secrets
+from app.services.runtime import Runtime
+from channels import get_channel_class
+from channels.base import Channel
+from models import Integration
+
+
+def api_url_for(runtime: Runtime, kind: str) -> str:
+    s = runtime.settings
+    return {"telegram": s.telegram_api_url, "slack": s.slack_api_url, "whatsapp": s.graph_api_url,
+            "email": s.cloudflare_api_url, "linkedin": s.linkedin_api_url}.get(kind, "")
+
+
+class ChannelHub:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._cache: dict[str, tuple[str, Channel]] = {}
+
+    def build(self, integration: Integration) -> Channel:
+        cls = get_channel_class(integration.kind)
+        config = {k: v for k, v in integration.public.items() if k in cls.Config.model_fields}
+        return cls(config, open_secrets(self.runtime.secrets, integration),
+                   api_url=api_url_for(self.runtime, integration.kind))
+
+    async def for_integration(self, integration: Integration) -> Channel:
+        stamp = integration.updated_at.isoformat()
+        cached = self._cache.get(integration.id)
+        if cached and cached[0] == stamp:
+            return cached[1]
+        channel = self.build(integration)
+        self._cache[integration.id] = (stamp, channel)
+        if cached:
+            await cached[1].aclose()
+        return channel
+
+    async def for_project(self, project_id: str, kind: str) -> Channel | None:
+        """The Deliverer's lookup: the project's channel of this kind, if connected."""
+        async with self.runtime.sessions() as session:
+            integration = (await session.execute(select(Integration).where(
+                Integration.project_id == project_id, Integration.kind == kind))).scalar_one_or_none()
+        return None if integration is None else await self.for_integration(integration)
+
+    async def aclose(self) -> None:
+        for _, channel in self._cache.values():
+            await channel.aclose()
+        self._cache.clear()
+
+
+_hub: ChannelHub | None = None
+
+
+def get_hub(runtime: Runtime) -> ChannelHub:
+    """The process's hub (rebuilt when tests swap the runtime)."""
+    global _hub
+    if _hub is None or _hub.runtime is not runtime:
+        _hub = ChannelHub(runtime)
+    return _hub

@@ -1,0 +1,104 @@
+"""Where a deployment's runs meet its channel: the reply, the approval prompt and the send tools.
+
+These are the agent loop's hooks (jobs.agent.AgentEnv); each enqueues outbox entries in the
+step's own transaction, keyed by run and step, so a repeated step never sends twice.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.services.channel_hub import ChannelHub
+from app.services.deployments import address_for, deployments_of_smith
+from app.services.integrations import find_integration
+from channels.base import Channel
+from channels.types import ApprovalPrompt, Outbound
+from jobs.delivery import enqueue_send
+from jobs.tools import Tool, ToolContext, ToolError, chip_labels
+from models import Approval, Deployment, Run, Smith
+
+SEND_TOOLS = {"telegram": "telegram_send_message"}
+APPROVE, REJECT, EDIT = "a", "r", "e"
+
+
+def callback_data(action: str, approval: Approval) -> str:
+    return f"{action}:{approval.callback_token}"
+
+
+class Conversations:
+    def __init__(self, hub: ChannelHub) -> None:
+        self.hub = hub
+
+    async def _channel(self, session: AsyncSession, project_id: str, kind: str) -> Channel | None:
+        integration = await find_integration(session, project_id=project_id, kind=kind)
+        return None if integration is None else await self.hub.for_integration(integration)
+
+    async def _send(self, session: AsyncSession, run: Run, outbound: Outbound, key: str) -> None:
+        address = run.run_metadata.get("address")
+        if not run.deployment_id or not address:
+            return  # API, MCP and schedule runs: the reply stays on the run (SCH-2)
+        deployment = await session.get(Deployment, run.deployment_id)
+        if deployment is None:
+            return
+        channel = await self._channel(session, run.project_id, deployment.kind)
+        if channel is None:
+            return
+        for index, payload in enumerate(channel.render(outbound)):
+            await enqueue_send(session, project_id=run.project_id, kind=deployment.kind, address=str(address),
+                               payload=payload, idempotency_key=f"{key}:{index}", run_id=run.id,
+                               deployment_id=deployment.id)
+
+    async def on_reply(self, session: AsyncSession, run: Run, text: str, chips: list[str]) -> None:
+        if text.strip():
+            await self._send(session, run, Outbound(text=text, suggested_replies=chips), f"{run.id}:reply")
+
+    async def on_approval(self, session: AsyncSession, run: Run, approval: Approval) -> None:
+        arguments = json.dumps(approval.arguments, ensure_ascii=False)
+        text = f"Approve {approval.tool_name}?\n{arguments[:800]}"
+        prompt = ApprovalPrompt(text=text, approve_token=callback_data(APPROVE, approval),
+                                reject_token=callback_data(REJECT, approval),
+                                edit_token=callback_data(EDIT, approval))
+        await self._send(session, run, Outbound(text="", approval=prompt), f"{run.id}:approval:{approval.id}")
+
+    async def extra_tools(self, session: AsyncSession, run: Run) -> list[Tool]:
+        """DEP-6: each active deployment of the smith adds its channel's send tool."""
+        smith = await session.get(Smith, run.smith_id)
+        if smith is None:
+            return []
+        tools = []
+        for deployment in await deployments_of_smith(session, smith):
+            name = SEND_TOOLS.get(deployment.kind)
+            address = address_for(deployment, smith)
+            if name and address:
+                tools.append(self._send_tool(name, deployment, address))
+        return tools
+
+    def _send_tool(self, name: str, deployment: Deployment, address: str) -> Tool:
+        async def handler(ctx: ToolContext, args: dict[str, Any]) -> str:
+            text = str(args.get("text", "")).strip()
+            if not text:
+                raise ToolError("text is required")
+            chips = chip_labels({"replies": args["suggested_replies"]}) if args.get("suggested_replies") else []
+            channel = await self._channel(ctx.session, deployment.project_id, deployment.kind)
+            if channel is None:
+                raise ToolError(f"{deployment.kind} is not connected")
+            for index, payload in enumerate(channel.render(Outbound(text=text, suggested_replies=chips))):
+                await enqueue_send(ctx.session, project_id=deployment.project_id, kind=deployment.kind,
+                                   address=address, payload=payload, idempotency_key=f"{ctx.step_key}:{index}",
+                                   run_id=ctx.run.id, deployment_id=deployment.id)
+            return f"Message queued for delivery on {deployment.kind}."
+
+        return Tool(
+            name=name,
+            description=f"Send a message to the person on {deployment.kind} (they see it in their chat). "
+                        "Optionally offer quick replies.",
+            parameters={"type": "object", "properties": {
+                "text": {"type": "string", "description": "The message."},
+                "suggested_replies": {"type": "array", "items": {"type": "string", "maxLength": 19},
+                                      "maxItems": 10, "description": "Optional quick replies (CHIP-6)."}},
+                "required": ["text"]},
+            handler=handler,
+        )

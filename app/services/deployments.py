@@ -1,0 +1,305 @@
+"""Deployments (DEP-1..DEP-6): bind a messaging surface to a smith, or an agent catch-all."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import or_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import select
+
+from app.services.actors import Actor
+from app.services.agents import get_agent
+from app.services.errors import Conflict, Forbidden, Invalid, NotFound
+from app.services.events import record_event
+from app.services.integrations import find_integration
+from app.services.pagination import Page, paginate
+from app.services.smiths import get_smith
+from channels.telegram import deep_link
+from models import Agent, Deployment, Smith
+from models.types import new_id, utcnow
+
+KINDS = ("telegram", "whatsapp", "slack", "email", "linkedin", "mcp")
+AVAILABLE_KINDS = frozenset({"telegram"})
+START_TOKEN_TTL = timedelta(days=7)
+RENAMABLE_KINDS = frozenset({"slack", "email"})
+
+
+class Target(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["smith", "agent"]
+    id: str = Field(min_length=1, max_length=40)
+
+
+class DeploymentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    target: Target
+    kind: Literal["telegram", "whatsapp", "slack", "email", "linkedin", "mcp"]
+    setup: dict[str, Any] | None = None
+    address: str | None = Field(default=None, min_length=1, max_length=300)
+    provider_metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeploymentUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    display_name: str | None = Field(default=None, min_length=1, max_length=200)
+    owner_email: str | None = Field(default=None, max_length=320)
+    provider_metadata: dict[str, Any] | None = None
+
+
+class DeploymentView(BaseModel):
+    id: str
+    kind: str
+    target: Target
+    status: str
+    address: str | None
+    display_name: str | None
+    owner_identity: str | None
+    provider_metadata: dict[str, Any]
+    created_at: str
+    bound_at: str | None
+    deep_link: str | None = Field(default=None, description="Only in the answer that created the link.")
+    deep_link_expires_at: str | None = None
+
+    @classmethod
+    def of(cls, deployment: Deployment, *, link: str | None = None) -> DeploymentView:
+        return cls(
+            id=deployment.id, kind=deployment.kind,
+            target=Target(type=deployment.target_type, id=deployment.target_id),  # type: ignore[arg-type]
+            status=deployment.status, address=deployment.address, display_name=deployment.display_name,
+            owner_identity=deployment.owner_identity, provider_metadata=deployment.provider_metadata,
+            created_at=deployment.created_at.isoformat(),
+            bound_at=deployment.bound_at.isoformat() if deployment.bound_at else None,
+            deep_link=link,
+            deep_link_expires_at=deployment.start_token_expires_at.isoformat()
+            if link and deployment.start_token_expires_at else None,
+        )
+
+
+def hash_start_token(token: str) -> str:
+    return hashlib.sha256(f"start:{token}".encode()).hexdigest()
+
+
+def _new_start_token() -> str:
+    return secrets.token_urlsafe(24)  # 192 bits, 32 characters of Telegram's deep-link alphabet
+
+
+async def _issue_link(session: AsyncSession, deployment: Deployment) -> str:
+    integration = await find_integration(session, project_id=deployment.project_id, kind=deployment.kind)
+    username = (integration.public if integration else {}).get("bot_username")
+    if not username:
+        raise Conflict("connect a Telegram bot first (Settings → Integrations, or PUT /v1/tenant/telegram)",
+                       code="integration_not_configured")
+    token = _new_start_token()
+    deployment.start_token_hash = hash_start_token(token)
+    deployment.start_token_expires_at = utcnow() + START_TOKEN_TTL
+    return deep_link(username, token)
+
+
+async def create_deployment(session: AsyncSession, *, actor: Actor,
+                            body: DeploymentCreate) -> tuple[Deployment, str | None]:
+    """Returns the deployment and, for start-token setups, the one-time deep link."""
+    if body.target.type == "smith":
+        actor.require_smith(body.target.id)
+        await get_smith(session, actor=actor, smith_id=body.target.id)
+    else:
+        if not actor.is_admin:
+            raise Forbidden("a smith token may only target its own smith", code="wrong_smith")
+        await get_agent(session, actor=actor, agent_id=body.target.id)
+    if body.kind not in AVAILABLE_KINDS:
+        raise Invalid(f"{body.kind} deployments are not available yet on this server", code="kind_not_available",
+                      field="kind")
+    integration = await find_integration(session, project_id=actor.project_id, kind=body.kind)
+    if integration is None:
+        raise Conflict(f"connect {body.kind} first (Settings → Integrations, or PUT /v1/tenant/{body.kind})",
+                       code="integration_not_configured")
+    if body.target.type == "agent":
+        existing = await find_catch_all(session, project_id=actor.project_id, kind=body.kind)
+        if existing is not None:
+            raise Conflict(f"this project already has a {body.kind} catch-all: {existing.id}",
+                           code="catch_all_exists", details={"existing_id": existing.id})
+    setup = body.setup or {}
+    mode = setup.get("mode")
+    if mode not in (None, "start_token"):
+        raise Invalid(f"unknown setup.mode {mode!r} for {body.kind}; use start_token", code="invalid_setup",
+                      field="setup.mode")
+    deployment = Deployment(
+        id=new_id("dep"), project_id=actor.project_id, kind=body.kind, target_type=body.target.type,
+        target_id=body.target.id, provider_metadata=body.provider_metadata, setup={"mode": mode} if mode else {},
+    )
+    link = None
+    if body.target.type == "agent":
+        deployment.status = "active"  # TG-3: anyone who messages the bot gets their own smith
+    elif body.address:
+        deployment.status, deployment.address, deployment.bound_at = "active", body.address, utcnow()
+    else:
+        deployment.setup = {"mode": "start_token"}
+        link = await _issue_link(session, deployment)
+    session.add(deployment)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("that deployment already exists", code="deployment_exists") from exc
+    await record_event(session, project_id=actor.project_id, type="deployment.created",
+                       deployment_id=deployment.id,
+                       smith_id=deployment.target_id if deployment.target_type == "smith" else None,
+                       data={"deployment_id": deployment.id, "kind": deployment.kind,
+                             "target": {"type": deployment.target_type, "id": deployment.target_id},
+                             "status": deployment.status})
+    return deployment, link
+
+
+async def find_catch_all(session: AsyncSession, *, project_id: str, kind: str) -> Deployment | None:
+    stmt = select(Deployment).where(Deployment.project_id == project_id, Deployment.kind == kind,
+                                    Deployment.target_type == "agent", Deployment.deleted_at.is_(None))  # type: ignore[union-attr]
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def get_deployment(session: AsyncSession, *, actor: Actor, deployment_id: str) -> Deployment:
+    deployment = await session.get(Deployment, deployment_id)
+    if deployment is None or deployment.project_id != actor.project_id or deployment.deleted_at is not None:
+        raise NotFound(f"no deployment {deployment_id}", code="deployment_not_found")
+    if not actor.is_admin and not (deployment.target_type == "smith" and deployment.target_id == actor.smith_id):
+        raise Forbidden("a smith token may only see its own smith's deployments", code="wrong_smith")
+    return deployment
+
+
+async def list_deployments(
+    session: AsyncSession, *, actor: Actor, kind: str | None = None, status: str | None = None,
+    target_id: str | None = None, limit: int | None = None, cursor: str | None = None,
+) -> Page[Deployment]:
+    stmt = select(Deployment).where(Deployment.project_id == actor.project_id,
+                                    Deployment.deleted_at.is_(None))  # type: ignore[union-attr]
+    if not actor.is_admin:
+        stmt = stmt.where(Deployment.target_type == "smith", Deployment.target_id == actor.smith_id)
+    if kind:
+        stmt = stmt.where(Deployment.kind == kind)
+    if status:
+        stmt = stmt.where(Deployment.status == status)
+    if target_id:
+        stmt = stmt.where(Deployment.target_id == target_id)
+    return await paginate(session, stmt, Deployment.id, limit=limit, cursor=cursor)
+
+
+async def update_deployment(session: AsyncSession, *, actor: Actor, deployment_id: str,
+                            body: DeploymentUpdate) -> Deployment:
+    deployment = await get_deployment(session, actor=actor, deployment_id=deployment_id)
+    if body.display_name is not None and deployment.kind not in RENAMABLE_KINDS:
+        raise Invalid(f"{deployment.kind} deployments cannot be renamed", code="rename_unsupported",
+                      field="display_name")
+    if body.owner_email is not None and deployment.kind != "email":
+        raise Invalid("owner_email applies to email deployments only", field="owner_email")
+    if body.provider_metadata is not None:
+        deployment.provider_metadata = body.provider_metadata
+    deployment.updated_at = utcnow()
+    await record_event(session, project_id=actor.project_id, type="deployment.updated",
+                       deployment_id=deployment.id, data={"deployment_id": deployment.id})
+    return deployment
+
+
+async def new_deep_link(session: AsyncSession, *, actor: Actor, deployment_id: str) -> tuple[Deployment, str]:
+    """A fresh start link for a smith deployment (the previous one stops working)."""
+    deployment = await get_deployment(session, actor=actor, deployment_id=deployment_id)
+    if deployment.target_type != "smith" or deployment.kind != "telegram":
+        raise Invalid("only Telegram smith deployments have start links", code="no_start_link")
+    link = await _issue_link(session, deployment)
+    deployment.updated_at = utcnow()
+    return deployment, link
+
+
+async def delete_deployment(session: AsyncSession, *, actor: Actor, deployment_id: str) -> Deployment:
+    """Unbind: the deployment stops answering and the smith loses its send tool (DEP-2, DEP-6)."""
+    deployment = await get_deployment(session, actor=actor, deployment_id=deployment_id)
+    deployment.status, deployment.deleted_at, deployment.updated_at = "revoked", utcnow(), utcnow()
+    deployment.start_token_hash = None
+    await record_event(session, project_id=actor.project_id, type="deployment.deleted",
+                       deployment_id=deployment.id, data={"deployment_id": deployment.id, "kind": deployment.kind})
+    return deployment
+
+
+# -- inbound routing (used by app.services.inbound) ---------------------------------------------
+
+
+async def bind_start_token(session: AsyncSession, *, project_id: str, kind: str, token: str, sender_id: str,
+                           address: str) -> Deployment | None:
+    """TG-2: a valid, unused, unexpired token binds the sender's chat. None when not valid."""
+    deployment = (await session.execute(select(Deployment).where(
+        Deployment.project_id == project_id, Deployment.kind == kind,
+        Deployment.start_token_hash == hash_start_token(token)))).scalar_one_or_none()
+    now = utcnow()
+    if (deployment is None or deployment.deleted_at is not None or deployment.start_token_expires_at is None
+            or deployment.start_token_expires_at < now):
+        return None
+    deployment.status, deployment.address, deployment.owner_identity = "active", address, sender_id
+    deployment.bound_at, deployment.updated_at = now, now
+    deployment.start_token_hash, deployment.start_token_expires_at = None, None  # single use
+    await record_event(session, project_id=project_id, type="deployment.bound", deployment_id=deployment.id,
+                       smith_id=deployment.target_id,
+                       data={"deployment_id": deployment.id, "kind": kind, "smith_id": deployment.target_id,
+                             "address": address, "identity": sender_id})
+    return deployment
+
+
+async def resolve(session: AsyncSession, *, project_id: str, kind: str, address: str, sender_id: str,
+                  sender_display: str) -> tuple[Smith, Deployment, bool] | None:
+    """Who answers a message: an exact smith binding wins, else the kind's catch-all mints or finds the
+    sender's own smith (DEP-3..DEP-5). Returns (smith, deployment, sender is owner)."""
+    exact = (await session.execute(select(Deployment).where(
+        Deployment.project_id == project_id, Deployment.kind == kind, Deployment.target_type == "smith",
+        Deployment.status == "active", Deployment.address == address,
+        Deployment.deleted_at.is_(None)))).scalars().first()  # type: ignore[union-attr]
+    if exact is not None:
+        smith = await session.get(Smith, exact.target_id)
+        if smith is not None:
+            return smith, exact, sender_id == exact.owner_identity
+    catch_all = await find_catch_all(session, project_id=project_id, kind=kind)
+    if catch_all is None or catch_all.status != "active":
+        return None
+    smith = await mint_smith(session, deployment=catch_all, identity=sender_id, display=sender_display)
+    return smith, catch_all, True  # a minted smith belongs to its sender (ID-3)
+
+
+async def mint_smith(session: AsyncSession, *, deployment: Deployment, identity: str, display: str) -> Smith:
+    """DEP-4: one smith per (deployment, provider identity), even under concurrent first messages."""
+    stmt = select(Smith).where(Smith.minted_by_deployment_id == deployment.id, Smith.provider_identity == identity)
+    found = (await session.execute(stmt)).scalar_one_or_none()
+    if found is not None:
+        return found
+    agent = await session.get(Agent, deployment.target_id)
+    assert agent is not None
+    smith = Smith(id=new_id("smt"), project_id=deployment.project_id, agent_id=agent.id,
+                  name=f"{display or identity} ({deployment.kind})"[:200], owner_identity=identity,
+                  minted_by_deployment_id=deployment.id, provider_identity=identity)
+    try:
+        async with session.begin_nested():
+            session.add(smith)
+    except IntegrityError:
+        return (await session.execute(stmt)).scalar_one()
+    await record_event(session, project_id=deployment.project_id, type="smith.minted", smith_id=smith.id,
+                       deployment_id=deployment.id,
+                       data={"smith_id": smith.id, "deployment_id": deployment.id, "identity": identity})
+    return smith
+
+
+async def deployments_of_smith(session: AsyncSession, smith: Smith) -> list[Deployment]:
+    """Active deployments that reach this smith: its own bindings, or the catch-all that minted it."""
+    conditions = [(Deployment.target_type == "smith") & (Deployment.target_id == smith.id)]
+    if smith.minted_by_deployment_id:
+        conditions.append(Deployment.id == smith.minted_by_deployment_id)
+    stmt = select(Deployment).where(or_(*conditions), Deployment.status == "active",
+                                    Deployment.deleted_at.is_(None))  # type: ignore[union-attr]
+    return list((await session.execute(stmt)).scalars())
+
+
+def address_for(deployment: Deployment, smith: Smith) -> str | None:
+    """Where the smith's outbound messages go: the bound chat, or the minted sender's own chat."""
+    if deployment.target_type == "smith":
+        return deployment.address
+    identity = smith.provider_identity or ""
+    return identity.split(":", 1)[1] if ":" in identity else None

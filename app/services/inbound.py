@@ -1,0 +1,188 @@
+"""Inbound provider traffic (DESIGN §5): verify, persist, acknowledge, then work.
+
+One path for webhooks and long polling: every update becomes an ``inbound_delivery`` row (unique per
+provider id, so replays do nothing) and, in the same transaction, a queued run, a binding, or an
+approval decision. The provider gets its 200 as soon as that transaction commits.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.services import deployments
+from app.services.channel_hub import get_hub
+from app.services.errors import DomainError, NotFound, Unauthorized
+from app.services.projects import require_project_by_slug
+from app.services.runs import Decision, InputMessage, enqueue_run, submit_decision
+from app.services.runtime import Runtime
+from channels.base import Channel, MalformedPayload
+from channels.types import Inbound, InboundAction, InboundMessage, Outbound, RawRequest
+from jobs.delivery import enqueue_send, wake_deliverers
+from jobs.runner import wake_workers
+from models import Approval, InboundDelivery, Integration, Run, Smith
+from models.types import new_id, utcnow
+
+log = logging.getLogger("ingram.inbound")
+
+CONNECTED = "You're connected to {name}. Say hello!"
+BAD_LINK = "This link is invalid, already used or expired. Ask for a new link and tap it again."
+OUTCOMES = {"a": ("approve", "✅ Approved"), "r": ("reject", "❌ Rejected"), "e": ("edit", "✏️ Send your correction")}
+
+
+@dataclass
+class Answer:
+    status: int = 200
+    body: str = '{"ok":true}'
+    content_type: str = "application/json"
+
+
+@dataclass
+class _AfterCommit:
+    """Provider calls that must wait until the transaction committed (acknowledge, edit a keyboard)."""
+
+    action: InboundAction | None = None
+    toast: str | None = None
+    edit_text: str | None = None
+
+
+async def receive_webhook(runtime: Runtime, *, kind: str, tenant: str, raw: RawRequest) -> Answer:
+    async with runtime.sessions() as session:
+        project = await require_project_by_slug(session, tenant)
+        integration = (await session.execute(select(Integration).where(
+            Integration.project_id == project.id, Integration.kind == kind))).scalar_one_or_none()
+    if integration is None:
+        raise NotFound(f"no {kind} integration for tenant {tenant!r}", code="integration_not_found")
+    channel = await get_hub(runtime).for_integration(integration)
+    verdict = channel.verify(raw)  # before any parsing
+    if verdict.kind == "reject":
+        log.warning("rejected %s webhook for %s: %s", kind, tenant, verdict.reason)
+        raise Unauthorized("the request signature or secret is invalid", code="invalid_signature")
+    if verdict.kind == "challenge":
+        return Answer(body=verdict.body or "", content_type=verdict.content_type)
+    try:
+        items = channel.parse(raw)
+    except MalformedPayload as exc:
+        raise DomainError(f"malformed {kind} payload: {exc}", code="malformed_payload") from exc
+    await handle(runtime, integration=integration, channel=channel, items=items)
+    return Answer()
+
+
+async def handle(runtime: Runtime, *, integration: Integration, channel: Channel, items: list[Inbound]) -> int:
+    """Store and route each item in its own transaction; returns how many were new."""
+    fresh = 0
+    for item in items:
+        after = _AfterCommit()
+        async with runtime.transaction() as session:
+            if not await _record(session, integration, item):
+                continue  # a redelivery: already handled
+            fresh += 1
+            if isinstance(item, InboundAction):
+                after = await _on_action(session, integration, item)
+            else:
+                await _on_message(session, integration, channel, item)
+            integration_row = await session.get(Integration, integration.id)
+            if integration_row is not None:
+                integration_row.last_delivery_at = utcnow()
+        if after.action is not None:
+            await channel.acknowledge_action(after.action, after.toast)
+            if after.edit_text and after.action.provider_message_id:
+                await channel.edit_approval(after.action.address, after.action.provider_message_id, after.edit_text)
+    if fresh:
+        wake_workers()
+        wake_deliverers()
+    return fresh
+
+
+async def _record(session: AsyncSession, integration: Integration, item: Inbound) -> bool:
+    row = InboundDelivery(id=new_id("inb"), project_id=integration.project_id, integration_id=integration.id,
+                          kind=integration.kind, dedupe_key=item.dedupe_key,
+                          payload={"type": type(item).__name__, "address": item.address,
+                                   "sender": item.sender_id})
+    try:
+        async with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return False
+    return True
+
+
+async def _reply(session: AsyncSession, channel: Channel, integration: Integration, address: str, text: str,
+                 key: str) -> None:
+    for index, payload in enumerate(channel.render(Outbound(text=text))):
+        await enqueue_send(session, project_id=integration.project_id, kind=integration.kind, address=address,
+                           payload=payload, idempotency_key=f"{key}:{index}")
+
+
+async def _on_message(session: AsyncSession, integration: Integration, channel: Channel,
+                      message: InboundMessage) -> None:
+    project_id, kind = integration.project_id, integration.kind
+    if message.start_payload:
+        bound = await deployments.bind_start_token(session, project_id=project_id, kind=kind,
+                                                   token=message.start_payload, sender_id=message.sender_id,
+                                                   address=message.address)
+        if bound is not None:
+            smith = await session.get(Smith, bound.target_id)
+            await _reply(session, channel, integration, message.address,
+                         CONNECTED.format(name=smith.name if smith else "your smith"), f"bind:{message.dedupe_key}")
+            return
+        if await deployments.find_catch_all(session, project_id=project_id, kind=kind) is None:
+            await _reply(session, channel, integration, message.address, BAD_LINK, f"badlink:{message.dedupe_key}")
+            return
+    resolved = await deployments.resolve(session, project_id=project_id, kind=kind, address=message.address,
+                                         sender_id=message.sender_id, sender_display=message.sender_display)
+    if resolved is None:
+        log.info("%s message from %s matches no deployment; ignored", kind, message.sender_id)
+        return
+    smith, deployment, is_owner = resolved
+    if is_owner and await _correction(session, smith.id, message):
+        return
+    sender = {"is_owner": is_owner, "channel": kind, "identity": message.sender_id,
+              "display": message.sender_display, "verified": True}
+    await enqueue_run(session, smith=smith, messages=[InputMessage(role="user", content=message.text[:32_000] or " ")],
+                      source="deployment", sender=sender, external_key=f"{kind}:{message.address}",
+                      deployment_id=deployment.id,
+                      metadata={"address": message.address, "owner_identity": _owner_of(deployment, smith)})
+
+
+def _owner_of(deployment: Any, smith: Any) -> str | None:
+    return deployment.owner_identity if deployment.target_type == "smith" else smith.provider_identity
+
+
+async def _correction(session: AsyncSession, smith_id: str, message: InboundMessage) -> bool:
+    """APR-2: after an Edit tap, the owner's next message is the correction for that paused run."""
+    stmt = (select(Approval, Run).join(Run, Run.id == Approval.run_id)
+            .where(Run.smith_id == smith_id, Run.status == "awaiting_approval",
+                   Approval.status == "edit_requested"))
+    row = (await session.execute(stmt)).first()
+    if row is None or row[1].run_metadata.get("address") != message.address:
+        return False
+    _, run = row
+    await submit_decision(session, actor=None, run_id=run.id, project_id=run.project_id,
+                          decision=Decision(decision="edit", message=message.text[:32_000]),
+                          decided_by=message.sender_id)
+    return True
+
+
+async def _on_action(session: AsyncSession, integration: Integration, action: InboundAction) -> _AfterCommit:
+    code, _, token = action.token.partition(":")
+    approval = (await session.execute(select(Approval).where(Approval.callback_token == token))).scalar_one_or_none()
+    run = await session.get(Run, approval.run_id) if approval else None
+    if approval is None or run is None or run.project_id != integration.project_id or code not in OUTCOMES:
+        return _AfterCommit(action=action, toast="This button is no longer valid.")
+    if run.run_metadata.get("owner_identity") != action.sender_id:
+        return _AfterCommit(action=action, toast="Only the owner can decide.")
+    if approval.status not in ("pending", "edit_requested") or run.status != "awaiting_approval":
+        return _AfterCommit(action=action, toast="Already decided.")
+    decision, outcome = OUTCOMES[code]
+    if decision == "edit":
+        approval.status = "edit_requested"  # the next message from the owner is the correction
+        return _AfterCommit(action=action, toast="Send your correction as a message.", edit_text=outcome)
+    await submit_decision(session, actor=None, run_id=run.id, project_id=run.project_id,
+                          decision=Decision(decision=decision), decided_by=action.sender_id)  # type: ignore[arg-type]
+    return _AfterCommit(action=action, toast=outcome, edit_text=outcome)

@@ -1,0 +1,183 @@
+"""The outbox: every outbound provider message, sent once, in order per conversation.
+
+An entry is inserted in the same transaction as the step that decided to send (unique
+``idempotency_key`` = run + step), so a re-executed step never sends twice. A deliverer claims due
+entries (one at a time per conversation, oldest first), sends through the channel and records the
+outcome. Retryable failures back off (honouring the provider's retry-after) and end as dead letters
+with the reason after ``MAX_ATTEMPTS``; a user who blocked the bot is a dead letter at once.
+
+A crash between "sending" and the outcome leaves the entry ``unknown``: it is NOT resent
+automatically, because the provider may already have delivered it and a reply must never arrive
+twice. It shows on the run and in the dead-letter list with a replay action.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
+
+from channels.base import Channel
+from channels.types import SendResult
+from jobs.events import append_event, append_run_event
+from models import OutboxEntry
+from models.types import new_id, utcnow
+
+log = logging.getLogger("ingram.delivery")
+
+MAX_ATTEMPTS = 8
+SEND_LEASE = timedelta(seconds=60)
+BACKOFF_CAP_S = 300.0
+
+ChannelFor = Callable[[str, str], Awaitable[Channel | None]]  # (project id, kind) -> channel
+
+_wakeups: set[asyncio.Event] = set()
+
+
+def wake_deliverers() -> None:
+    for event in list(_wakeups):
+        event.set()
+
+
+async def enqueue_send(
+    session: AsyncSession, *, project_id: str, kind: str, address: str, payload: dict[str, Any],
+    idempotency_key: str, run_id: str | None = None, deployment_id: str | None = None,
+) -> OutboxEntry:
+    """Insert once; a second call with the same key returns the existing entry."""
+    existing = (await session.execute(
+        select(OutboxEntry).where(OutboxEntry.idempotency_key == idempotency_key))).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    entry = OutboxEntry(id=new_id("obx"), project_id=project_id, run_id=run_id, deployment_id=deployment_id,
+                        kind=kind, idempotency_key=idempotency_key, address=address, payload=payload)
+    try:
+        async with session.begin_nested():
+            session.add(entry)
+    except IntegrityError:
+        found = (await session.execute(
+            select(OutboxEntry).where(OutboxEntry.idempotency_key == idempotency_key))).scalar_one()
+        return found
+    return entry
+
+
+def backoff_s(attempts: int, retry_after: float | None) -> float:
+    return min(BACKOFF_CAP_S, max(retry_after or 0.0, 0.5 * 2 ** max(attempts - 1, 0)))
+
+
+class Deliverer:
+    """Sends due outbox entries with bounded concurrency (one at a time per conversation)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], channel_for: ChannelFor, *,
+                 concurrency: int = 16, poll_interval_s: float = 0.2) -> None:
+        self.sessions = sessions
+        self.channel_for = channel_for
+        self.concurrency = concurrency
+        self.poll_interval_s = poll_interval_s
+        self._wake = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self.sent = 0
+
+    async def run_forever(self) -> None:
+        _wakeups.add(self._wake)
+        try:
+            await self._recover()
+            while True:
+                claimed = await self._claim(self.concurrency - len(self._inflight))
+                for entry_id in claimed:
+                    task = asyncio.create_task(self._deliver(entry_id))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._done)
+                if not claimed:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+        finally:
+            _wakeups.discard(self._wake)
+            for task in self._inflight:
+                task.cancel()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._wake.set()  # the conversation's next entry may now go
+
+    async def _recover(self) -> None:
+        """Entries left "sending" by a crashed process: outcome unknown, never resent blindly."""
+        async with self.sessions() as session, session.begin():
+            stale = (await session.execute(select(OutboxEntry).where(
+                OutboxEntry.status == "sending", OutboxEntry.next_attempt_at < utcnow()))).scalars().all()
+            for entry in stale:
+                await self._finish(session, entry, "unknown",
+                                   "the server stopped while sending; the provider may or may not have "
+                                   "delivered it (replay to send again)")
+
+    async def _claim(self, room: int) -> list[str]:
+        if room <= 0:
+            return []
+        now = utcnow()
+        earlier = aliased(OutboxEntry)
+        busy = exists().where(and_(earlier.kind == OutboxEntry.kind, earlier.address == OutboxEntry.address,
+                                   earlier.id < OutboxEntry.id, earlier.status.in_(("pending", "sending"))))
+        async with self.sessions() as session, session.begin():
+            candidates = (await session.execute(
+                select(OutboxEntry.id).where(OutboxEntry.status == "pending", OutboxEntry.next_attempt_at <= now,
+                                             ~busy).order_by(OutboxEntry.id).limit(room))).scalars().all()
+            claimed = []
+            for entry_id in candidates:
+                result = await session.execute(
+                    update(OutboxEntry).where(OutboxEntry.id == entry_id, OutboxEntry.status == "pending")
+                    .values(status="sending", attempts=OutboxEntry.attempts + 1,
+                            next_attempt_at=now + SEND_LEASE))
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    claimed.append(entry_id)
+        return claimed
+
+    async def _deliver(self, entry_id: str) -> None:
+        async with self.sessions() as session:
+            entry = await session.get(OutboxEntry, entry_id)
+        assert entry is not None
+        channel = await self.channel_for(entry.project_id, entry.kind)
+        if channel is None:
+            result = SendResult.failed("not_configured", f"no {entry.kind} integration is configured",
+                                       retryable=False)
+        else:
+            try:
+                result = await channel.send(entry.address, entry.payload)
+            except Exception as exc:  # a channel must not raise; if it does, keep the entry visible
+                log.exception("channel %s raised while sending %s", entry.kind, entry.id)
+                result = SendResult.failed("channel_error", f"{type(exc).__name__}: {exc}", retryable=True)
+        async with self.sessions() as session, session.begin():
+            entry = await session.get(OutboxEntry, entry_id, populate_existing=True)
+            assert entry is not None
+            if result.ok:
+                entry.provider_message_id = result.provider_message_id
+                entry.sent_at = utcnow()
+                await self._finish(session, entry, "sent", None)
+                self.sent += 1
+            elif result.retryable and entry.attempts < MAX_ATTEMPTS:
+                entry.status = "pending"
+                entry.last_error = f"{result.error_code}: {result.error}"
+                entry.next_attempt_at = utcnow() + timedelta(seconds=backoff_s(entry.attempts, result.retry_after))
+            else:
+                reason = f"{result.error_code}: {result.error}"
+                if result.retryable:
+                    reason = f"gave up after {entry.attempts} attempts; last error {reason}"
+                await self._finish(session, entry, "dead", reason)
+
+    async def _finish(self, session: AsyncSession, entry: OutboxEntry, status: str, error: str | None) -> None:
+        entry.status = status
+        entry.last_error = error
+        data = {"outbox_id": entry.id, "kind": entry.kind, "status": status, "error": error,
+                "provider_message_id": entry.provider_message_id}
+        if entry.run_id:
+            await append_run_event(session, run_id=entry.run_id, type=f"delivery.{status}", data=data)
+        if status != "sent":
+            await append_event(session, project_id=entry.project_id, type="delivery.failed", run_id=entry.run_id,
+                               deployment_id=entry.deployment_id, data=data)
