@@ -19,8 +19,8 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -257,9 +257,9 @@ class FakeTelegram:
         return message
 
 
-@asynccontextmanager
-async def run_fake_telegram(latency_s: float = 0.0) -> AsyncIterator[FakeTelegram]:
-    """Serve a ``FakeTelegram`` on a free 127.0.0.1 port for the duration of the block."""
+@contextmanager
+def serve_fake_telegram(latency_s: float = 0.0) -> Iterator[FakeTelegram]:
+    """Serve a ``FakeTelegram`` on a free 127.0.0.1 port (in a thread) for the duration of the block."""
     fake = FakeTelegram(latency_s)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -275,14 +275,25 @@ async def run_fake_telegram(latency_s: float = 0.0) -> AsyncIterator[FakeTelegra
         for _ in range(500):
             if server.started or not thread.is_alive():
                 break
-            await asyncio.sleep(0.01)
+            time.sleep(0.01)
         if not server.started:
             raise RuntimeError("fake Telegram server did not start")
         yield fake
     finally:
         server.should_exit = True
-        await asyncio.to_thread(thread.join, 10)
+        thread.join(10)
         sock.close()
+
+
+@asynccontextmanager
+async def run_fake_telegram(latency_s: float = 0.0) -> AsyncIterator[FakeTelegram]:
+    """The same, for async tests (start and stop happen off the event loop)."""
+    manager = serve_fake_telegram(latency_s)
+    fake = await asyncio.to_thread(manager.__enter__)
+    try:
+        yield fake
+    finally:
+        await asyncio.to_thread(manager.__exit__, None, None, None)
 
 
 # -- update builders (real shapes, reference/telegram.md) ------------------------------------------

@@ -1,0 +1,1 @@
+"""The tabs of a smith's page, one module each (deployments, schedules, memory)."""
