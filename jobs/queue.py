@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from jobs.events import append_run_event
 from models import Run
@@ -19,12 +20,17 @@ from models.types import utcnow
 
 async def claim_run(session: AsyncSession, *, worker_id: str, lease_seconds: float) -> Run | None:
     now = utcnow()
+    earlier = aliased(Run)
+    # One run at a time per conversation, in order: a thread's next run waits for the one before.
+    blocked = exists().where(earlier.thread_id == Run.thread_id, earlier.id < Run.id,
+                             or_(earlier.status == "queued",
+                                 and_(earlier.status == "running", earlier.lease_expires_at >= now)))
     candidate = (
         select(Run.id)
         .where(or_(
             and_(Run.status == "queued", Run.available_at <= now),
             and_(Run.status == "running", Run.lease_expires_at < now),
-        ))
+        ), ~blocked)
         .order_by(Run.available_at)
         .limit(1)
     )
