@@ -12,14 +12,23 @@ from app.api import build_api
 from app.bootstrap import start
 from app.pages.agents import agents_page
 from app.pages.auth import login, setup
+from app.pages.deployments import deployments_page
 from app.pages.events import events_page
-from app.pages.placeholders import deployments_page, integrations_page, runs_page
+from app.pages.integrations import integrations_page
+from app.pages.run_detail import run_detail_page
+from app.pages.runs import runs_page
+from app.pages.smith_detail import smith_detail_page
 from app.pages.smiths import smiths_page
 from app.services.background import background
 from app.services.runtime import get_runtime
 from app.state.agents import AgentsState
 from app.state.auth import AuthState
+from app.state.deployments import DeploymentsState, SmithDeploymentsState
 from app.state.events import EventsState
+from app.state.integrations import IntegrationsState
+from app.state.run_detail import RunDetailState
+from app.state.runs import RunsState
+from app.state.smith_detail import SmithDetailState
 from app.state.smiths import SmithsState
 
 
@@ -43,7 +52,6 @@ def index() -> rx.Component:
 
 
 app = rx.App(
-    theme=rx.theme(appearance="light", accent_color="indigo", gray_color="slate", radius="medium"),
     api_transformer=build_api(),
     head_components=[rx.el.title("Ingram Deployments")],
 )
@@ -53,10 +61,13 @@ app.add_page(index, route="/", title="Ingram Deployments", on_load=rx.redirect("
 app.add_page(login, route="/login", title="Sign in · Ingram")
 app.add_page(setup, route="/setup", title="Set up · Ingram", on_load=AuthState.load_setup)
 app.add_page(deployments_page, route="/deployments", title="Deployments · Ingram",
-             on_load=AuthState.require_sign_in)
+             on_load=DeploymentsState.load)
 app.add_page(smiths_page, route="/smiths", title="Smiths · Ingram", on_load=SmithsState.load)
+app.add_page(smith_detail_page, route="/smiths/[smith_id]", title="Smith · Ingram",
+             on_load=[SmithDetailState.load, SmithDeploymentsState.load])
 app.add_page(agents_page, route="/agents", title="Agents · Ingram", on_load=AgentsState.load)
-app.add_page(runs_page, route="/runs", title="Runs · Ingram", on_load=AuthState.require_sign_in)
+app.add_page(runs_page, route="/runs", title="Runs · Ingram", on_load=RunsState.load)
+app.add_page(run_detail_page, route="/runs/[run_id]", title="Run · Ingram", on_load=RunDetailState.load)
 app.add_page(events_page, route="/events", title="Events · Ingram", on_load=EventsState.load)
 app.add_page(integrations_page, route="/settings/integrations", title="Integrations · Ingram",
-             on_load=AuthState.require_sign_in)
+             on_load=IntegrationsState.load)

@@ -20,7 +20,7 @@ SETTINGS_NAV = [("Integrations", "/settings/integrations", "plug")]
 
 
 def _nav_link(label: str, href: str, icon: str) -> rx.Component:
-    active = rx.State.router.page.path.startswith(href)  # type: ignore[attr-defined]
+    active = rx.State.router.url.path.startswith(href)  # type: ignore[attr-defined]
     return rx.link(
         rx.hstack(rx.icon(icon, size=16), rx.text(label, size="2"), align="center", spacing="2"),
         href=href,

@@ -46,8 +46,7 @@ def login() -> rx.Component:
 
 
 def setup() -> rx.Component:
-    return _card(
-        rx.cond(
+    return _card(rx.cond(~AuthState.setup_checked, rx.center(rx.spinner(), padding="24px"), rx.cond(
             AuthState.setup_valid,
             rx.vstack(
                 rx.text("Choose the console password (at least 10 characters).",
@@ -72,5 +71,5 @@ def setup() -> rx.Component:
                 "`./run.sh --setup-link` to print a new one.",
                 icon="triangle-alert", color_scheme="amber",
             ),
-        ),
+        )),
     )

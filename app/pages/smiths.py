@@ -56,7 +56,7 @@ def _dialog() -> rx.Component:
 
 def _row(row: rx.Var) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(rx.vstack(rx.text(row["name"], weight="medium"),
+        rx.table.cell(rx.vstack(rx.link(row["name"], href="/smiths/" + row["id"], weight="medium"),
                                 rx.hstack(rx.code(row["id"], size="1"), copy_button(row["id"]),
                                           align="center", spacing="1"),
                                 spacing="1")),

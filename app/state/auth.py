@@ -41,6 +41,7 @@ class AuthState(rx.State):
     auth_error: str = ""
     setup_token: str = ""
     setup_valid: bool = False
+    setup_checked: bool = False
     busy: bool = False
 
     @contextlib.asynccontextmanager
@@ -76,9 +77,11 @@ class AuthState(rx.State):
 
     @rx.event
     async def load_setup(self) -> None:
+        self.setup_checked = False
         self.setup_token = str(self.router.url.query_parameters.get("token", ""))
         async with transaction() as session:
             self.setup_valid = await console_auth.setup_token_is_valid(session, self.setup_token)
+        self.setup_checked = True
 
     @rx.event
     async def claim(self, form: dict[str, Any]) -> Any:

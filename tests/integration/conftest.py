@@ -12,11 +12,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import create_postgres_database
+from tests.fakes.telegram import FakeTelegram, serve_fake_telegram
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 600  # the first start builds the console (npm install + vite build)
@@ -28,6 +30,7 @@ class Server:
     admin_token: str
     log_path: Path
     process: subprocess.Popen[bytes]
+    telegram: FakeTelegram | None = None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -80,20 +83,47 @@ def stop_server(server: Server) -> None:
             os.killpg(server.process.pid, signal.SIGKILL)
 
 
+@pytest.fixture(scope="session")
+def fake_telegram() -> Iterator[FakeTelegram]:
+    """The Bot API the servers talk to (IC_TELEGRAM_API_URL); they poll it: no public HTTPS URL."""
+    with serve_fake_telegram() as fake:
+        yield fake
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgres+redis"])
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+           fake_telegram: FakeTelegram) -> Iterator[Server]:
     """The embedded default (SQLite, one worker), and the scale-out shape: PostgreSQL, Reflex
     state in Redis and two granian workers behind one port."""
     tmp = tmp_path_factory.mktemp("server")
-    if request.param == "sqlite":
-        running = start_server(tmp)
-        yield running
-        stop_server(running)
-        return
-    url, drop = create_postgres_database("ic_server")
-    redis_url = os.environ.get("IC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    running = start_server(tmp, {"IC_DATABASE_URL": url, "REFLEX_REDIS_URL": redis_url,
-                                 "GRANIAN_WORKERS": "2"})
+    env = {"IC_TELEGRAM_API_URL": fake_telegram.url}
+    drop = None
+    if request.param != "sqlite":
+        url, drop = create_postgres_database("ic_server")
+        redis_url = os.environ.get("IC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+        env.update({"IC_DATABASE_URL": url, "REFLEX_REDIS_URL": redis_url, "GRANIAN_WORKERS": "2"})
+    running = start_server(tmp, env)
+    running.telegram = fake_telegram
     yield running
     stop_server(running)
-    drop()
+    if drop:
+        drop()
+
+
+CONSOLE_PASSWORD = "a long console password"
+
+
+def sign_in_console(page: Any, server: Server) -> None:
+    """Claim the console with the one-time setup link if nobody has yet, else sign in. Browser tests
+    share one server per session, so whichever runs first claims it with the same password."""
+    page.goto(server.setup_link())
+    page.locator("#confirm").or_(page.get_by_text("invalid, used or expired")).wait_for(timeout=30_000)
+    if page.locator("#confirm").count():
+        page.fill("#password", CONSOLE_PASSWORD)
+        page.fill("#confirm", CONSOLE_PASSWORD)
+        page.get_by_role("button", name="Set password and sign in").click()
+    else:
+        page.goto(f"{server.url}/login")
+        page.fill("#password", CONSOLE_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/deployments/?$"), timeout=30_000)
