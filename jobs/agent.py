@@ -79,6 +79,17 @@ def model_config_for(agent: Agent, default: ModelConfig) -> ModelConfig:
     )
 
 
+async def thread_history(session: AsyncSession, run: Run) -> list[Message]:
+    """The thread as this run sees it: earlier runs' messages, then its own, each in order.
+
+    Grouped by run, not by time: a later message's input is stored when it arrives, before this
+    run's reply exists, and must neither come before that reply nor be seen by this run at all.
+    """
+    stmt = (select(Message).where(Message.thread_id == run.thread_id, Message.run_id <= run.id)
+            .order_by(Message.run_id, Message.id))
+    return list((await session.execute(stmt)).scalars())
+
+
 def to_model_message(message: Message) -> dict[str, Any]:
     out: dict[str, Any] = {"role": message.role, "content": message.content}
     if message.tool_calls:
@@ -145,8 +156,7 @@ class AgentLoop:
         agent = await session.get(Agent, smith.agent_id) if smith else None
         if smith is None or agent is None:
             raise ToolError("the run's smith or agent no longer exists")
-        stmt = select(Message).where(Message.thread_id == run.thread_id).order_by(Message.id)
-        return run, smith, agent, list((await session.execute(stmt)).scalars())
+        return run, smith, agent, await thread_history(session, run)
 
     async def _tools(self, session: AsyncSession, run: Run) -> dict[str, Tool]:
         tools = dict(BUILTIN_TOOLS)

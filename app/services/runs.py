@@ -13,7 +13,7 @@ from app.services.actors import Actor
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.pagination import Page, paginate
 from app.services.smiths import get_smith
-from jobs.agent import new_nonce, pending_calls, sender_platform_message
+from jobs.agent import new_nonce, pending_calls, sender_platform_message, thread_history
 from jobs.events import append_event, append_run_event
 from jobs.identity import strip_forgeries
 from jobs.runstate import TERMINAL, transition
@@ -212,10 +212,7 @@ async def list_run_events(session: AsyncSession, *, actor: Actor, run_id: str,
 async def list_run_messages(session: AsyncSession, *, actor: Actor, run_id: str) -> list[Message]:
     """The thread up to and including this run (what the conversation looked like)."""
     run = await get_run(session, actor=actor, run_id=run_id)
-    stmt = select(Message).where(Message.thread_id == run.thread_id).order_by(Message.id)
-    messages = list((await session.execute(stmt)).scalars())
-    last_own = max((i for i, m in enumerate(messages) if m.run_id == run.id), default=-1)
-    return messages[: last_own + 1]
+    return await thread_history(session, run)
 
 
 async def cancel_run(session: AsyncSession, *, actor: Actor, run_id: str) -> Run:
@@ -262,9 +259,7 @@ async def submit_decision(session: AsyncSession, *, actor: Actor | None, run_id:
     approval.decided_at = utcnow()
     approval.message = decision.message
     if decision.decision != "approve":
-        messages = list((await session.execute(
-            select(Message).where(Message.thread_id == run.thread_id).order_by(Message.id))).scalars())
-        for call in pending_calls(messages):
+        for call in pending_calls(await thread_history(session, run)):
             note = ("The owner rejected this call." if decision.decision == "reject"
                     else "The owner rejected this call and sent a correction.")
             session.add(Message(id=new_id("msg"), thread_id=run.thread_id or "", run_id=run.id, role="tool",

@@ -170,7 +170,7 @@ class FakeTelegram:
             message["reply_markup"] = markup
         self.messages[(chat_id, message_id)] = message
         self.sent_messages.append({"chat_id": chat_id, "message_id": message_id, "text": text,
-                                   "reply_markup": markup,
+                                   "reply_markup": markup, "received_at": time.monotonic(),
                                    "message_thread_id": params.get("message_thread_id")})
         return message
 
