@@ -21,13 +21,14 @@ from jobs.queue import claim_run
 
 log = logging.getLogger("ingram.runner")
 
-_wakeups: set[asyncio.Event] = set()
+_pools: set[RunWorkers] = set()
 
 
 def wake_workers() -> None:
-    """Called after a run is enqueued (once its transaction committed) in this process."""
-    for event in list(_wakeups):
-        event.set()
+    """Called after a run is enqueued (once its transaction committed) in this process: wakes one
+    idle worker per pool (waking all would send every worker to the database for one run)."""
+    for pool in list(_pools):
+        pool.wake_one()
 
 
 class RunWorkers:
@@ -38,18 +39,24 @@ class RunWorkers:
         self.count = count
         self.poll_interval_s = poll_interval_s
         self.lease_seconds = lease_seconds
-        self._wake = asyncio.Event()
+        self._idle: dict[str, asyncio.Event] = {}
         self._base_id = f"{socket.gethostname()}:{os.getpid()}"
         self.completed = 0
 
+    def wake_one(self) -> None:
+        for event in self._idle.values():
+            if not event.is_set():
+                event.set()
+                return
+
     async def run_forever(self) -> None:
-        _wakeups.add(self._wake)
+        _pools.add(self)
         try:
             async with asyncio.TaskGroup() as group:
                 for index in range(self.count):
                     group.create_task(self._worker(f"{self._base_id}:{index}"))
         finally:
-            _wakeups.discard(self._wake)
+            _pools.discard(self)
 
     async def _claim(self, worker_id: str) -> str | None:
         async with self.sessions() as session, session.begin():
@@ -58,6 +65,7 @@ class RunWorkers:
 
     async def _worker(self, worker_id: str) -> None:
         env = self.env_for(worker_id)
+        wake = asyncio.Event()
         while True:
             try:
                 run_id = await self._claim(worker_id)
@@ -65,9 +73,11 @@ class RunWorkers:
                 log.exception("claiming a run failed; retrying")
                 run_id = None
             if run_id is None:
-                self._wake.clear()
+                wake.clear()
+                self._idle[worker_id] = wake
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+                    await asyncio.wait_for(wake.wait(), self.poll_interval_s)
+                self._idle.pop(worker_id, None)
                 continue
             try:
                 await AgentLoop(env, run_id).execute()
@@ -76,5 +86,4 @@ class RunWorkers:
             except Exception:
                 # The lease expires and another attempt picks the run up from its last step.
                 log.exception("run %s crashed in worker %s", run_id, worker_id)
-            # Others may have been enqueued while this one ran.
-            self._wake.set()
+            # Straight on to the next claim: others may have been enqueued while this one ran.

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +33,7 @@ log = logging.getLogger("ingram.inbound")
 
 CONNECTED = "You're connected to {name}. Say hello!"
 BAD_LINK = "This link is invalid, already used or expired. Ask for a new link and tap it again."
+TOUCH_EVERY = timedelta(seconds=5)
 OUTCOMES = {"a": ("approve", "✅ Approved"), "r": ("reject", "❌ Rejected"), "e": ("edit", "✏️ Send your correction")}
 
 
@@ -86,9 +88,7 @@ async def handle(runtime: Runtime, *, integration: Integration, channel: Channel
                 after = await _on_action(session, integration, item)
             else:
                 await _on_message(session, integration, channel, item)
-            integration_row = await session.get(Integration, integration.id)
-            if integration_row is not None:
-                integration_row.last_delivery_at = utcnow()
+            await _touch(session, integration.id)
         if after.action is not None:
             await channel.acknowledge_action(after.action, after.toast)
             if after.edit_text and after.action.provider_message_id:
@@ -97,6 +97,16 @@ async def handle(runtime: Runtime, *, integration: Integration, channel: Channel
         wake_workers()
         wake_deliverers()
     return fresh
+
+
+async def _touch(session: AsyncSession, integration_id: str) -> None:
+    """Record the last delivery for the console, at most every few seconds: every inbound
+    transaction writing the same row would serialize them all on its lock."""
+    now = utcnow()
+    await session.execute(update(Integration).where(
+        Integration.id == integration_id,
+        or_(Integration.last_delivery_at.is_(None), Integration.last_delivery_at < now - TOUCH_EVERY),  # type: ignore[union-attr]
+    ).values(last_delivery_at=now))
 
 
 async def _record(session: AsyncSession, integration: Integration, item: Inbound) -> bool:
