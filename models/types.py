@@ -57,3 +57,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def id_floor(prefix: str, moment: datetime) -> str:
+    """The smallest id of ``prefix`` that could have been made at ``moment`` (for time-window queries)."""
+    value = int(moment.timestamp() * 1000) << 80
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return f"{prefix}_{''.join(reversed(chars))}"

@@ -19,3 +19,14 @@ def test_ids_are_monotonic_within_a_process() -> None:
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError):
         UTCDateTime().process_bind_param(datetime(2026, 1, 1), None)
+
+
+def test_id_floor_orders_with_ids() -> None:
+    from datetime import timedelta
+
+    from models.types import id_floor, utcnow
+
+    before = id_floor("evt", utcnow() - timedelta(seconds=1))
+    made = new_id("evt")
+    after = id_floor("evt", utcnow() + timedelta(seconds=1))
+    assert before < made < after

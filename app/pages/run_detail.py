@@ -204,7 +204,9 @@ def _conversation() -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.hstack(_label("CONVERSATION"), rx.spacer(),
-                      rx.text("Earlier turns of the thread are dimmed", size="1", color=rx.color("gray", 9)),
+                      rx.cond(RunDetailState.has_earlier_turns,
+                              rx.text("Earlier turns of the thread are dimmed", size="1", color=rx.color("gray", 9)),
+                              rx.fragment()),
                       width="100%"),
             rx.cond(
                 RunDetailState.conversation.length() > 0,

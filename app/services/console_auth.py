@@ -189,7 +189,7 @@ async def actor_for_session(session: AsyncSession, token: str) -> Actor | None:
     if console_session.expires_at <= utcnow():
         await session.delete(console_session)
         return None
-    return Actor(project_id=account.project_id, kind="console", subject=f"console:{account.username}")
+    return Actor(project_id=account.project_id, kind="console", subject=account.username)
 
 
 async def sign_out(session: AsyncSession, token: str) -> None:

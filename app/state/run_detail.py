@@ -17,7 +17,17 @@ from app.services.actors import Actor
 from app.services.errors import DomainError
 from app.services.runs import Decision, RunEventView, RunView
 from app.state.auth import AuthState, NotSignedIn, describe
-from app.state.runs import ACTIVE, POLL_S, SLOW_AFTER_S, SLOW_POLL_S, client_connected, console_actor, input_text, when
+from app.state.runs import (
+    ACTIVE,
+    MAX_FAILURES,
+    POLL_S,
+    SLOW_AFTER_S,
+    SLOW_POLL_S,
+    client_connected,
+    console_actor,
+    input_text,
+    when,
+)
 from jobs.runner import wake_workers
 from models import Message
 
@@ -155,6 +165,10 @@ class RunDetailState(AuthState):
         return self.run.get("status", "") in ACTIVE
 
     @rx.var
+    def has_earlier_turns(self) -> bool:
+        return any(item.get("own") != "1" for item in self.conversation)
+
+    @rx.var
     def awaiting(self) -> bool:
         return self.run.get("status", "") == "awaiting_approval" and bool(self.pending)
 
@@ -279,8 +293,9 @@ class RunDetailState(AuthState):
             self.live = True
         log.debug("run detail watcher %s started", generation)
         idle_s = 0.0
+        failures = 0
         try:
-            while run_id:
+            while run_id and failures < MAX_FAILURES:
                 await asyncio.sleep(SLOW_POLL_S if idle_s >= SLOW_AFTER_S else POLL_S)
                 if not await client_connected(token):
                     return
@@ -296,7 +311,9 @@ class RunDetailState(AuthState):
                     return
                 except Exception:  # a passing database error must not end the live view
                     log.exception("refreshing run %s failed", run_id)
+                    failures += 1
                     continue
+                failures = 0
                 async with self:
                     if self.watch_generation != generation:
                         return

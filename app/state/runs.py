@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import reflex as rx
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services import console_auth, runs, smiths
 from app.services.actors import Actor
@@ -24,6 +26,7 @@ MAX_REFRESH = 200  # the services' page limit: live refresh re-reads at most thi
 POLL_S = 1.0  # while something is active
 SLOW_POLL_S = 5.0  # once nothing has changed for a minute (a run stuck in the queue)
 SLOW_AFTER_S = 60.0
+MAX_FAILURES = 30  # consecutive failed refreshes before a watcher gives up (Refresh starts it again)
 MAX_SMITHS = 1000
 ALL = "all"  # the select's value for "no filter" (Radix selects refuse an empty value)
 
@@ -77,7 +80,7 @@ async def client_connected(token: str) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def console_actor(session_token: str) -> Any:
+async def console_actor(session_token: str) -> AsyncIterator[tuple[AsyncSession, Actor]]:
     """Like ``AuthState.signed_in`` for background tasks, which read the cookie under the state lock
     and must not hold that lock while they wait on the database."""
     async with transaction() as session:
@@ -87,7 +90,7 @@ async def console_actor(session_token: str) -> Any:
         yield session, actor
 
 
-async def smith_names(session: Any, actor: Actor) -> dict[str, str]:
+async def smith_names(session: AsyncSession, actor: Actor) -> dict[str, str]:
     names: dict[str, str] = {}
     cursor: str | None = None
     while len(names) < MAX_SMITHS:
@@ -203,8 +206,9 @@ class RunsState(AuthState):
             self.live = True
         log.debug("runs list watcher %s started", generation)
         idle_s = 0.0
+        failures = 0
         try:
-            while True:
+            while failures < MAX_FAILURES:
                 await asyncio.sleep(SLOW_POLL_S if idle_s >= SLOW_AFTER_S else POLL_S)
                 if not await client_connected(token):
                     return
@@ -212,12 +216,16 @@ class RunsState(AuthState):
                     if (self.watch_generation != generation or self.router.route_id != "/runs"
                             or not any(r["status"] in ACTIVE for r in self.runs)):
                         return
-                    session_token, filters, shown = self.session_token, self._filters(), list(self.runs)
+                    session_token, filters, shown = self.session_token, self._filters(), [dict(r) for r in self.runs]
+                    names = {o["id"]: o["name"] for o in self.smith_options}
                 try:
                     async with console_actor(session_token) as (session, actor):
-                        names = await smith_names(session, actor)
                         page = await runs.list_runs(session, actor=actor, limit=min(max(len(shown), PAGE_SIZE),
                                                                                     MAX_REFRESH), **filters)
+                        for smith_id in {r.smith_id for r in page.items} - names.keys():  # created since
+                            with contextlib.suppress(DomainError):
+                                names[smith_id] = (await smiths.get_smith(session, actor=actor,
+                                                                          smith_id=smith_id)).name
                         fresh = [run_row(RunView.of(r), names) for r in page.items]
                         # Rows further down than the refreshed window: re-read only the active ones.
                         seen = {r["id"] for r in fresh}
@@ -231,7 +239,9 @@ class RunsState(AuthState):
                     return
                 except Exception:  # a passing database error must not kill the page's updates
                     log.exception("refreshing the runs list failed")
+                    failures += 1
                     continue
+                failures = 0
                 merged = sorted(fresh + tail, key=lambda r: r["id"], reverse=True)  # ids sort by creation
                 idle_s = idle_s + POLL_S if merged == shown else 0.0
                 async with self:

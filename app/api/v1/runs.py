@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
@@ -15,9 +16,11 @@ from app.services.events import EventView
 from app.services.runs import Decision, RunCreate, RunEventView, RunView
 from app.services.runtime import get_runtime
 from jobs.runner import wake_workers
+from models.types import id_floor, utcnow
 
 router = APIRouter(tags=["runs"])
 STREAM_POLL_S = 0.25
+STREAM_LOOKBACK = timedelta(seconds=10)
 
 
 async def _view(session: Session, run_id: str, actor: CurrentActor) -> RunView:
@@ -100,15 +103,22 @@ async def stream_project_events(actor: CurrentActor, request: Request,
     """Server-Sent Events: the project's feed from now on (use `GET /v1/events` for the past)."""
 
     async def feed() -> AsyncIterator[dict[str, str]]:
-        async with get_runtime().transaction() as tx:
-            newest = await events.list_events(tx, actor=actor, type=type, limit=1)
-        last_id = newest.items[0].id if newest.items else ""
+        # Ids are given before commit, so an event may become visible after a newer one was sent:
+        # re-read a short window each time and skip what was already sent.
+        started = utcnow()
+        sent: dict[str, datetime] = {}
         while not await request.is_disconnected():
+            floor = id_floor("evt", max(started, utcnow() - STREAM_LOOKBACK))
             async with get_runtime().transaction() as tx:
-                found = await events.list_events_after(tx, actor=actor, after_id=last_id, type=type)
+                found = await events.list_events_after(tx, actor=actor, after_id=floor, type=type)
             for event in found:
-                last_id = event.id
+                if event.id in sent:
+                    continue
+                sent[event.id] = event.created_at
                 yield {"event": event.type, "id": event.id, "data": json.dumps(EventView.of(event).model_dump())}
+            horizon = utcnow() - 2 * STREAM_LOOKBACK
+            for event_id in [k for k, when in sent.items() if when < horizon]:
+                del sent[event_id]
             await asyncio.sleep(STREAM_POLL_S)
 
     return EventSourceResponse(feed(), ping=15)
