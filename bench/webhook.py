@@ -102,7 +102,7 @@ async def drive(url: str, headers: dict[str, str], chats: int, per_chat: int, co
     base_chat = 700_000_000 + int(time.time()) % 1_000_000 * 100
     start_count = len(fake.sent_messages) if fake else 0
 
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency)) as client:
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency), timeout=120) as client:
         async def chat(index: int) -> None:
             for k in range(per_chat):  # one chat's updates in order, like Telegram
                 text = f"m-{index}-{k}"

@@ -29,10 +29,11 @@ async def append_event(
 
 
 async def append_run_event(
-    session: AsyncSession, *, run_id: str, type: str, data: dict[str, Any] | None = None
+    session: AsyncSession, *, run_id: str, type: str, data: dict[str, Any] | None = None, first: bool = False
 ) -> RunEvent:
-    """The run's own timeline; ``seq`` is unique per run, so two writers cannot interleave silently."""
-    last = (await session.execute(
+    """The run's own timeline; ``seq`` is unique per run, so two writers cannot interleave silently.
+    ``first`` skips the lookup for a run created in this transaction."""
+    last = 0 if first else (await session.execute(
         select(func.max(RunEvent.seq)).where(RunEvent.run_id == run_id)
     )).scalar_one()
     event = RunEvent(id=new_id("rev"), run_id=run_id, seq=(last or 0) + 1, type=type, data=data or {})

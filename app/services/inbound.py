@@ -13,7 +13,8 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services import deployments
@@ -53,13 +54,18 @@ class _AfterCommit:
     edit_text: str | None = None
 
 
-async def receive_webhook(runtime: Runtime, *, kind: str, tenant: str, raw: RawRequest) -> Answer:
+async def _integration_for(runtime: Runtime, kind: str, tenant: str) -> Integration:
     async with runtime.sessions() as session:
         project = await require_project_by_slug(session, tenant)
         integration = (await session.execute(select(Integration).where(
             Integration.project_id == project.id, Integration.kind == kind))).scalar_one_or_none()
     if integration is None:
         raise NotFound(f"no {kind} integration for tenant {tenant!r}", code="integration_not_found")
+    return integration
+
+
+async def receive_webhook(runtime: Runtime, *, kind: str, tenant: str, raw: RawRequest) -> Answer:
+    integration = await _integration_for(runtime, kind, tenant)
     channel = await get_hub(runtime).for_integration(integration)
     verdict = channel.verify(raw)  # before any parsing
     if verdict.kind == "reject":
@@ -110,16 +116,13 @@ async def _touch(session: AsyncSession, integration_id: str) -> None:
 
 
 async def _record(session: AsyncSession, integration: Integration, item: Inbound) -> bool:
-    row = InboundDelivery(id=new_id("inb"), project_id=integration.project_id, integration_id=integration.id,
-                          kind=integration.kind, dedupe_key=item.dedupe_key,
-                          payload={"type": type(item).__name__, "address": item.address,
-                                   "sender": item.sender_id})
-    try:
-        async with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        return False
-    return True
+    """Insert the delivery once; False for a redelivery (one statement: ON CONFLICT DO NOTHING)."""
+    values = {"id": new_id("inb"), "project_id": integration.project_id, "integration_id": integration.id,
+              "kind": integration.kind, "dedupe_key": item.dedupe_key, "received_at": utcnow(),
+              "payload": {"type": type(item).__name__, "address": item.address, "sender": item.sender_id}}
+    dialect = sqlite_insert if session.bind.dialect.name == "sqlite" else pg_insert
+    stmt = dialect(InboundDelivery).values(**values).on_conflict_do_nothing().returning(InboundDelivery.id)
+    return (await session.execute(stmt)).first() is not None
 
 
 async def _reply(session: AsyncSession, channel: Channel, integration: Integration, address: str, text: str,

@@ -159,7 +159,7 @@ async def enqueue_run(
                             content=text))
     thread.updated_at = utcnow()
     data = {"run_id": run.id, "status": "queued", "source": source, "stripped_lines": stripped_total}
-    await append_run_event(session, run_id=run.id, type="run.queued", data=data)
+    await append_run_event(session, run_id=run.id, type="run.queued", data=data, first=True)
     await append_event(session, project_id=run.project_id, type="run.queued", data=data, run_id=run.id,
                        smith_id=run.smith_id, deployment_id=deployment_id)
     return run
