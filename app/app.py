@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import reflex as rx
 
 from app.api import build_api
+from app.api import mcp as mcp_api
 from app.bootstrap import start
 from app.pages.agents import agents_page
 from app.pages.auth import login, setup
@@ -28,6 +29,7 @@ from app.state.events import EventsState
 from app.state.integrations import IntegrationsState
 from app.state.run_detail import RunDetailState
 from app.state.runs import RunsState
+from app.state.schedules import SchedulesState
 from app.state.smith_detail import SmithDetailState
 from app.state.smiths import SmithsState
 
@@ -41,7 +43,8 @@ async def lifespan() -> AsyncIterator[None]:
     runtime = get_runtime()
     await start(runtime)
     try:
-        async with background(runtime):
+        # The MCP session manager runs once per process, for this process's MCP requests.
+        async with background(runtime), mcp_api.running():
             yield
     finally:
         await runtime.close()
@@ -64,7 +67,7 @@ app.add_page(deployments_page, route="/deployments", title="Deployments · Ingra
              on_load=DeploymentsState.load)
 app.add_page(smiths_page, route="/smiths", title="Smiths · Ingram", on_load=SmithsState.load)
 app.add_page(smith_detail_page, route="/smiths/[smith_id]", title="Smith · Ingram",
-             on_load=[SmithDetailState.load, SmithDeploymentsState.load])
+             on_load=[SmithDetailState.load, SmithDeploymentsState.load, SchedulesState.load])
 app.add_page(agents_page, route="/agents", title="Agents · Ingram", on_load=AgentsState.load)
 app.add_page(runs_page, route="/runs", title="Runs · Ingram", on_load=RunsState.load)
 app.add_page(run_detail_page, route="/runs/[run_id]", title="Run · Ingram", on_load=RunDetailState.load)

@@ -58,6 +58,7 @@ class Settings:
     workers: int
     run_lease_seconds: float
     run_poll_seconds: float
+    send_lease_seconds: float
     allow_private_urls: bool
     log_level: str
     extra: dict[str, str] = field(default_factory=dict)
@@ -98,6 +99,7 @@ class Settings:
             workers=_env_int("IC_WORKERS", 4),
             run_lease_seconds=float(_env("IC_RUN_LEASE_SECONDS", "60")),
             run_poll_seconds=float(_env("IC_RUN_POLL_SECONDS", "0.5")),
+            send_lease_seconds=float(_env("IC_SEND_LEASE_SECONDS", "60")),
             allow_private_urls=_env_bool("IC_ALLOW_PRIVATE_URLS", False),
             log_level=_env("IC_LOG_LEVEL", "INFO"),
         )

@@ -36,6 +36,7 @@ from app.services.background import background  # noqa: E402
 from app.services.runtime import Runtime  # noqa: E402
 from app.services.schedules import new_scheduler  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from jobs import scheduler as scheduler_module  # noqa: E402
 from jobs.cron import next_fires  # noqa: E402
 from jobs.scheduler import ScaledClock  # noqa: E402
 from models import Run, Schedule  # noqa: E402
@@ -88,6 +89,8 @@ async def loop_lag(samples: list[float], stop: asyncio.Event) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
+    if args.batch:
+        scheduler_module.FIRE_BATCH = args.batch
     data = Path(tempfile.mkdtemp(prefix="bench-schedules-"))
     url = f"sqlite+aiosqlite:///{data / 'bench.db'}"
     await asyncio.to_thread(migrate, url, data)
@@ -101,7 +104,7 @@ async def main(args: argparse.Namespace) -> None:
     print(f"seeded {args.schedules} schedules in {time.perf_counter() - seeded:.1f}s ({data})")
 
     rss_before = rss_mb()
-    scheduler = new_scheduler(runtime.sessions, clock=clock, name="bench")
+    scheduler = new_scheduler(runtime.sessions, clock=clock, name="bench", database_url=url)
     await scheduler.start()
     print(f"load: {scheduler.stats.load_seconds:.2f}s; resident memory {rss_before:.0f} MB -> {rss_mb():.0f} MB "
           f"(+{rss_mb() - rss_before:.0f} MB for the plan and timers)")
@@ -149,4 +152,5 @@ if __name__ == "__main__":
     parser.add_argument("--schedules", type=int, default=10_000)
     parser.add_argument("--speed", type=float, default=1440.0, help="simulated seconds per real second")
     parser.add_argument("--workers", type=int, default=0, help="also run this many run workers in-process")
+    parser.add_argument("--batch", type=int, default=0, help="override jobs.scheduler.FIRE_BATCH")
     asyncio.run(main(parser.parse_args()))

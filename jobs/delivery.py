@@ -34,7 +34,7 @@ from models.types import new_id, utcnow
 log = logging.getLogger("ingram.delivery")
 
 MAX_ATTEMPTS = 8
-SEND_LEASE = timedelta(seconds=60)
+SEND_LEASE = timedelta(seconds=60)  # longer than a send can take (PTB timeouts plus one retry)
 BACKOFF_CAP_S = 300.0
 
 ChannelFor = Callable[[str, str], Awaitable[Channel | None]]  # (project id, kind) -> channel
@@ -76,20 +76,25 @@ class Deliverer:
     """Sends due outbox entries with bounded concurrency (one at a time per conversation)."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], channel_for: ChannelFor, *,
-                 concurrency: int = 16, poll_interval_s: float = 0.2) -> None:
+                 concurrency: int = 16, poll_interval_s: float = 0.2,
+                 send_lease: timedelta = SEND_LEASE) -> None:
         self.sessions = sessions
         self.channel_for = channel_for
         self.concurrency = concurrency
         self.poll_interval_s = poll_interval_s
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
+        self.send_lease = send_lease
         self.sent = 0
 
     async def run_forever(self) -> None:
         _wakeups.add(self._wake)
         try:
-            await self._recover()
+            next_recovery = 0.0
             while True:
+                if asyncio.get_running_loop().time() >= next_recovery:
+                    await self._recover()
+                    next_recovery = asyncio.get_running_loop().time() + self.send_lease.total_seconds() / 2
                 claimed = await self._claim(self.concurrency - len(self._inflight))
                 for entry_id in claimed:
                     task = asyncio.create_task(self._deliver(entry_id))
@@ -134,7 +139,7 @@ class Deliverer:
                 result = await session.execute(
                     update(OutboxEntry).where(OutboxEntry.id == entry_id, OutboxEntry.status == "pending")
                     .values(status="sending", attempts=OutboxEntry.attempts + 1,
-                            next_attempt_at=now + SEND_LEASE))
+                            next_attempt_at=now + self.send_lease))
                 if result.rowcount == 1:  # type: ignore[attr-defined]
                     claimed.append(entry_id)
         return claimed

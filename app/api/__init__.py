@@ -6,10 +6,10 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.routing import Match
 
-from app.api import webhooks
+from app.api import mcp, webhooks
 from app.api.deps import check_api_version
 from app.api.errors import error_response, install_error_handlers
-from app.api.v1 import agents, deployments, events, integrations, runs, smiths, tenant, tokens
+from app.api.v1 import agents, deployments, events, integrations, runs, schedules, smiths, tenant, tokens
 from app.settings import API_VERSION
 
 
@@ -29,10 +29,11 @@ def build_api() -> FastAPI:
     install_error_handlers(api)
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_api_version)])
-    for module in (agents, smiths, runs, deployments, tenant, tokens, events, integrations):
+    for module in (agents, smiths, schedules, runs, deployments, tenant, tokens, events, integrations):
         v1.include_router(module.router)
     api.include_router(v1)
     api.include_router(webhooks.router)
+    mcp.mount(api)  # POST /v1/deployments/{id}/mcp: before the catch-all below, which would answer 404
 
     @api.get("/v1/health", tags=["meta"], include_in_schema=False)
     async def health() -> dict[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import httpx
 
@@ -16,6 +17,7 @@ from app.services.channel_hub import get_hub
 from app.services.conversations import Conversations
 from app.services.polling import poll_forever
 from app.services.runtime import Runtime
+from app.services.schedules import run_scheduler
 from jobs.agent import AgentEnv
 from jobs.delivery import Deliverer
 from jobs.llm import ModelConfig
@@ -31,7 +33,7 @@ def default_model(runtime: Runtime) -> ModelConfig:
 @contextlib.asynccontextmanager
 async def background(runtime: Runtime, *, workers: int | None = None, poll_interval_s: float | None = None,
                      lease_seconds: float | None = None, delivery: bool = True,
-                     polling: bool = True) -> AsyncIterator[RunWorkers]:
+                     polling: bool = True, scheduler: bool = True) -> AsyncIterator[RunWorkers]:
     count = runtime.settings.workers if workers is None else workers
     lease = lease_seconds or runtime.settings.run_lease_seconds
     poll = poll_interval_s or runtime.settings.run_poll_seconds
@@ -46,10 +48,14 @@ async def background(runtime: Runtime, *, workers: int | None = None, poll_inter
         pool = RunWorkers(runtime.sessions, env_for, count=count, poll_interval_s=poll, lease_seconds=lease)
         tasks = [asyncio.create_task(pool.run_forever(), name="run-workers")]
         if delivery:
-            deliverer = Deliverer(runtime.sessions, hub.for_project, poll_interval_s=min(poll, 0.2))
+            deliverer = Deliverer(runtime.sessions, hub.for_project, poll_interval_s=min(poll, 0.2),
+                                  send_lease=timedelta(seconds=runtime.settings.send_lease_seconds))
             tasks.append(asyncio.create_task(deliverer.run_forever(), name="outbox"))
         if polling:
             tasks.append(asyncio.create_task(poll_forever(runtime), name="telegram-polling"))
+        if scheduler:  # every process competes; only the lock holder fires (jobs.leader)
+            tasks.append(asyncio.create_task(run_scheduler(runtime.engine, runtime.sessions, runtime.settings.data_dir),
+                                             name="scheduler"))
         try:
             yield pool
         finally:

@@ -19,13 +19,16 @@ from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.events import record_event
 from app.services.integrations import find_integration
 from app.services.pagination import Page, paginate
+from app.services.runtime import get_runtime
 from app.services.smiths import get_smith
 from channels.telegram import deep_link
 from models import Agent, Deployment, Smith
 from models.types import new_id, utcnow
 
 KINDS = ("telegram", "whatsapp", "slack", "email", "linkedin", "mcp")
-AVAILABLE_KINDS = frozenset({"telegram"})
+AVAILABLE_KINDS = frozenset({"telegram", "mcp"})
+# Served by this server itself: no provider credentials, active as soon as created (MCP-1).
+NO_INTEGRATION_KINDS = frozenset({"mcp"})
 START_TOKEN_TTL = timedelta(days=7)
 RENAMABLE_KINDS = frozenset({"slack", "email"})
 
@@ -65,6 +68,7 @@ class DeploymentView(BaseModel):
     bound_at: str | None
     deep_link: str | None = Field(default=None, description="Only in the answer that created the link.")
     deep_link_expires_at: str | None = None
+    endpoint_url: str | None = Field(default=None, description="MCP deployments: the Streamable HTTP endpoint.")
 
     @classmethod
     def of(cls, deployment: Deployment, *, link: str | None = None) -> DeploymentView:
@@ -78,7 +82,15 @@ class DeploymentView(BaseModel):
             deep_link=link,
             deep_link_expires_at=deployment.start_token_expires_at.isoformat()
             if link and deployment.start_token_expires_at else None,
+            endpoint_url=endpoint_url(deployment),
         )
+
+
+def endpoint_url(deployment: Deployment) -> str | None:
+    """Where MCP clients connect (MCP-1); None for other kinds."""
+    if deployment.kind not in NO_INTEGRATION_KINDS:
+        return None
+    return f"{get_runtime().settings.public_url}/v1/deployments/{deployment.id}/mcp"
 
 
 def hash_start_token(token: str) -> str:
@@ -114,8 +126,8 @@ async def create_deployment(session: AsyncSession, *, actor: Actor,
     if body.kind not in AVAILABLE_KINDS:
         raise Invalid(f"{body.kind} deployments are not available yet on this server", code="kind_not_available",
                       field="kind")
-    integration = await find_integration(session, project_id=actor.project_id, kind=body.kind)
-    if integration is None:
+    needs_integration = body.kind not in NO_INTEGRATION_KINDS
+    if needs_integration and await find_integration(session, project_id=actor.project_id, kind=body.kind) is None:
         raise Conflict(f"connect {body.kind} first (Settings → Integrations, or PUT /v1/tenant/{body.kind})",
                        code="integration_not_configured")
     if body.target.type == "agent":
@@ -125,6 +137,8 @@ async def create_deployment(session: AsyncSession, *, actor: Actor,
                            code="catch_all_exists", details={"existing_id": existing.id})
     setup = body.setup or {}
     mode = setup.get("mode")
+    if mode is not None and not needs_integration:
+        raise Invalid(f"{body.kind} deployments take no setup.mode", code="invalid_setup", field="setup.mode")
     if mode not in (None, "start_token"):
         raise Invalid(f"unknown setup.mode {mode!r} for {body.kind}; use start_token", code="invalid_setup",
                       field="setup.mode")
@@ -135,6 +149,8 @@ async def create_deployment(session: AsyncSession, *, actor: Actor,
     link = None
     if body.target.type == "agent":
         deployment.status = "active"  # TG-3: anyone who messages the bot gets their own smith
+    elif not needs_integration:  # MCP-1: the endpoint answers as soon as it exists
+        deployment.status, deployment.bound_at = "active", utcnow()
     elif body.address:
         deployment.status, deployment.address, deployment.bound_at = "active", body.address, utcnow()
     else:

@@ -11,6 +11,7 @@ from app.services import deployments, integrations
 from app.services.actors import Actor
 from app.services.deployments import DeploymentCreate, DeploymentView, Target
 from app.services.errors import DomainError
+from app.services.mcp import client_config, desktop_config
 from app.services.qr import qr_data_uri
 from app.state.auth import AuthState, NotSignedIn, describe
 from models import Agent, Deployment, Smith
@@ -28,6 +29,11 @@ async def _rows(session: AsyncSession, items: list[Deployment]) -> list[dict[str
             "target_name": getattr(target, "name", view.target.id),
             "target_href": f"/smiths/{view.target.id}" if view.target.type == "smith" else "/agents",
             "owner": view.owner_identity or "", "created_at": view.created_at[:16].replace("T", " "),
+            # MCP endpoints: the URL and ready-to-paste client configurations (token left as a placeholder).
+            "endpoint_url": view.endpoint_url or "",
+            "client_config": client_config(view.endpoint_url, getattr(target, "name", "")) if view.endpoint_url else "",
+            "desktop_config": desktop_config(view.endpoint_url, getattr(target, "name", ""))
+            if view.endpoint_url else "",
         })
     return rows
 
@@ -129,6 +135,23 @@ class SmithDeploymentsState(AuthState):
         finally:
             self.busy = False
         return rx.toast.success("Deep link created: send it to the person, or scan it")
+
+    @rx.event
+    async def create_mcp_endpoint(self) -> Any:
+        """MCP-1: an endpoint any MCP client can use with a bearer token; active at once."""
+        self.busy = True
+        try:
+            async with self.signed_in() as (session, actor):
+                body = DeploymentCreate(target=Target(type="smith", id=self._smith_id()), kind="mcp")
+                await deployments.create_deployment(session, actor=actor, body=body)
+                await self._refresh(session, actor)
+        except NotSignedIn:
+            return rx.redirect("/login")
+        except DomainError as exc:
+            return rx.toast.error(describe(exc))
+        finally:
+            self.busy = False
+        return rx.toast.success("MCP endpoint created: copy its URL or a client configuration below")
 
     @rx.event
     async def new_link(self, deployment_id: str) -> Any:

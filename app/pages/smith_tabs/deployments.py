@@ -34,7 +34,12 @@ def _row(row: rx.Var) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.text(row["kind"], size="2")),
         rx.table.cell(status_badge(row["status"])),
-        rx.table.cell(rx.code(row["address"], size="1")),
+        rx.table.cell(rx.cond(
+            row["endpoint_url"] != "",
+            rx.hstack(rx.code(row["endpoint_url"], size="1", word_break="break-all"),
+                      copy_button(row["endpoint_url"], "Copy URL"), align="center"),
+            rx.code(row["address"], size="1"),
+        )),
         rx.table.cell(rx.text(row["owner"], size="2")),
         rx.table.cell(rx.hstack(
             rx.cond(row["status"] == "pending",
@@ -48,8 +53,43 @@ def _row(row: rx.Var) -> rx.Component:
     )
 
 
+def _config_block(title: str, code: rx.Var) -> rx.Component:
+    return rx.vstack(
+        rx.hstack(rx.text(title, size="2", weight="medium"), copy_button(code, "Copy configuration"),
+                  align="center"),
+        rx.code_block(code, language="json", width="100%"),
+        spacing="1", width="100%",
+    )
+
+
+def _mcp_card(row: rx.Var) -> rx.Component:
+    """MCP-1: the endpoint URL and client configurations to paste, with the token as a placeholder."""
+    return rx.cond(
+        row["kind"] == "mcp",
+        rx.card(rx.vstack(
+            rx.heading("MCP endpoint", size="3"),
+            rx.hstack(rx.code(row["endpoint_url"], size="2", word_break="break-all"),
+                      copy_button(row["endpoint_url"], "Copy URL"), align="center"),
+            rx.text("Any MCP client can call this smith's ask tool and read its memory over Streamable HTTP. "
+                    "Replace <YOUR_TOKEN> with an API token of this project (an admin token, or this smith's "
+                    "own token).", size="2", color=rx.color("gray", 11)),
+            _config_block("Streamable HTTP clients (Claude Code, Cursor, VS Code …)", row["client_config"]),
+            _config_block("Claude Desktop (claude_desktop_config.json, through mcp-remote)", row["desktop_config"]),
+            spacing="3", width="100%",
+        ), width="100%"),
+        rx.fragment(),
+    )
+
+
 def deployments_tab() -> rx.Component:
     return rx.vstack(
+        rx.hstack(
+            rx.button(rx.icon("plug", size=14), "Create MCP endpoint", on_click=S.create_mcp_endpoint,
+                      loading=S.busy, variant="soft", id="create-mcp-endpoint"),
+            rx.text("for MCP clients such as Claude, IDE agents or other frameworks", size="2",
+                    color=rx.color("gray", 10)),
+            align="center",
+        ),
         rx.cond(
             S.telegram_connected,
             rx.hstack(
@@ -73,5 +113,6 @@ def deployments_tab() -> rx.Component:
             ),
             rx.text("Not deployed anywhere yet.", size="2", color=rx.color("gray", 10)),
         ),
+        rx.foreach(S.items, _mcp_card),
         spacing="4", width="100%",
     )

@@ -1,0 +1,413 @@
+"""Schedules (SCH-1..SCH-4): cron entries that run a smith on a fixed input.
+
+Every rule lives here; the /v1 router and the console call these functions. The leader's
+``jobs.scheduler.Scheduler`` fires through ``HOOKS`` (below). A scheduled run is a normal run
+(SCH-4): ``run_now`` goes through ``enqueue_run``; cron fires write the very same rows, built in
+batches (``_queued_run_rows``) because a burst of fires would otherwise cost ~20 round trips each
+(tests/schedules/test_firing.py keeps the two identical).
+
+Row conventions the scheduler relies on: ``next_fire_at`` is the first slot not yet handled
+(None while paused); ``updated_at`` moves on every change a person makes (the leader re-reads
+those rows), never when the scheduler fires. Resuming a paused schedule plans from the next slot
+after now: slots that passed while it was paused are not fired.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlmodel import select
+
+from app.services.actors import Actor
+from app.services.errors import Invalid, NotFound
+from app.services.events import record_event
+from app.services.pagination import Page, paginate
+from app.services.runs import MAX_INPUT_CHARS, MAX_INPUT_MESSAGES, InputMessage, enqueue_run
+from app.services.smiths import get_smith
+from jobs.agent import new_nonce, sender_platform_message
+from jobs.cron import CronError, TimezoneError, describe, next_fires, parse_cron, validate_timezone
+from jobs.identity import strip_forgeries
+from jobs.leader import lead_forever
+from jobs.scheduler import Clock, FireRequest, FireResult, Missed, Scheduler, clock_from_env
+from models import Event, Message, Run, RunEvent, Schedule, Smith, Thread
+from models.types import new_id, utcnow
+
+PREVIEW_COUNT = 5
+MAX_CRON_CHARS = 200  # the column's width
+MAX_GRACE_SECONDS = 7 * 24 * 3600
+DEFAULT_GRACE_SECONDS = 3600
+
+
+def _check_input(value: list[InputMessage]) -> list[InputMessage]:
+    # The same rules as a run's input (RunCreate): the schedule's input becomes exactly that.
+    if value[-1].role != "user":
+        raise ValueError("the last input message must have role 'user'")
+    if sum(len(m.content) for m in value) > MAX_INPUT_CHARS:
+        raise ValueError(f"the input may hold at most {MAX_INPUT_CHARS} characters in all")
+    return value
+
+
+class ScheduleCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    cron: str  # checked by parse_cron, so the error names the field at fault (invalid_cron)
+    timezone: str = "UTC"  # checked by validate_timezone (invalid_timezone)
+    input: list[InputMessage] = Field(min_length=1, max_length=MAX_INPUT_MESSAGES)
+    enabled: bool = True
+    grace_seconds: int = Field(default=DEFAULT_GRACE_SECONDS, ge=0, le=MAX_GRACE_SECONDS)
+
+    _input = field_validator("input")(_check_input)
+
+
+class ScheduleUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    cron: str | None = None
+    timezone: str | None = None
+    input: list[InputMessage] | None = Field(default=None, min_length=1, max_length=MAX_INPUT_MESSAGES)
+    enabled: bool | None = None
+    grace_seconds: int | None = Field(default=None, ge=0, le=MAX_GRACE_SECONDS)
+
+    @field_validator("input")
+    @classmethod
+    def _shape(cls, value: list[InputMessage] | None) -> list[InputMessage] | None:
+        return None if value is None else _check_input(value)
+
+
+class FireTime(BaseModel):
+    local: str  # ISO 8601 in the schedule's zone, with its offset
+    utc: str
+
+
+class CronPreview(BaseModel):
+    description: str
+    next_fires: list[FireTime]
+
+
+class ScheduleView(BaseModel):
+    id: str
+    smith_id: str
+    name: str
+    cron: str
+    timezone: str
+    input: list[dict[str, Any]]
+    enabled: bool
+    grace_seconds: int
+    description: str
+    next_fires: list[FireTime]  # empty while paused
+    next_fire_at: str | None
+    last_fired_for: str | None
+    last_run_id: str | None
+    last_run_status: str | None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, schedule: Schedule, *, last_run_status: str | None = None, now: datetime | None = None) -> ScheduleView:
+        fires = (preview(schedule.cron, schedule.timezone, now=now).next_fires if schedule.enabled else [])
+        return cls(
+            id=schedule.id, smith_id=schedule.smith_id, name=schedule.name, cron=schedule.cron,
+            timezone=schedule.timezone, input=schedule.input, enabled=schedule.enabled,
+            grace_seconds=schedule.grace_seconds, description=describe(schedule.cron, schedule.timezone),
+            next_fires=fires, next_fire_at=_iso(schedule.next_fire_at), last_fired_for=_iso(schedule.last_fired_for),
+            last_run_id=schedule.last_run_id, last_run_status=last_run_status,
+            created_at=schedule.created_at.isoformat(), updated_at=schedule.updated_at.isoformat(),
+        )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+# -- validation (shared by the API and the console's validate-as-you-type) ----------------------------
+
+
+def check_cron(cron: str) -> None:
+    """Raises Invalid ``invalid_cron`` naming the part at fault (``cron.hour``, or ``cron``)."""
+    if len(cron) > MAX_CRON_CHARS:
+        raise Invalid(f"cron expression is longer than {MAX_CRON_CHARS} characters", code="invalid_cron",
+                      field="cron")
+    try:
+        parse_cron(cron)
+    except CronError as exc:
+        field = "cron" if exc.field == "expression" else f"cron.{exc.field}"
+        raise Invalid(exc.message, code="invalid_cron", field=field) from exc
+
+
+def check_timezone(name: str) -> None:
+    try:
+        validate_timezone(name)
+    except TimezoneError as exc:
+        raise Invalid(exc.message, code="invalid_timezone", field="timezone") from exc
+
+
+def preview(cron: str, timezone: str, *, now: datetime | None = None, count: int = PREVIEW_COUNT) -> CronPreview:
+    """What a cron and zone mean and when they fire next; raises Invalid like create does."""
+    check_cron(cron)
+    check_timezone(timezone)
+    zone = validate_timezone(timezone)
+    fires = next_fires(cron, zone, now or utcnow(), count)
+    return CronPreview(description=describe(cron, timezone),
+                       next_fires=[FireTime(local=f.astimezone(zone).isoformat(), utc=f.isoformat()) for f in fires])
+
+
+def _next_slot(cron: str, timezone: str, after: datetime) -> datetime:
+    return next_fires(cron, timezone, after, 1)[0]
+
+
+# -- CRUD (SCH-1, SCH-3) ------------------------------------------------------------------------------------
+
+
+async def _get(session: AsyncSession, actor: Actor, smith_id: str, schedule_id: str) -> tuple[Smith, Schedule]:
+    smith = await get_smith(session, actor=actor, smith_id=smith_id)  # 403 for another smith's token
+    schedule = await session.get(Schedule, schedule_id)
+    if schedule is None or schedule.smith_id != smith.id:
+        raise NotFound(f"no schedule {schedule_id} on smith {smith.id}", code="schedule_not_found")
+    return smith, schedule
+
+
+def _name(value: str) -> str:
+    if not value.strip():
+        raise Invalid("name must not be blank", field="name")
+    return value.strip()
+
+
+def _event_data(schedule: Schedule, **extra: Any) -> dict[str, Any]:
+    return {"schedule_id": schedule.id, "name": schedule.name, "cron": schedule.cron,
+            "timezone": schedule.timezone, **extra}
+
+
+async def create_schedule(session: AsyncSession, *, actor: Actor, smith_id: str, body: ScheduleCreate,
+                          now: datetime | None = None) -> Schedule:
+    smith = await get_smith(session, actor=actor, smith_id=smith_id)
+    cron = body.cron.strip()
+    check_cron(cron)
+    check_timezone(body.timezone)
+    now = now or utcnow()
+    schedule = Schedule(
+        id=new_id("sch"), project_id=smith.project_id, smith_id=smith.id, name=_name(body.name), cron=cron,
+        timezone=body.timezone, input=[m.model_dump() for m in body.input], enabled=body.enabled,
+        grace_seconds=body.grace_seconds, next_fire_at=_next_slot(cron, body.timezone, now) if body.enabled else None,
+        created_at=now, updated_at=now,
+    )
+    session.add(schedule)
+    await session.flush()
+    await record_event(session, project_id=smith.project_id, type="schedule.created", smith_id=smith.id,
+                       data=_event_data(schedule, enabled=schedule.enabled))
+    return schedule
+
+
+async def get_schedule(session: AsyncSession, *, actor: Actor, smith_id: str, schedule_id: str) -> Schedule:
+    return (await _get(session, actor, smith_id, schedule_id))[1]
+
+
+async def list_schedules(session: AsyncSession, *, actor: Actor, smith_id: str, limit: int | None = None,
+                         cursor: str | None = None) -> Page[Schedule]:
+    smith = await get_smith(session, actor=actor, smith_id=smith_id)
+    stmt = select(Schedule).where(Schedule.smith_id == smith.id)
+    return await paginate(session, stmt, Schedule.id, limit=limit, cursor=cursor)
+
+
+async def views(session: AsyncSession, schedules: list[Schedule], *, now: datetime | None = None) -> list[ScheduleView]:
+    """Views with each last run's status, in one query."""
+    run_ids = [s.last_run_id for s in schedules if s.last_run_id]
+    statuses: dict[str, str] = {}
+    if run_ids:
+        rows = await session.execute(select(Run.id, Run.status).where(Run.id.in_(run_ids)))  # type: ignore[attr-defined]
+        statuses = {run_id: status for run_id, status in rows.all()}
+    return [ScheduleView.of(s, last_run_status=statuses.get(s.last_run_id or ""), now=now) for s in schedules]
+
+
+async def update_schedule(session: AsyncSession, *, actor: Actor, smith_id: str, schedule_id: str,
+                          body: ScheduleUpdate, now: datetime | None = None) -> Schedule:
+    """Change any field. ``enabled: false`` pauses (SCH-3); resuming fires from the next slot on."""
+    _, schedule = await _get(session, actor, smith_id, schedule_id)
+    now = now or utcnow()
+    wanted: dict[str, Any] = {
+        "name": _name(body.name) if body.name is not None else schedule.name,
+        "cron": body.cron.strip() if body.cron is not None else schedule.cron,
+        "timezone": body.timezone if body.timezone is not None else schedule.timezone,
+        "input": [m.model_dump() for m in body.input] if body.input is not None else schedule.input,
+        "grace_seconds": body.grace_seconds if body.grace_seconds is not None else schedule.grace_seconds,
+    }
+    if body.cron is not None:
+        check_cron(wanted["cron"])
+    if body.timezone is not None:
+        check_timezone(wanted["timezone"])
+    changed = [key for key, value in wanted.items() if getattr(schedule, key) != value]
+    toggled = body.enabled is not None and body.enabled != schedule.enabled
+    if not changed and not toggled:
+        return schedule
+    for key in changed:
+        setattr(schedule, key, wanted[key])
+    if toggled:
+        schedule.enabled = bool(body.enabled)
+    if not schedule.enabled:
+        schedule.next_fire_at = None
+    elif toggled or "cron" in changed or "timezone" in changed:
+        # Resumed or re-timed: the next slot after now; nothing in between is replayed.
+        schedule.next_fire_at = _next_slot(schedule.cron, schedule.timezone, now)
+    schedule.updated_at = now
+    session.add(schedule)
+    await session.flush()
+    if changed:
+        await record_event(session, project_id=schedule.project_id, type="schedule.updated",
+                           smith_id=schedule.smith_id, data=_event_data(schedule, changed=changed))
+    if toggled:
+        await record_event(session, project_id=schedule.project_id, smith_id=schedule.smith_id,
+                           type="schedule.resumed" if schedule.enabled else "schedule.paused",
+                           data=_event_data(schedule, next_fire_at=_iso(schedule.next_fire_at)))
+    return schedule
+
+
+async def delete_schedule(session: AsyncSession, *, actor: Actor, smith_id: str, schedule_id: str) -> None:
+    """Removes the schedule; its past runs stay (they are normal runs, SCH-4)."""
+    _, schedule = await _get(session, actor, smith_id, schedule_id)
+    await session.delete(schedule)
+    await record_event(session, project_id=schedule.project_id, type="schedule.deleted", smith_id=schedule.smith_id,
+                       data=_event_data(schedule))
+
+
+def schedule_sender(schedule: Schedule) -> dict[str, Any]:
+    """Whoever created the schedule acts for the owner (an admin or the smith's own token)."""
+    return {"is_owner": True, "channel": "schedule", "identity": f"schedule:{schedule.id}",
+            "display": schedule.name, "verified": True}
+
+
+async def _enqueue(session: AsyncSession, schedule: Schedule, smith: Smith, *, slot: datetime | None,
+                   trigger: dict[str, Any]) -> Run:
+    messages = [InputMessage(**m) for m in schedule.input]
+    meta = {"schedule": {"id": schedule.id, "name": schedule.name, **trigger}}
+    run = await enqueue_run(session, smith=smith, messages=messages, source="schedule",
+                            sender=schedule_sender(schedule), schedule_id=schedule.id, scheduled_for=slot,
+                            metadata=meta)
+    schedule.last_run_id = run.id
+    await record_event(session, project_id=schedule.project_id, type="schedule.fired", run_id=run.id,
+                       smith_id=schedule.smith_id, data={"schedule_id": schedule.id, "run_id": run.id, **trigger})
+    return run
+
+
+async def run_now(session: AsyncSession, *, actor: Actor, smith_id: str, schedule_id: str) -> Run:
+    """Fire at once, also while paused (SCH-3). Not a slot: ``scheduled_for`` stays empty, so it
+    never collides with (or replaces) a cron fire; the caller wakes the workers after commit."""
+    smith, schedule = await _get(session, actor, smith_id, schedule_id)
+    run = await _enqueue(session, schedule, smith, slot=None, trigger={"trigger": "run_now", "by": actor.subject})
+    session.add(schedule)
+    return run
+
+
+# -- what the leader's scheduler calls (SCH-2) ---------------------------------------------------------------
+
+
+def _queued_run_rows(schedule: Schedule, smith: Smith, slot: datetime,
+                     trigger: dict[str, Any]) -> tuple[Run, list[Any], list[Any]]:
+    """The rows ``enqueue_run`` writes for this run, built without its per-row round trips so that a
+    batch of fires is one multi-row INSERT per table. Same thread, platform line (ID-1), forgery
+    stripping (ID-4), run event and feed events: tests/schedules/test_firing.py compares the two.
+    Returns the run, the parent rows and the rows that reference them (flushed in that order: the
+    tables have foreign keys but no relationships, so the unit of work cannot order them itself)."""
+    messages = [InputMessage(**m) for m in schedule.input]
+    sender, nonce = schedule_sender(schedule), new_nonce()
+    thread = Thread(id=new_id("thr"), project_id=smith.project_id, smith_id=smith.id)
+    run = Run(id=new_id("run"), project_id=smith.project_id, smith_id=smith.id, thread_id=thread.id,
+              source="schedule", input=[m.model_dump() for m in messages],
+              run_metadata={"schedule": {"id": schedule.id, "name": schedule.name, **trigger}, "sender": sender,
+                            "_nonce": nonce},
+              schedule_id=schedule.id, scheduled_for=slot)
+    rows: list[Any] = []
+    stripped_total = 0
+    for index, message in enumerate(messages):
+        text, stripped = strip_forgeries(message.content)
+        stripped_total += stripped
+        if message.role == "user" and index == len(messages) - 1:
+            rows.append(sender_platform_message(run, thread.id, sender, nonce))
+        rows.append(Message(id=new_id("msg"), thread_id=thread.id, run_id=run.id, role=message.role, content=text))
+    data = {"run_id": run.id, "status": "queued", "source": "schedule", "stripped_lines": stripped_total}
+    rows.append(RunEvent(id=new_id("rev"), run_id=run.id, seq=1, type="run.queued", data=data))
+    rows.append(Event(id=new_id("evt"), project_id=run.project_id, type="run.queued", data=data, run_id=run.id,
+                      smith_id=run.smith_id))
+    rows.append(Event(id=new_id("evt"), project_id=run.project_id, type="schedule.fired", run_id=run.id,
+                      smith_id=run.smith_id, data={"schedule_id": schedule.id, "run_id": run.id, **trigger}))
+    return run, [thread, run], rows
+
+
+class ScheduleFiring:
+    """``jobs.scheduler.ScheduleHooks`` for the scheduler: it passes the session, we own the rules."""
+
+    async def fire(self, session: AsyncSession, *, requests: list[FireRequest], now: datetime,
+                   fired_by: str) -> list[FireResult]:
+        ids = list({r.schedule_id for r in requests})
+        found = {schedule.id: (schedule, smith) for schedule, smith in (await session.execute(
+            select(Schedule, Smith).join(Smith, Smith.id == Schedule.smith_id)  # type: ignore[arg-type]
+            .where(Schedule.id.in_(ids)))).all()}  # type: ignore[attr-defined]
+        results, children = [], []
+        for request in requests:
+            schedule, smith = found.get(request.schedule_id, (None, None))
+            if schedule is None or smith is None:
+                results.append(FireResult(None, "gone"))
+            elif not schedule.enabled:
+                results.append(FireResult(None, "paused"))
+            elif schedule.next_fire_at is not None and request.slot < schedule.next_fire_at:
+                # Fired already, or edited/resumed since this slot was planned: never fire an old plan.
+                results.append(FireResult(None, "handled", schedule.next_fire_at))
+            else:
+                slot = request.slot
+                trigger = {"trigger": "cron", "scheduled_for": slot.isoformat(), "catch_up": request.catch_up,
+                           "coalesced": request.coalesced,
+                           "late_by_s": round(max((now - slot).total_seconds(), 0.0), 3), "fired_by": fired_by}
+                run, parents, rows = _queued_run_rows(schedule, smith, slot, trigger)
+                session.add_all(parents)
+                children.extend(rows)
+                schedule.last_run_id, schedule.last_fired_for = run.id, slot
+                schedule.next_fire_at = _next_slot(schedule.cron, schedule.timezone, slot)
+                # updated_at stays: firing is not an edit the leader must re-read.
+                results.append(FireResult(run.id, "fired", schedule.next_fire_at))
+        await session.flush()  # the unique (schedule_id, scheduled_for) key speaks here
+        session.add_all(children)
+        await session.flush()
+        return results
+
+    async def missed(self, session: AsyncSession, *, schedule_id: str, expected: datetime, missed: Missed,
+                     resume_at: datetime, now: datetime) -> bool:
+        moved = await session.execute(
+            update(Schedule)
+            .where(Schedule.id == schedule_id, Schedule.enabled.is_(True),  # type: ignore[attr-defined]
+                   Schedule.next_fire_at == expected)
+            .values(next_fire_at=resume_at)
+            .execution_options(synchronize_session=False)
+        )
+        if moved.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        schedule = await session.get(Schedule, schedule_id)
+        assert schedule is not None
+        await record_event(session, project_id=schedule.project_id, type="schedule.missed", smith_id=schedule.smith_id,
+                           data=_event_data(
+                               schedule, count=missed.count, at_least=missed.at_least,
+                               first=missed.first.isoformat(), last=missed.last.isoformat(),
+                               grace_seconds=schedule.grace_seconds, detected_at=now.isoformat(),
+                               reason="no scheduler was running at these times; fires older than the grace "
+                                      "window are not run late"))
+        return True
+
+
+HOOKS = ScheduleFiring()
+
+
+def new_scheduler(sessions: async_sessionmaker[AsyncSession], *, clock: Clock | None = None,
+                  database_url: str | None = None, **options: Any) -> Scheduler:
+    """The scheduler with this module's rules; ``database_url`` moves its fire transactions to a
+    thread of their own (as in production), without it they run on the caller's loop."""
+    return Scheduler(sessions, HOOKS, clock=clock or clock_from_env(), database_url=database_url, **options)
+
+
+async def run_scheduler(engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], data_dir: Path, *,
+                        retry_s: float = 2.0, scheduler: Scheduler | None = None) -> None:
+    """Compete for the scheduler lock forever; while held, this process fires schedules."""
+    leader = scheduler or new_scheduler(sessions, database_url=engine.url.render_as_string(hide_password=False))
+    await lead_forever(engine, data_dir, "scheduler", leader.run, retry_s=retry_s)
+
