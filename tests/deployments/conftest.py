@@ -38,7 +38,7 @@ def settings(settings: Settings, tg: FakeTelegram, public_url: str) -> Settings:
 
 @pytest.fixture
 async def running(runtime: Runtime) -> AsyncIterator[None]:
-    async with background(runtime, workers=2, poll_interval_s=0.05, lease_seconds=30):
+    async with background(runtime, workers=2, poll_interval_s=0.05, lease_seconds=30, scheduler=False):
         yield
 
 

@@ -19,7 +19,9 @@ FINAL = {"completed", "failed", "cancelled"}
 
 @pytest.fixture
 async def workers(runtime: Runtime) -> AsyncIterator[RunWorkers]:
-    async with background(runtime, workers=2, poll_interval_s=0.05, lease_seconds=30) as pool:
+    # The scheduler and bot polling have their own tests; runs need only workers and the outbox.
+    async with background(runtime, workers=2, poll_interval_s=0.05, lease_seconds=30, polling=False,
+                          scheduler=False) as pool:
         yield pool
 
 
