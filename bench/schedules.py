@@ -104,7 +104,8 @@ async def main(args: argparse.Namespace) -> None:
     print(f"seeded {args.schedules} schedules in {time.perf_counter() - seeded:.1f}s ({data})")
 
     rss_before = rss_mb()
-    scheduler = new_scheduler(runtime.sessions, clock=clock, name="bench", database_url=url)
+    options = {"fire_workers": args.fire_workers} if args.fire_workers else {}
+    scheduler = new_scheduler(runtime.sessions, clock=clock, name="bench", database_url=url, **options)
     await scheduler.start()
     print(f"load: {scheduler.stats.load_seconds:.2f}s; resident memory {rss_before:.0f} MB -> {rss_mb():.0f} MB "
           f"(+{rss_mb() - rss_before:.0f} MB for the plan and timers)")
@@ -153,4 +154,5 @@ if __name__ == "__main__":
     parser.add_argument("--speed", type=float, default=1440.0, help="simulated seconds per real second")
     parser.add_argument("--workers", type=int, default=0, help="also run this many run workers in-process")
     parser.add_argument("--batch", type=int, default=0, help="override jobs.scheduler.FIRE_BATCH")
+    parser.add_argument("--fire-workers", type=int, default=0, help="override the scheduler's fire workers")
     asyncio.run(main(parser.parse_args()))

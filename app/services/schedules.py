@@ -184,6 +184,8 @@ def _event_data(schedule: Schedule, **extra: Any) -> dict[str, Any]:
 
 async def create_schedule(session: AsyncSession, *, actor: Actor, smith_id: str, body: ScheduleCreate,
                           now: datetime | None = None) -> Schedule:
+    """SCH-1. ``now`` is the instant to plan the first fire from (tests pass a controlled clock's);
+    the row's timestamps are always real time."""
     smith = await get_smith(session, actor=actor, smith_id=smith_id)
     cron = body.cron.strip()
     check_cron(cron)
@@ -193,7 +195,6 @@ async def create_schedule(session: AsyncSession, *, actor: Actor, smith_id: str,
         id=new_id("sch"), project_id=smith.project_id, smith_id=smith.id, name=_name(body.name), cron=cron,
         timezone=body.timezone, input=[m.model_dump() for m in body.input], enabled=body.enabled,
         grace_seconds=body.grace_seconds, next_fire_at=_next_slot(cron, body.timezone, now) if body.enabled else None,
-        created_at=now, updated_at=now,
     )
     session.add(schedule)
     await session.flush()
@@ -252,7 +253,7 @@ async def update_schedule(session: AsyncSession, *, actor: Actor, smith_id: str,
     elif toggled or "cron" in changed or "timezone" in changed:
         # Resumed or re-timed: the next slot after now; nothing in between is replayed.
         schedule.next_fire_at = _next_slot(schedule.cron, schedule.timezone, now)
-    schedule.updated_at = now
+    schedule.updated_at = utcnow()  # real time even when planning from a given ``now``: the leader syncs on it
     session.add(schedule)
     await session.flush()
     if changed:
