@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.conftest import create_postgres_database
 from tests.fakes.telegram import FakeTelegram, serve_fake_telegram
@@ -127,3 +128,30 @@ def sign_in_console(page: Any, server: Server) -> None:
         page.fill("#password", CONSOLE_PASSWORD)
         page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"/deployments/?$"), timeout=30_000)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium driven by Playwright (Playwright's own browser download is not used)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: ./test.sh installs Debian's chromium package")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, tmp_path: Path) -> Iterator[Page]:
+    """A laptop-sized page; its last screen is saved as last.png in the test's tmp directory."""
+    context = browser.new_context(viewport={"width": 1366, "height": 800})
+    context.set_default_timeout(30_000)
+    opened = context.new_page()
+    yield opened
+    opened.screenshot(path=str(tmp_path / "last.png"))
+    context.close()

@@ -5,38 +5,16 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from tests.integration.conftest import Server
-from tests.integration.test_console_browser import ARGS, CHROMIUM, PASSWORD
+from tests.integration.test_console_browser import PASSWORD
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: ./test.sh installs Debian's chromium package")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser, tmp_path: Path) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    context.set_default_timeout(30_000)
-    opened = context.new_page()
-    yield opened
-    opened.screenshot(path=str(tmp_path / "last.png"), full_page=True)
-    context.close()
 
 
 def sign_in(server: Server, page: Page) -> None:

@@ -5,38 +5,16 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from tests.fakes.telegram import FAKE_BOT_USERNAME, FAKE_TOKEN, private_message
 from tests.integration.conftest import Server, sign_in_console
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser, tmp_path: Path) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1366, "height": 800})
-    context.set_default_timeout(30_000)
-    opened = context.new_page()
-    yield opened
-    opened.screenshot(path=str(tmp_path / "last.png"))
-    context.close()
 
 
 def _wait_for(check, what: str, wait_s: float = 30) -> None:  # type: ignore[no-untyped-def]
