@@ -92,10 +92,14 @@ class Deliverer:
         try:
             next_recovery = 0.0
             while True:
-                if asyncio.get_running_loop().time() >= next_recovery:
-                    await self._recover()
-                    next_recovery = asyncio.get_running_loop().time() + self.send_lease.total_seconds() / 2
-                claimed = await self._claim(self.concurrency - len(self._inflight))
+                try:
+                    if asyncio.get_running_loop().time() >= next_recovery:
+                        await self._recover()
+                        next_recovery = asyncio.get_running_loop().time() + self.send_lease.total_seconds() / 2
+                    claimed = await self._claim(self.concurrency - len(self._inflight))
+                except Exception:  # the database hiccupped: the loop must outlive it
+                    log.exception("outbox: claiming failed; retrying")
+                    claimed = []
                 for entry_id in claimed:
                     task = asyncio.create_task(self._deliver(entry_id))
                     self._inflight.add(task)
@@ -111,6 +115,9 @@ class Deliverer:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The entry stays "sending" until its lease expires; recovery then marks it unknown.
+            log.error("outbox: a delivery failed to record its outcome", exc_info=task.exception())
         self._wake.set()  # the conversation's next entry may now go
 
     async def _recover(self) -> None:

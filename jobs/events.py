@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Event, RunEvent
@@ -33,10 +34,15 @@ async def append_run_event(
 ) -> RunEvent:
     """The run's own timeline; ``seq`` is unique per run, so two writers cannot interleave silently.
     ``first`` skips the lookup for a run created in this transaction."""
-    last = 0 if first else (await session.execute(
-        select(func.max(RunEvent.seq)).where(RunEvent.run_id == run_id)
-    )).scalar_one()
-    event = RunEvent(id=new_id("rev"), run_id=run_id, seq=(last or 0) + 1, type=type, data=data or {})
-    session.add(event)
-    await session.flush()
-    return event
+    for attempt in range(5):
+        last = 0 if first and attempt == 0 else (await session.execute(
+            select(func.max(RunEvent.seq)).where(RunEvent.run_id == run_id)
+        )).scalar_one()
+        event = RunEvent(id=new_id("rev"), run_id=run_id, seq=(last or 0) + 1, type=type, data=data or {})
+        try:
+            async with session.begin_nested():  # a concurrent writer (worker, deliverer) took the seq
+                session.add(event)
+        except IntegrityError:
+            continue
+        return event
+    raise RuntimeError(f"could not append an event to run {run_id}")
