@@ -7,11 +7,11 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.integration.conftest import Server
+from tests.integration.conftest import CONSOLE_PASSWORD, Server
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-PASSWORD = "a long console password"
+PASSWORD = CONSOLE_PASSWORD
 
 
 def test_claim_sign_in_create_agent_and_smith(server: Server, page: Page) -> None:

@@ -11,28 +11,9 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.integration.conftest import Server
-from tests.integration.test_console_browser import PASSWORD
+from tests.integration.conftest import Server, sign_in_console
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
-
-
-def sign_in(server: Server, page: Page) -> None:
-    """Claim the console with the setup link if nobody has yet (the console test uses the same
-    password), otherwise sign in with that password."""
-    page.goto(server.setup_link())
-    form = page.locator("#confirm")
-    used = page.get_by_text("invalid, used or expired")
-    expect(form.or_(used)).to_be_visible()
-    if form.is_visible():
-        page.fill("#password", PASSWORD)
-        page.fill("#confirm", PASSWORD)
-        page.get_by_role("button", name="Set password and sign in").click()
-    else:
-        page.goto(f"{server.url}/login")
-        page.fill("#password", PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/deployments/?$"))
 
 
 def api(server: Server) -> httpx.Client:
@@ -61,7 +42,7 @@ def test_approve_a_paused_run_from_the_console(server: Server, page: Page) -> No
         run_id = started.json()["id"]
         wait_status(client, run_id, "awaiting_approval")
 
-    sign_in(server, page)
+    sign_in_console(page, server)
 
     # The list shows the run waiting, with its smith and input.
     page.get_by_role("link", name="Runs", exact=True).click()

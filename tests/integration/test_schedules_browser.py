@@ -15,11 +15,10 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.integration.conftest import Server
+from tests.integration.conftest import Server, sign_in_console
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-PASSWORD = "a long console password"  # the same as test_console_browser.py: whichever runs first sets it
 
 
 @pytest.fixture
@@ -36,23 +35,8 @@ def smith(server: Server) -> Iterator[str]:
         api.delete(f"/v1/agents/{agent.json()['id']}")
 
 
-def sign_in(page: Page, server: Server) -> None:
-    page.goto(server.setup_link())
-    claimable = page.locator("#confirm")
-    expect(claimable.or_(page.get_by_text("invalid, used or expired"))).to_be_visible()
-    if claimable.is_visible():
-        page.fill("#password", PASSWORD)
-        page.fill("#confirm", PASSWORD)
-        page.get_by_role("button", name="Set password and sign in").click()
-    else:
-        page.goto(f"{server.url}/login")
-        page.fill("#password", PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/deployments/?$"))
-
-
 def test_create_a_schedule_see_its_meaning_and_run_it_now(server: Server, page: Page, smith: str) -> None:
-    sign_in(page, server)
+    sign_in_console(page, server)
     page.goto(f"{server.url}/smiths/{smith}")
     page.get_by_role("tab", name="Schedules").click()
     expect(page.get_by_text("No schedules yet")).to_be_visible()  # CON-3: a helpful empty state
