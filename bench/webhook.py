@@ -187,12 +187,16 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latencies", default="0,0.05")
     parser.add_argument("--settle", type=float, default=180.0, help="seconds to wait for the last replies")
+    parser.add_argument("--only-product", action="store_true", help="skip the baselines (for profiling)")
     args = parser.parse_args()
     print(f"{args.chats} chats x {args.per_chat} updates, concurrency {args.concurrency}", flush=True)
     for latency in (float(x) for x in args.latencies.split(",")):
         print(f"\n== fake Bot API latency {latency * 1000:.0f} ms ==", flush=True)
         results = {}
         with serve_fake_telegram(latency) as fake:
+            if args.only_product:
+                show("product", await bench_product(fake, args))
+                continue
             with serve_in_thread(bare_app()) as url:
                 results["bare"] = await drive(f"{url}/hook", {}, args.chats, args.per_chat, args.concurrency,
                                               None, str, 0)

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from jobs.events import append_event, append_run_event
 from jobs.identity import platform_instructions, platform_line
 from jobs.llm import ModelConfig, ModelError, ModelReply, build_provider
-from jobs.queue import renew_lease
+from jobs.queue import claim_run, renew_lease
 from jobs.runstate import transition
 from jobs.tools import BUILTIN_TOOLS, Tool, ToolContext, ToolError, chip_labels
 from models import Agent, Approval, Message, Run, Smith
@@ -136,8 +136,21 @@ def suggested_replies_of(messages: list[Message], run_id: str) -> list[str]:
     return chips
 
 
+@dataclass
+class _State:
+    """What one transaction of the loop works on; ``messages`` stays current as steps add to it."""
+
+    run: Run
+    agent: Agent
+    messages: list[Message]
+
+    def add(self, session: AsyncSession, message: Message) -> None:
+        session.add(message)
+        self.messages.append(message)
+
+
 class AgentLoop:
-    def __init__(self, env: AgentEnv, run_id: str) -> None:
+    def __init__(self, env: AgentEnv, run_id: str = "") -> None:
         self.env = env
         self.run_id = run_id
 
@@ -145,18 +158,21 @@ class AgentLoop:
         if self.env.step_hook:
             self.env.step_hook(point)
 
-    async def _load(self, session: AsyncSession) -> tuple[Run, Smith, Agent, list[Message]]:
-        run = await session.get(Run, self.run_id, populate_existing=True)
-        if run is None or run.status != "running" or run.lease_owner != self.env.worker_id:
-            raise LeaseLost
-        if not await renew_lease(session, run_id=run.id, worker_id=self.env.worker_id,
-                                 lease_seconds=self.env.lease_seconds):
-            raise LeaseLost
+    async def _load(self, session: AsyncSession, *, claimed: Run | None = None) -> _State:
+        if claimed is not None:  # just claimed in this transaction: the lease is fresh
+            run = claimed
+        else:
+            run = await session.get(Run, self.run_id, populate_existing=True)
+            if run is None or run.status != "running" or run.lease_owner != self.env.worker_id:
+                raise LeaseLost
+            if not await renew_lease(session, run_id=run.id, worker_id=self.env.worker_id,
+                                     lease_seconds=self.env.lease_seconds):
+                raise LeaseLost
         smith = await session.get(Smith, run.smith_id)
         agent = await session.get(Agent, smith.agent_id) if smith else None
         if smith is None or agent is None:
             raise ToolError("the run's smith or agent no longer exists")
-        return run, smith, agent, await thread_history(session, run)
+        return _State(run, agent, await thread_history(session, run))
 
     async def _tools(self, session: AsyncSession, run: Run) -> dict[str, Tool]:
         tools = dict(BUILTIN_TOOLS)
@@ -165,11 +181,18 @@ class AgentLoop:
         return tools
 
     async def execute(self) -> None:
+        """Drive the run (already claimed by this worker) until it leaves the running state."""
+        await self._guarded(self._drive(claim=False))
+
+    async def claim_and_execute(self) -> bool:
+        """Claim the next runnable run and drive it, the claim and the first steps in one
+        transaction. False when nothing was runnable."""
+        await self._guarded(self._drive(claim=True))
+        return bool(self.run_id)
+
+    async def _guarded(self, drive: Awaitable[None]) -> None:
         try:
-            for _ in range(MAX_MODEL_CALLS * 4):
-                if await self._step():
-                    return
-            await self._fail("too_many_steps", f"the agent did not finish within {MAX_MODEL_CALLS} model calls")
+            await drive
         except LeaseLost:
             log.info("run %s: lease lost (cancelled or taken over); stopping", self.run_id)
         except ModelError as exc:
@@ -177,35 +200,60 @@ class AgentLoop:
         except ToolError as exc:
             await self._fail("run_invalid", str(exc))
 
-    async def _step(self) -> bool:
-        """One persisted step. True when the run left the running state."""
-        async with self.env.sessions() as session, session.begin():
-            run, _smith, agent, messages = await self._load(session)
-            own = [m for m in messages if m.run_id == run.id]
+    async def _drive(self, *, claim: bool) -> None:
+        """Each transaction advances the run as far as it can without waiting on the network: tool
+        calls, a local model, the final reply. It commits before a remote model call and the next
+        transaction stores that reply. A crash anywhere loses only uncommitted work: the next worker
+        resumes from the messages committed so far."""
+        reply: ModelReply | None = None
+        for _ in range(MAX_MODEL_CALLS * 4):
+            async with self.env.sessions() as session, session.begin():
+                claimed: Run | None = None
+                if claim:
+                    claim = False
+                    claimed = await claim_run(session, worker_id=self.env.worker_id,
+                                              lease_seconds=self.env.lease_seconds)
+                    if claimed is None:
+                        return
+                    self.run_id = claimed.id
+                state = await self._load(session, claimed=claimed)
+                if reply is not None:
+                    await self._store_reply(session, state, reply)
+                    self._hook("after_store_reply")
+                    reply = None
+                request = await self._advance(session, state)
+                if request is None:
+                    return
+            self._hook("before_model")
+            async with self._keep_lease():
+                reply = await request()
+            self._hook("after_model")
+        await self._fail("too_many_steps", f"the agent did not finish within {MAX_MODEL_CALLS} model calls")
+
+    async def _advance(self, session: AsyncSession, state: _State) -> Callable[[], Awaitable[ModelReply]] | None:
+        """Run the steps that need no network inside this transaction. Returns None when the run left
+        the running state, or the remote model call to make once the transaction committed."""
+        run, agent, messages = state.run, state.agent, state.messages
+        while True:
             calls = pending_calls(messages)
             if calls:
-                await self._handle_call(session, run, agent, calls[0])
-                return run.status != "running"
+                await self._handle_call(session, state, calls[0])
+                if run.status != "running":
+                    return None
+                continue
             last = messages[-1] if messages else None
             if last is not None and last.role == "assistant" and last.run_id == run.id and not last.tool_calls:
                 await self._finish(session, run, last.content, suggested_replies_of(messages, run.id))
-                return True
-            model_calls = sum(1 for m in own if m.role == "assistant")
-            if model_calls >= MAX_MODEL_CALLS:
+                return None
+            if sum(1 for m in messages if m.run_id == run.id and m.role == "assistant") >= MAX_MODEL_CALLS:
                 raise ModelError(f"the agent did not finish within {MAX_MODEL_CALLS} model calls",
                                  "too_many_steps")
             context = self._context(run, agent, messages)
-            tools = await self._tools(session, run)
-            config = model_config_for(agent, self.env.default_model)
-        self._hook("before_model")
-        async with self._keep_lease():
-            reply = await build_provider(config, self.env.http).complete(context, [t.spec() for t in tools.values()])
-        self._hook("after_model")
-        async with self.env.sessions() as session, session.begin():
-            run, _, _, _ = await self._load(session)
-            await self._store_reply(session, run, reply)
-        self._hook("after_store_reply")
-        return False
+            specs = [t.spec() for t in (await self._tools(session, run)).values()]
+            provider = build_provider(model_config_for(agent, self.env.default_model), self.env.http)
+            if not provider.in_process:
+                return lambda: provider.complete(context, specs)
+            await self._store_reply(session, state, await provider.complete(context, specs))
 
     def _context(self, run: Run, agent: Agent, messages: list[Message]) -> list[dict[str, Any]]:
         nonce = str(run.run_metadata.get("_nonce", ""))
@@ -231,13 +279,14 @@ class AgentLoop:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    async def _store_reply(self, session: AsyncSession, run: Run, reply: ModelReply) -> None:
+    async def _store_reply(self, session: AsyncSession, state: _State, reply: ModelReply) -> None:
+        run = state.run
         calls = [{"id": c.id or f"call_{i}", "type": "function",
                   "function": {"name": c.name, "arguments": c.raw_arguments if c.arguments is None
                                else json.dumps(c.arguments)}}
                  for i, c in enumerate(reply.tool_calls)]
-        session.add(Message(id=new_id("msg"), thread_id=run.thread_id or "", run_id=run.id, role="assistant",
-                            content=reply.text, tool_calls=calls))
+        state.add(session, Message(id=new_id("msg"), thread_id=run.thread_id or "", run_id=run.id,
+                                   role="assistant", content=reply.text, tool_calls=calls))
         usage = dict(run.usage or {})
         for key, value in reply.usage.items():
             usage[key] = int(usage.get(key, 0)) + int(value)
@@ -246,8 +295,8 @@ class AgentLoop:
         await append_run_event(session, run_id=run.id, type="model.replied",
                                data={"text": reply.text[:500], "tool_calls": [c["function"]["name"] for c in calls]})
 
-    async def _handle_call(self, session: AsyncSession, run: Run, agent: Agent, call: dict[str, Any]) -> None:
-        name = call["function"]["name"]
+    async def _handle_call(self, session: AsyncSession, state: _State, call: dict[str, Any]) -> None:
+        run, agent, name = state.run, state.agent, call["function"]["name"]
         tools = await self._tools(session, run)
         tool = tools.get(name)
         try:
@@ -255,10 +304,10 @@ class AgentLoop:
             if not isinstance(arguments, dict):
                 raise ValueError
         except ValueError:
-            await self._tool_result(session, run, call, f"error: the arguments of {name} are not a JSON object")
+            await self._tool_result(session, state, call, f"error: the arguments of {name} are not a JSON object")
             return
         if tool is None:
-            await self._tool_result(session, run, call, f"error: the tool {name!r} is not available to this smith")
+            await self._tool_result(session, state, call, f"error: the tool {name!r} is not available to this smith")
             return
         if name in (agent.approval_required_tools or []):
             approval = (await session.execute(
@@ -268,7 +317,7 @@ class AgentLoop:
                 await self._pause(session, run, call, name, arguments)
                 return
             if approval.status != "approved":  # reject/edit already wrote the result; be safe
-                await self._tool_result(session, run, call, "The owner rejected this call.")
+                await self._tool_result(session, state, call, "The owner rejected this call.")
                 return
         ctx = ToolContext(session=session, run=run, step_key=f"{run.id}:{call['id']}")
         try:
@@ -279,12 +328,13 @@ class AgentLoop:
         except Exception as exc:  # a broken tool must not leave the run stuck
             log.exception("tool %s failed in run %s", name, run.id)
             result = f"error: the tool {name} failed ({type(exc).__name__})"
-        await self._tool_result(session, run, call, result)
+        await self._tool_result(session, state, call, result)
         self._hook("after_tool")
 
-    async def _tool_result(self, session: AsyncSession, run: Run, call: dict[str, Any], content: str) -> None:
-        session.add(Message(id=new_id("msg"), thread_id=run.thread_id or "", run_id=run.id, role="tool",
-                            content=content, tool_call_id=call["id"], name=call["function"]["name"]))
+    async def _tool_result(self, session: AsyncSession, state: _State, call: dict[str, Any], content: str) -> None:
+        run = state.run
+        state.add(session, Message(id=new_id("msg"), thread_id=run.thread_id or "", run_id=run.id, role="tool",
+                                   content=content, tool_call_id=call["id"], name=call["function"]["name"]))
         await append_run_event(session, run_id=run.id, type="tool.result",
                                data={"tool": call["function"]["name"], "tool_call_id": call["id"],
                                      "ok": not content.startswith("error:"), "result": content[:500]})

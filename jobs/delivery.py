@@ -14,20 +14,21 @@ twice. It shows on the run and in the dead-letter list with a replay action.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from channels.base import Channel
 from channels.types import SendResult
 from jobs.events import append_event, append_run_event
+from jobs.waiting import idle_wait
 from models import OutboxEntry
 from models.types import new_id, utcnow
 
@@ -37,7 +38,7 @@ MAX_ATTEMPTS = 8
 SEND_LEASE = timedelta(seconds=60)  # longer than a send can take (PTB timeouts plus one retry)
 BACKOFF_CAP_S = 300.0
 
-ChannelFor = Callable[[str, str], Awaitable[Channel | None]]  # (project id, kind) -> channel
+ChannelFor = Callable[[AsyncSession, str, str], Awaitable[Channel | None]]  # (session, project id, kind)
 
 _wakeups: set[asyncio.Event] = set()
 
@@ -50,22 +51,15 @@ def wake_deliverers() -> None:
 async def enqueue_send(
     session: AsyncSession, *, project_id: str, kind: str, address: str, payload: dict[str, Any],
     idempotency_key: str, run_id: str | None = None, deployment_id: str | None = None,
-) -> OutboxEntry:
-    """Insert once; a second call with the same key returns the existing entry."""
-    existing = (await session.execute(
-        select(OutboxEntry).where(OutboxEntry.idempotency_key == idempotency_key))).scalar_one_or_none()
-    if existing is not None:
-        return existing
-    entry = OutboxEntry(id=new_id("obx"), project_id=project_id, run_id=run_id, deployment_id=deployment_id,
-                        kind=kind, idempotency_key=idempotency_key, address=address, payload=payload)
-    try:
-        async with session.begin_nested():
-            session.add(entry)
-    except IntegrityError:
-        found = (await session.execute(
-            select(OutboxEntry).where(OutboxEntry.idempotency_key == idempotency_key))).scalar_one()
-        return found
-    return entry
+) -> bool:
+    """Insert once (one statement); False when an entry with this key exists already."""
+    now = utcnow()
+    values = {"id": new_id("obx"), "project_id": project_id, "run_id": run_id, "deployment_id": deployment_id,
+              "kind": kind, "idempotency_key": idempotency_key, "address": address, "payload": payload,
+              "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
+    dialect = sqlite_insert if session.bind.dialect.name == "sqlite" else pg_insert
+    stmt = dialect(OutboxEntry).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    return (await session.execute(stmt.returning(OutboxEntry.id))).first() is not None
 
 
 def backoff_s(attempts: int, retry_after: float | None) -> float:
@@ -100,14 +94,13 @@ class Deliverer:
                 except Exception:  # the database hiccupped: the loop must outlive it
                     log.exception("outbox: claiming failed; retrying")
                     claimed = []
-                for entry_id in claimed:
-                    task = asyncio.create_task(self._deliver(entry_id))
+                for entry, channel in claimed:
+                    task = asyncio.create_task(self._deliver(entry, channel))
                     self._inflight.add(task)
                     task.add_done_callback(self._done)
                 if not claimed:
                     self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+                    await idle_wait(self._wake, self.poll_interval_s)
         finally:
             _wakeups.discard(self._wake)
             for task in self._inflight:
@@ -130,7 +123,8 @@ class Deliverer:
                                    "the server stopped while sending; the provider may or may not have "
                                    "delivered it (replay to send again)")
 
-    async def _claim(self, room: int) -> list[str]:
+    async def _claim(self, room: int) -> list[tuple[OutboxEntry, Channel | None]]:
+        """Due entries (the oldest of each conversation), marked "sending", with their channels."""
         if room <= 0:
             return []
         now = utcnow()
@@ -141,21 +135,24 @@ class Deliverer:
             candidates = (await session.execute(
                 select(OutboxEntry.id).where(OutboxEntry.status == "pending", OutboxEntry.next_attempt_at <= now,
                                              ~busy).order_by(OutboxEntry.id).limit(room))).scalars().all()
-            claimed = []
-            for entry_id in candidates:
-                result = await session.execute(
-                    update(OutboxEntry).where(OutboxEntry.id == entry_id, OutboxEntry.status == "pending")
-                    .values(status="sending", attempts=OutboxEntry.attempts + 1,
-                            next_attempt_at=now + self.send_lease))
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    claimed.append(entry_id)
-        return claimed
+            if not candidates:
+                return []
+            # Conditional on still pending: another process may have claimed some meanwhile.
+            claimed = (await session.execute(
+                update(OutboxEntry).where(OutboxEntry.id.in_(candidates), OutboxEntry.status == "pending")
+                .values(status="sending", attempts=OutboxEntry.attempts + 1, next_attempt_at=now + self.send_lease)
+                .returning(OutboxEntry).execution_options(synchronize_session=False, populate_existing=True)
+            )).scalars().all()
+            channels: dict[tuple[str, str], Channel | None] = {}
+            for entry in claimed:
+                key = (entry.project_id, entry.kind)
+                if key not in channels:
+                    channels[key] = await self.channel_for(session, *key)
+        return sorted(((entry, channels[(entry.project_id, entry.kind)]) for entry in claimed),
+                      key=lambda pair: pair[0].id)
 
-    async def _deliver(self, entry_id: str) -> None:
-        async with self.sessions() as session:
-            entry = await session.get(OutboxEntry, entry_id)
-        assert entry is not None
-        channel = await self.channel_for(entry.project_id, entry.kind)
+    async def _deliver(self, entry: OutboxEntry, channel: Channel | None) -> None:
+        entry_id = entry.id
         if channel is None:
             result = SendResult.failed("not_configured", f"no {entry.kind} integration is configured",
                                        retryable=False)

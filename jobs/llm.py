@@ -62,6 +62,10 @@ class ModelConfig:
 
 
 class ModelProvider:
+    # True when complete() does no I/O: the agent loop then calls it inside the step's transaction
+    # instead of committing around it (a remote model's seconds must not hold a transaction open).
+    in_process: bool = False
+
     async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
         raise NotImplementedError
 
@@ -77,6 +81,7 @@ def _parse_arguments(raw: str | dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 class BuiltinModel(ModelProvider):
+    in_process = True
     _COMMAND = re.compile(r"^/(chips|remember|recall|tool)\b\s*(.*)$", re.S)
 
     async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:

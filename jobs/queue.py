@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -41,21 +41,24 @@ async def claim_run(session: AsyncSession, *, worker_id: str, lease_seconds: flo
         .where(Run.id == candidate.scalar_subquery())
         .values(status="running", lease_owner=worker_id,
                 lease_expires_at=now + timedelta(seconds=lease_seconds),
-                attempts=Run.attempts + 1, updated_at=now)
-        .returning(Run.id, Run.started_at, Run.attempts)
-        .execution_options(synchronize_session=False)
+                attempts=Run.attempts + 1, updated_at=now, started_at=func.coalesce(Run.started_at, now))
+        .returning(Run)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    row = (await session.execute(stmt)).first()
-    if row is None:
+    run = (await session.execute(stmt)).scalars().first()
+    if run is None:
         return None
-    run_id, started_at, attempts = row
-    if started_at is None:
-        await session.execute(update(Run).where(Run.id == run_id).values(started_at=now))
-    run = await session.get(Run, run_id, populate_existing=True)
-    assert run is not None
-    await append_run_event(session, run_id=run_id, type="run.started" if attempts == 1 else "run.resumed",
-                           data={"attempt": attempts, "worker": worker_id})
+    await append_run_event(session, run_id=run.id, type="run.started" if run.attempts == 1 else "run.resumed",
+                           data={"attempt": run.attempts, "worker": worker_id})
     return run
+
+
+async def defer_run(session: AsyncSession, *, run_id: str, seconds: float) -> None:
+    """A run whose first step crashed before anything committed (its claim included) waits as long as
+    an expired lease would before it is tried again, instead of being re-claimed at once in a loop."""
+    now = utcnow()
+    await session.execute(update(Run).where(Run.id == run_id, Run.status == "queued").values(
+        attempts=Run.attempts + 1, available_at=now + timedelta(seconds=seconds), updated_at=now))
 
 
 async def renew_lease(session: AsyncSession, *, run_id: str, worker_id: str, lease_seconds: float) -> bool:

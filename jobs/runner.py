@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from jobs.agent import AgentEnv, AgentLoop
 from jobs.delivery import wake_deliverers
-from jobs.queue import claim_run
+from jobs.queue import defer_run
+from jobs.waiting import idle_wait
 
 log = logging.getLogger("ingram.runner")
 
@@ -58,32 +59,31 @@ class RunWorkers:
         finally:
             _pools.discard(self)
 
-    async def _claim(self, worker_id: str) -> str | None:
-        async with self.sessions() as session, session.begin():
-            run = await claim_run(session, worker_id=worker_id, lease_seconds=self.lease_seconds)
-            return run.id if run else None
+    async def _defer(self, run_id: str) -> None:
+        with contextlib.suppress(Exception):  # the database is down too: the run stays queued
+            async with self.sessions() as session, session.begin():
+                await defer_run(session, run_id=run_id, seconds=self.lease_seconds)
 
     async def _worker(self, worker_id: str) -> None:
         env = self.env_for(worker_id)
         wake = asyncio.Event()
         while True:
+            loop = AgentLoop(env)
             try:
-                run_id = await self._claim(worker_id)
-            except Exception:
-                log.exception("claiming a run failed; retrying")
-                run_id = None
-            if run_id is None:
-                wake.clear()
-                self._idle[worker_id] = wake
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self.poll_interval_s)
-                self._idle.pop(worker_id, None)
-                continue
-            try:
-                await AgentLoop(env, run_id).execute()
-                self.completed += 1
-                wake_deliverers()  # its reply or approval prompt may be waiting in the outbox
+                # The claim and the run's first steps share one transaction.
+                claimed = await loop.claim_and_execute()
             except Exception:
                 # The lease expires and another attempt picks the run up from its last step.
-                log.exception("run %s crashed in worker %s", run_id, worker_id)
+                log.exception("run %s crashed in worker %s", loop.run_id or "(claiming)", worker_id)
+                claimed = bool(loop.run_id)
+                if claimed:
+                    await self._defer(loop.run_id)
+            if not claimed:
+                wake.clear()
+                self._idle[worker_id] = wake
+                await idle_wait(wake, self.poll_interval_s)
+                self._idle.pop(worker_id, None)
+                continue
+            self.completed += 1
+            wake_deliverers()  # its reply or approval prompt may be waiting in the outbox
             # Straight on to the next claim: others may have been enqueued while this one ran.

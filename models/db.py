@@ -11,8 +11,10 @@ from alembic import command
 from alembic.config import Config
 from filelock import FileLock
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from models.inline_sqlite import creator_for
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same in every process of this product.
@@ -25,8 +27,9 @@ def sync_url(url: str) -> str:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # We emit BEGIN ourselves (below), so the driver must not.
-    dbapi_connection.isolation_level = None
+    # We emit BEGIN ourselves (below), so the driver must not (inline connections start that way).
+    if dbapi_connection.isolation_level is not None:
+        dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -44,7 +47,14 @@ def _sqlite_begin_immediate(conn: Any) -> None:
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        # One connection: SQLite has one writer anyway, and every transaction here takes the write lock
+        # (BEGIN IMMEDIATE). Waiting for the pool is a FIFO asyncio wait handed over the moment the
+        # previous transaction ends; waiting inside SQLite is its busy handler, which sleeps up to 100 ms
+        # between polls and let concurrent webhooks, workers and the outbox starve each other.
+        kwargs.setdefault("pool_size", 1)
+        kwargs.setdefault("max_overflow", 0)
+        kwargs.setdefault("pool_timeout", 60)
+        engine = create_async_engine(url, async_creator=creator_for(make_url(url).database or ""), **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine

@@ -6,6 +6,7 @@ One instance per integration and process, so each provider keeps one HTTP connec
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
 from app.services.integrations import open_secrets
@@ -43,11 +44,10 @@ class ChannelHub:
             await cached[1].aclose()
         return channel
 
-    async def for_project(self, project_id: str, kind: str) -> Channel | None:
+    async def for_project(self, session: AsyncSession, project_id: str, kind: str) -> Channel | None:
         """The Deliverer's lookup: the project's channel of this kind, if connected."""
-        async with self.runtime.sessions() as session:
-            integration = (await session.execute(select(Integration).where(
-                Integration.project_id == project_id, Integration.kind == kind))).scalar_one_or_none()
+        integration = (await session.execute(select(Integration).where(
+            Integration.project_id == project_id, Integration.kind == kind))).scalar_one_or_none()
         return None if integration is None else await self.for_integration(integration)
 
     async def aclose(self) -> None:
