@@ -8,8 +8,9 @@ A run whose lease expired (its worker died) is claimable again: that is crash re
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -18,8 +19,9 @@ from models import Run
 from models.types import utcnow
 
 
-async def claim_run(session: AsyncSession, *, worker_id: str, lease_seconds: float) -> Run | None:
-    now = utcnow()
+def _claim_statement(postgres: bool) -> Any:
+    """Built once per dialect: constructing this statement costs more than running it."""
+    now = bindparam("now")
     earlier = aliased(Run)
     # One run at a time per conversation, in order: a thread's next run waits for the one before.
     blocked = exists().where(earlier.thread_id == Run.thread_id, earlier.id < Run.id,
@@ -34,18 +36,26 @@ async def claim_run(session: AsyncSession, *, worker_id: str, lease_seconds: flo
         .order_by(Run.available_at)
         .limit(1)
     )
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
+    if postgres:
         candidate = candidate.with_for_update(skip_locked=True)
-    stmt = (
+    return (
         update(Run)
         .where(Run.id == candidate.scalar_subquery())
-        .values(status="running", lease_owner=worker_id,
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
+        .values(status="running", lease_owner=bindparam("worker"), lease_expires_at=bindparam("lease_until"),
                 attempts=Run.attempts + 1, updated_at=now, started_at=func.coalesce(Run.started_at, now))
         .returning(Run)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
-    run = (await session.execute(stmt)).scalars().first()
+
+
+_CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}
+
+
+async def claim_run(session: AsyncSession, *, worker_id: str, lease_seconds: float) -> Run | None:
+    now = utcnow()
+    stmt = _CLAIM[session.bind.dialect.name == "postgresql"]
+    params = {"now": now, "worker": worker_id, "lease_until": now + timedelta(seconds=lease_seconds)}
+    run = (await session.execute(stmt, params)).scalars().first()
     if run is None:
         return None
     await append_run_event(session, run_id=run.id, type="run.started" if run.attempts == 1 else "run.resumed",
