@@ -1,6 +1,6 @@
 """Telegram webhook benchmark: ingest and end-to-end, beside two baselines. Run by hand:
 
-    .venv/bin/python -m bench.webhook [--updates 2000] [--chats 50] [--concurrency 32]
+    .venv/bin/python -m bench.webhook [--chats 50] [--per-chat 20] [--concurrency 32] [--postgres]
 
 For each fake Bot API latency (0 and 50 ms) it posts the same valid updates (each chat's messages in
 order, many chats at once) to:
@@ -35,6 +35,7 @@ from starlette.routing import Route
 from telegram import Update
 from telegram.ext import Application, MessageHandler, filters
 
+from tests.conftest import create_postgres_database
 from tests.fakes.telegram import FAKE_TOKEN, FakeTelegram, private_message, serve_fake_telegram
 from tests.integration.conftest import free_port, start_server, stop_server
 
@@ -163,8 +164,13 @@ def show(name: str, r: dict[str, Any]) -> None:
 
 async def bench_product(fake: FakeTelegram, args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="ic-bench-"))
-    server = start_server(tmp, {"IC_TELEGRAM_API_URL": fake.url, "IC_PUBLIC_URL": "https://bench.example.com",
-                                "IC_LOG_LEVEL": "WARNING"})
+    env = {"IC_TELEGRAM_API_URL": fake.url, "IC_PUBLIC_URL": "https://bench.example.com", "IC_LOG_LEVEL": "WARNING"}
+    drop = None
+    if args.postgres:  # the scale-out shape: PostgreSQL, Reflex state in Redis, GRANIAN_WORKERS processes
+        url, drop = create_postgres_database("ic_bench")
+        env.update({"IC_DATABASE_URL": url, "REFLEX_REDIS_URL": "redis://127.0.0.1:6379/0",
+                    "GRANIAN_WORKERS": str(args.granian_workers)})
+    server = start_server(tmp, env)
     try:
         headers = {"Authorization": f"Bearer {server.admin_token}"}
         async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as api:
@@ -178,6 +184,8 @@ async def bench_product(fake: FakeTelegram, args: argparse.Namespace) -> dict[st
                            args.concurrency, fake, lambda text: f"You said: {text}", args.settle)
     finally:
         stop_server(server)
+        if drop:
+            drop()
 
 
 async def main() -> None:
@@ -187,6 +195,8 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latencies", default="0,0.05")
     parser.add_argument("--settle", type=float, default=180.0, help="seconds to wait for the last replies")
+    parser.add_argument("--postgres", action="store_true", help="run the product on PostgreSQL + Redis")
+    parser.add_argument("--granian-workers", type=int, default=2, help="server processes with --postgres")
     parser.add_argument("--only-product", action="store_true", help="skip the baselines (for profiling)")
     args = parser.parse_args()
     print(f"{args.chats} chats x {args.per_chat} updates, concurrency {args.concurrency}", flush=True)

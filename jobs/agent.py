@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from jobs.events import append_event, append_run_event
@@ -85,9 +85,12 @@ async def thread_history(session: AsyncSession, run: Run) -> list[Message]:
     Grouped by run, not by time: a later message's input is stored when it arrives, before this
     run's reply exists, and must neither come before that reply nor be seen by this run at all.
     """
-    stmt = (select(Message).where(Message.thread_id == run.thread_id, Message.run_id <= run.id)
+    params = {"thread_id": run.thread_id, "run_id": run.id}
+    return list((await session.execute(_HISTORY, params)).scalars())
+
+
+_HISTORY = (select(Message).where(Message.thread_id == bindparam("thread_id"), Message.run_id <= bindparam("run_id"))
             .order_by(Message.run_id, Message.id))
-    return list((await session.execute(stmt)).scalars())
 
 
 def to_model_message(message: Message) -> dict[str, Any]:

@@ -37,6 +37,8 @@ log = logging.getLogger("ingram.delivery")
 MAX_ATTEMPTS = 8
 SEND_LEASE = timedelta(seconds=60)  # longer than a send can take (PTB timeouts plus one retry)
 BACKOFF_CAP_S = 300.0
+EDIT_APPROVAL = "edit_approval"  # an entry with this payload key edits a sent prompt instead of sending
+OUTCOME_MARK = "outcome:"
 
 ChannelFor = Callable[[AsyncSession, str, str], Awaitable[Channel | None]]  # (session, project id, kind)
 
@@ -60,6 +62,29 @@ async def enqueue_send(
     dialect = sqlite_insert if session.bind.dialect.name == "sqlite" else pg_insert
     stmt = dialect(OutboxEntry).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"])
     return (await session.execute(stmt.returning(OutboxEntry.id))).first() is not None
+
+
+def prompt_key(run_id: str, approval_id: str) -> str:
+    """Idempotency keys of an approval prompt's outbox entries start with this."""
+    return f"{run_id}:approval:{approval_id}:"
+
+
+async def enqueue_prompt_outcome(session: AsyncSession, *, run_id: str, approval_id: str, outcome: str) -> bool:
+    """Show a decision on the approval prompt in the chat (and drop its buttons), however it was
+    decided: a tap, the console or the API. Queued behind the prompt in its conversation, so the
+    edit goes out after the prompt; False when the prompt went to no channel (API, MCP runs)."""
+    prefix = prompt_key(run_id, approval_id)
+    prompt = (await session.execute(  # the prompt's last part: the one with the buttons
+        select(OutboxEntry).where(OutboxEntry.idempotency_key.startswith(prefix, autoescape=True),
+                                  ~OutboxEntry.idempotency_key.contains(OUTCOME_MARK, autoescape=True))
+        .order_by(OutboxEntry.id.desc()).limit(1)
+    )).scalar_one_or_none()
+    if prompt is None:
+        return False
+    return await enqueue_send(session, project_id=prompt.project_id, kind=prompt.kind, address=prompt.address,
+                              payload={EDIT_APPROVAL: {"prompt_id": prompt.id, "text": outcome}},
+                              idempotency_key=f"{prefix}{OUTCOME_MARK}{outcome}",
+                              run_id=run_id, deployment_id=prompt.deployment_id)
 
 
 def backoff_s(attempts: int, retry_after: float | None) -> float:
@@ -158,19 +183,24 @@ class Deliverer:
                                        retryable=False)
         else:
             try:
-                result = await channel.send(entry.address, entry.payload)
+                result = await self._send_or_edit(channel, entry)
             except Exception as exc:  # a channel must not raise; if it does, keep the entry visible
                 log.exception("channel %s raised while sending %s", entry.kind, entry.id)
                 result = SendResult.failed("channel_error", f"{type(exc).__name__}: {exc}", retryable=True)
         async with self.sessions() as session, session.begin():
+            if result.ok:  # the common case, in two statements
+                await session.execute(update(OutboxEntry).where(OutboxEntry.id == entry_id).values(
+                    status="sent", last_error=None, provider_message_id=result.provider_message_id, sent_at=utcnow(),
+                ).execution_options(synchronize_session=False))
+                if entry.run_id:
+                    await append_run_event(session, run_id=entry.run_id, type="delivery.sent", data={
+                        "outbox_id": entry_id, "kind": entry.kind, "status": "sent", "error": None,
+                        "provider_message_id": result.provider_message_id})
+                self.sent += 1
+                return
             entry = await session.get(OutboxEntry, entry_id, populate_existing=True)
             assert entry is not None
-            if result.ok:
-                entry.provider_message_id = result.provider_message_id
-                entry.sent_at = utcnow()
-                await self._finish(session, entry, "sent", None)
-                self.sent += 1
-            elif result.retryable and entry.attempts < MAX_ATTEMPTS:
+            if result.retryable and entry.attempts < MAX_ATTEMPTS:
                 entry.status = "pending"
                 entry.last_error = f"{result.error_code}: {result.error}"
                 entry.next_attempt_at = utcnow() + timedelta(seconds=backoff_s(entry.attempts, result.retry_after))
@@ -179,6 +209,17 @@ class Deliverer:
                 if result.retryable:
                     reason = f"gave up after {entry.attempts} attempts; last error {reason}"
                 await self._finish(session, entry, "dead", reason)
+
+    async def _send_or_edit(self, channel: Channel, entry: OutboxEntry) -> SendResult:
+        edit = entry.payload.get(EDIT_APPROVAL)
+        if edit is None:
+            return await channel.send(entry.address, entry.payload)
+        async with self.sessions() as session:
+            prompt = await session.get(OutboxEntry, edit["prompt_id"])
+        if prompt is None or not prompt.provider_message_id:
+            return SendResult.failed("prompt_not_delivered", "the approval prompt never reached the chat, so "
+                                     "there is nothing to edit", retryable=False)
+        return await channel.edit_approval(entry.address, prompt.provider_message_id, str(edit["text"]))
 
     async def _finish(self, session: AsyncSession, entry: OutboxEntry, status: str, error: str | None) -> None:
         entry.status = status

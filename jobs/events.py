@@ -8,30 +8,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Event, RunEvent
-from models.types import new_id
+from models.types import new_id, utcnow
+
+# Core inserts of prebuilt statements: events are written on every step, and building ORM objects
+# (and statements) for them cost more than the inserts themselves.
+_INSERT_EVENT = insert(Event)
+_INSERT_RUN_EVENT = insert(RunEvent)
 
 
 async def append_event(
     session: AsyncSession, *, project_id: str, type: str, data: dict[str, Any] | None = None,
     run_id: str | None = None, smith_id: str | None = None, deployment_id: str | None = None,
-) -> Event:
-    # No flush: the insert goes out with the transaction's other rows, batched by the unit of work.
-    event = Event(
-        id=new_id("evt"), project_id=project_id, type=type, data=data or {}, run_id=run_id,
-        smith_id=smith_id, deployment_id=deployment_id,
-    )
-    session.add(event)
-    return event
+) -> str:
+    event_id = new_id("evt")
+    await session.execute(_INSERT_EVENT, {
+        "id": event_id, "project_id": project_id, "type": type, "data": data or {}, "run_id": run_id,
+        "smith_id": smith_id, "deployment_id": deployment_id, "created_at": utcnow()})
+    return event_id
 
 
 async def append_run_event(
     session: AsyncSession, *, run_id: str, type: str, data: dict[str, Any] | None = None, first: bool = False
-) -> RunEvent:
+) -> str:
     """The run's own timeline; ``seq`` is unique per run, so two writers cannot interleave silently.
     ``first`` skips the lookup for a run created in this transaction; later events of the same run in
     the same transaction count on from the last one.
@@ -54,15 +57,16 @@ async def append_run_event(
             last = (await session.execute(
                 select(func.max(RunEvent.seq)).where(RunEvent.run_id == run_id)
             )).scalar_one() or 0
-        event = RunEvent(id=new_id("rev"), run_id=run_id, seq=last + 1, type=type, data=data or {})
+        row = {"id": new_id("rev"), "run_id": run_id, "seq": last + 1, "type": type, "data": data or {},
+               "created_at": utcnow()}
         if exclusive:
-            session.add(event)
+            await session.execute(_INSERT_RUN_EVENT, row)
         else:
             try:
                 async with session.begin_nested():
-                    session.add(event)
+                    await session.execute(_INSERT_RUN_EVENT, row)
             except IntegrityError:
                 continue
         seqs[run_id] = last + 1
-        return event
+        return str(row["id"])
     raise RuntimeError(f"could not append an event to run {run_id}")

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import or_
+from sqlalchemy import bindparam, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
@@ -171,10 +171,20 @@ async def create_deployment(session: AsyncSession, *, actor: Actor,
     return deployment, link
 
 
+# Built once: every inbound message runs these.
+_CATCH_ALL = select(Deployment).where(
+    Deployment.project_id == bindparam("project_id"), Deployment.kind == bindparam("kind"),
+    Deployment.target_type == "agent", Deployment.deleted_at.is_(None))  # type: ignore[union-attr]
+_EXACT_BINDING = select(Deployment).where(
+    Deployment.project_id == bindparam("project_id"), Deployment.kind == bindparam("kind"),
+    Deployment.target_type == "smith", Deployment.status == "active", Deployment.address == bindparam("address"),
+    Deployment.deleted_at.is_(None))  # type: ignore[union-attr]
+_MINTED = select(Smith).where(Smith.minted_by_deployment_id == bindparam("deployment_id"),
+                              Smith.provider_identity == bindparam("identity"))
+
+
 async def find_catch_all(session: AsyncSession, *, project_id: str, kind: str) -> Deployment | None:
-    stmt = select(Deployment).where(Deployment.project_id == project_id, Deployment.kind == kind,
-                                    Deployment.target_type == "agent", Deployment.deleted_at.is_(None))  # type: ignore[union-attr]
-    return (await session.execute(stmt)).scalars().first()
+    return (await session.execute(_CATCH_ALL, {"project_id": project_id, "kind": kind})).scalars().first()
 
 
 async def get_deployment(session: AsyncSession, *, actor: Actor, deployment_id: str) -> Deployment:
@@ -266,10 +276,8 @@ async def resolve(session: AsyncSession, *, project_id: str, kind: str, address:
                   sender_display: str) -> tuple[Smith, Deployment, bool] | None:
     """Who answers a message: an exact smith binding wins, else the kind's catch-all mints or finds the
     sender's own smith (DEP-3..DEP-5). Returns (smith, deployment, sender is owner)."""
-    exact = (await session.execute(select(Deployment).where(
-        Deployment.project_id == project_id, Deployment.kind == kind, Deployment.target_type == "smith",
-        Deployment.status == "active", Deployment.address == address,
-        Deployment.deleted_at.is_(None)))).scalars().first()  # type: ignore[union-attr]
+    exact = (await session.execute(_EXACT_BINDING, {"project_id": project_id, "kind": kind, "address": address})
+             ).scalars().first()
     if exact is not None:
         smith = await session.get(Smith, exact.target_id)
         if smith is not None:
@@ -283,8 +291,8 @@ async def resolve(session: AsyncSession, *, project_id: str, kind: str, address:
 
 async def mint_smith(session: AsyncSession, *, deployment: Deployment, identity: str, display: str) -> Smith:
     """DEP-4: one smith per (deployment, provider identity), even under concurrent first messages."""
-    stmt = select(Smith).where(Smith.minted_by_deployment_id == deployment.id, Smith.provider_identity == identity)
-    found = (await session.execute(stmt)).scalar_one_or_none()
+    params = {"deployment_id": deployment.id, "identity": identity}
+    found = (await session.execute(_MINTED, params)).scalar_one_or_none()
     if found is not None:
         return found
     agent = await session.get(Agent, deployment.target_id)
@@ -296,7 +304,7 @@ async def mint_smith(session: AsyncSession, *, deployment: Deployment, identity:
         async with session.begin_nested():
             session.add(smith)
     except IntegrityError:
-        return (await session.execute(stmt)).scalar_one()
+        return (await session.execute(_MINTED, params)).scalar_one()
     await record_event(session, project_id=deployment.project_id, type="smith.minted", smith_id=smith.id,
                        deployment_id=deployment.id,
                        data={"smith_id": smith.id, "deployment_id": deployment.id, "identity": identity})

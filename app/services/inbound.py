@@ -21,11 +21,11 @@ from app.services import deployments
 from app.services.channel_hub import get_hub
 from app.services.errors import DomainError, NotFound, Unauthorized
 from app.services.projects import require_project_by_slug
-from app.services.runs import Decision, InputMessage, enqueue_run, submit_decision
+from app.services.runs import OUTCOME_TEXT, Decision, InputMessage, enqueue_run, submit_decision
 from app.services.runtime import Runtime
 from channels.base import Channel, MalformedPayload
 from channels.types import Inbound, InboundAction, InboundMessage, Outbound, RawRequest
-from jobs.delivery import enqueue_send, wake_deliverers
+from jobs.delivery import enqueue_prompt_outcome, enqueue_send, wake_deliverers
 from jobs.runner import wake_workers
 from models import Approval, InboundDelivery, Integration, Project, Run, Smith
 from models.types import new_id, utcnow
@@ -35,7 +35,9 @@ log = logging.getLogger("ingram.inbound")
 CONNECTED = "You're connected to {name}. Say hello!"
 BAD_LINK = "This link is invalid, already used or expired. Ask for a new link and tap it again."
 TOUCH_EVERY = timedelta(seconds=5)
-OUTCOMES = {"a": ("approve", "✅ Approved"), "r": ("reject", "❌ Rejected"), "e": ("edit", "✏️ Send your correction")}
+DECISIONS = {"a": "approve", "r": "reject", "e": "edit"}
+TOASTS = {"approve": OUTCOME_TEXT["approved"], "reject": OUTCOME_TEXT["rejected"],
+          "edit": "Send your correction as a message."}
 
 
 @dataclass
@@ -47,11 +49,10 @@ class Answer:
 
 @dataclass
 class _AfterCommit:
-    """Provider calls that must wait until the transaction committed (acknowledge, edit a keyboard)."""
+    """The provider call that must wait until the transaction committed: acknowledging the tap."""
 
     action: InboundAction | None = None
     toast: str | None = None
-    edit_text: str | None = None
 
 
 _INTEGRATION_OF_TENANT = (select(Integration).join(Project, Project.id == Integration.project_id)
@@ -102,8 +103,6 @@ async def handle(runtime: Runtime, *, integration: Integration, channel: Channel
             await _touch(session, integration.id)
         if after.action is not None:
             await channel.acknowledge_action(after.action, after.toast)
-            if after.edit_text and after.action.provider_message_id:
-                await channel.edit_approval(after.action.address, after.action.provider_message_id, after.edit_text)
     if fresh:
         wake_workers()
         wake_deliverers()
@@ -179,12 +178,14 @@ def _owner_of(deployment: Any, smith: Any) -> str | None:
     return deployment.owner_identity if deployment.target_type == "smith" else smith.provider_identity
 
 
+_EDIT_REQUESTED = (select(Approval, Run).join(Run, Run.id == Approval.run_id)
+                   .where(Run.smith_id == bindparam("smith_id"), Run.status == "awaiting_approval",
+                          Approval.status == "edit_requested"))
+
+
 async def _correction(session: AsyncSession, smith_id: str, message: InboundMessage) -> bool:
     """APR-2: after an Edit tap, the owner's next message is the correction for that paused run."""
-    stmt = (select(Approval, Run).join(Run, Run.id == Approval.run_id)
-            .where(Run.smith_id == smith_id, Run.status == "awaiting_approval",
-                   Approval.status == "edit_requested"))
-    row = (await session.execute(stmt)).first()
+    row = (await session.execute(_EDIT_REQUESTED, {"smith_id": smith_id})).first()
     if row is None or row[1].run_metadata.get("address") != message.address:
         return False
     _, run = row
@@ -198,16 +199,18 @@ async def _on_action(session: AsyncSession, integration: Integration, action: In
     code, _, token = action.token.partition(":")
     approval = (await session.execute(select(Approval).where(Approval.callback_token == token))).scalar_one_or_none()
     run = await session.get(Run, approval.run_id) if approval else None
-    if approval is None or run is None or run.project_id != integration.project_id or code not in OUTCOMES:
+    if approval is None or run is None or run.project_id != integration.project_id or code not in DECISIONS:
         return _AfterCommit(action=action, toast="This button is no longer valid.")
     if run.run_metadata.get("owner_identity") != action.sender_id:
         return _AfterCommit(action=action, toast="Only the owner can decide.")
     if approval.status not in ("pending", "edit_requested") or run.status != "awaiting_approval":
         return _AfterCommit(action=action, toast="Already decided.")
-    decision, outcome = OUTCOMES[code]
+    decision = DECISIONS[code]
     if decision == "edit":
         approval.status = "edit_requested"  # the next message from the owner is the correction
-        return _AfterCommit(action=action, toast="Send your correction as a message.", edit_text=outcome)
-    await submit_decision(session, actor=None, run_id=run.id, project_id=run.project_id,
-                          decision=Decision(decision=decision), decided_by=action.sender_id)  # type: ignore[arg-type]
-    return _AfterCommit(action=action, toast=outcome, edit_text=outcome)
+        await enqueue_prompt_outcome(session, run_id=run.id, approval_id=approval.id,
+                                     outcome=OUTCOME_TEXT["edit_requested"])
+    else:  # the prompt's edit is queued by the decision itself, as for the console and the API
+        await submit_decision(session, actor=None, run_id=run.id, project_id=run.project_id,
+                              decision=Decision(decision=decision), decided_by=action.sender_id)  # type: ignore[arg-type]
+    return _AfterCommit(action=action, toast=TOASTS[decision])

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import bindparam
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
@@ -81,9 +82,12 @@ async def save_integration(
     return integration
 
 
+_INTEGRATION = select(Integration).where(Integration.project_id == bindparam("project_id"),
+                                        Integration.kind == bindparam("kind"))  # built once: runs use it
+
+
 async def find_integration(session: AsyncSession, *, project_id: str, kind: str) -> Integration | None:
-    stmt = select(Integration).where(Integration.project_id == project_id, Integration.kind == kind)
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return (await session.execute(_INTEGRATION, {"project_id": project_id, "kind": kind})).scalar_one_or_none()
 
 
 async def list_integrations(session: AsyncSession, *, actor: Actor) -> list[Integration]:

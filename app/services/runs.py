@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import bindparam
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
@@ -14,6 +15,7 @@ from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.pagination import Page, paginate
 from app.services.smiths import get_smith
 from jobs.agent import new_nonce, pending_calls, sender_platform_message, thread_history
+from jobs.delivery import enqueue_prompt_outcome
 from jobs.events import append_event, append_run_event
 from jobs.identity import strip_forgeries
 from jobs.runstate import TERMINAL, transition
@@ -110,6 +112,10 @@ def api_sender(actor: Actor) -> dict[str, Any]:
             "display": actor.subject, "verified": True}
 
 
+_THREAD_BY_KEY = select(Thread).where(Thread.smith_id == bindparam("smith_id"),
+                                      Thread.external_key == bindparam("key"))
+
+
 async def _thread_for(session: AsyncSession, smith: Smith, thread_id: str | None,
                       deployment_id: str | None = None, external_key: str | None = None) -> Thread:
     if thread_id:
@@ -119,8 +125,8 @@ async def _thread_for(session: AsyncSession, smith: Smith, thread_id: str | None
                            field="thread_id")
         return thread
     if external_key:
-        found = (await session.execute(select(Thread).where(
-            Thread.smith_id == smith.id, Thread.external_key == external_key))).scalar_one_or_none()
+        found = (await session.execute(_THREAD_BY_KEY, {"smith_id": smith.id, "key": external_key})
+                 ).scalar_one_or_none()
         if found:
             return found
     thread = Thread(id=new_id("thr"), project_id=smith.project_id, smith_id=smith.id,
@@ -147,8 +153,7 @@ async def enqueue_run(
               source=source, input=[m.model_dump() for m in messages],
               run_metadata={**(metadata or {}), "sender": sender, "_nonce": nonce},
               deployment_id=deployment_id, schedule_id=schedule_id, scheduled_for=scheduled_for)
-    session.add(run)
-    await session.flush()
+    session.add(run)  # flushed with the messages by the event insert below
     stripped_total = 0
     for index, message in enumerate(messages):
         text, stripped = strip_forgeries(message.content)
@@ -231,6 +236,11 @@ def may_decide(actor: Actor, run: Run) -> bool:
     return actor.is_admin or actor.smith_id == run.smith_id
 
 
+# What the approval prompt in the chat turns into once decided (its buttons go).
+OUTCOME_TEXT = {"approved": "✅ Approved", "rejected": "❌ Rejected", "edited": "✏️ Edited",
+                "edit_requested": "✏️ Send your correction"}
+
+
 async def submit_decision(session: AsyncSession, *, actor: Actor | None, run_id: str, decision: Decision,
                           decided_by: str | None = None, project_id: str | None = None) -> Run:
     """Approve, reject or edit the paused tool call. Channels call this too (``actor=None`` with
@@ -269,6 +279,7 @@ async def submit_decision(session: AsyncSession, *, actor: Actor | None, run_id:
             session.add(Message(id=new_id("msg"), thread_id=run.thread_id or "", run_id=run.id,
                                 role="user", content=text))
     data = {"approval_id": approval.id, "decision": decision.decision, "by": decided_by}
+    await enqueue_prompt_outcome(session, run_id=run.id, approval_id=approval.id, outcome=OUTCOME_TEXT[status])
     await append_event(session, project_id=run.project_id, type="approval.decided", run_id=run.id,
                        smith_id=run.smith_id, data={"run_id": run.id, **data})
     if not await transition(session, run, "queued", data=data):

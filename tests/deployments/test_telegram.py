@@ -115,6 +115,32 @@ async def test_approval_by_inline_keyboard(
     assert tg.calls_to("editMessageText")[-1]["text"] == "✅ Approved"
 
 
+async def test_a_decision_made_in_the_api_updates_the_prompt_in_the_chat(
+    api: httpx.AsyncClient, admin_token: str, tg: FakeTelegram, running: None
+) -> None:  # APR-1, APR-2: the console and /v1 decide through the same service as a tap
+    await _bound(api, tg, admin_token, approval_required_tools=["memory_write"])
+    await post_update(api, tg, private_message("/remember plan = launch", update_id=30))
+    prompt = await wait_until(lambda: next((m for m in tg.sent_messages if m["text"].startswith("Approve")), None),
+                              "the approval prompt")
+    paused = await wait_until(lambda: _awaiting(api, admin_token), "the paused run")
+    decided = await api.post(f"/v1/runs/{paused}/submit", json={"decision": "reject"}, headers=bearer(admin_token))
+    assert decided.status_code == 200, decided.text
+    edit = await wait_until(lambda: tg.calls_to("editMessageText"), "the prompt's edit")
+    assert edit[-1]["text"] == "❌ Rejected" and str(edit[-1]["message_id"]) == str(prompt["message_id"])
+    shown = tg.messages[(DANA, int(prompt["message_id"]))]
+    assert shown["text"] == "❌ Rejected" and "reply_markup" not in shown  # the buttons are gone
+    # A late tap on the old keyboard changes nothing.
+    approve = prompt["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    await post_update(api, tg, callback_query(approve, update_id=31))
+    await wait_until(lambda: any(a.get("text") == "Already decided." for a in tg.callback_answers), "refusal")
+    assert len(tg.calls_to("editMessageText")) == 1
+
+
+async def _awaiting(api: httpx.AsyncClient, token: str) -> str | None:
+    runs = (await api.get("/v1/runs", params={"status": "awaiting_approval"}, headers=bearer(token))).json()["data"]
+    return runs[0]["id"] if runs else None
+
+
 async def test_edit_takes_the_next_message_as_the_correction(
     api: httpx.AsyncClient, admin_token: str, tg: FakeTelegram, running: None
 ) -> None:  # APR-2
