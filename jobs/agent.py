@@ -141,11 +141,15 @@ def suggested_replies_of(messages: list[Message], run_id: str) -> list[str]:
 
 @dataclass
 class _State:
-    """What one transaction of the loop works on; ``messages`` stays current as steps add to it."""
+    """What one transaction of the loop works on; ``messages`` stays current as steps add to it.
+    Holding the rows (smith, the tools' deployments) also keeps them in the session's weak identity
+    map, so later lookups in the transaction need no query."""
 
     run: Run
+    smith: Smith
     agent: Agent
     messages: list[Message]
+    tools: dict[str, Tool] | None = None
 
     def add(self, session: AsyncSession, message: Message) -> None:
         session.add(message)
@@ -175,13 +179,14 @@ class AgentLoop:
         agent = await session.get(Agent, smith.agent_id) if smith else None
         if smith is None or agent is None:
             raise ToolError("the run's smith or agent no longer exists")
-        return _State(run, agent, await thread_history(session, run))
+        return _State(run, smith, agent, await thread_history(session, run))
 
-    async def _tools(self, session: AsyncSession, run: Run) -> dict[str, Tool]:
-        tools = dict(BUILTIN_TOOLS)
-        if self.env.extra_tools:
-            tools.update({t.name: t for t in await self.env.extra_tools(session, run)})
-        return tools
+    async def _tools(self, session: AsyncSession, state: _State) -> dict[str, Tool]:
+        if state.tools is None:
+            state.tools = dict(BUILTIN_TOOLS)
+            if self.env.extra_tools:
+                state.tools.update({t.name: t for t in await self.env.extra_tools(session, state.run)})
+        return state.tools
 
     async def execute(self) -> None:
         """Drive the run (already claimed by this worker) until it leaves the running state."""
@@ -210,8 +215,8 @@ class AgentLoop:
         resumes from the messages committed so far."""
         reply: ModelReply | None = None
         for _ in range(MAX_MODEL_CALLS * 4):
+            failure: Exception | None = None
             async with self.env.sessions() as session, session.begin():
-                claimed: Run | None = None
                 if claim:
                     claim = False
                     claimed = await claim_run(session, worker_id=self.env.worker_id,
@@ -219,19 +224,32 @@ class AgentLoop:
                     if claimed is None:
                         return
                     self.run_id = claimed.id
-                state = await self._load(session, claimed=claimed)
-                if reply is not None:
-                    await self._store_reply(session, state, reply)
-                    self._hook("after_store_reply")
-                    reply = None
-                request = await self._advance(session, state)
-                if request is None:
-                    return
+                    # The claim commits even if the steps fail: the run is then failed, or retried once
+                    # its lease expires, as after any other step, and never re-claimed in a tight loop.
+                    try:
+                        async with session.begin_nested():
+                            request = await self._segment(session, claimed, reply)
+                    except Exception as exc:
+                        failure, request = exc, None
+                else:
+                    request = await self._segment(session, None, reply)
+            if failure is not None:
+                raise failure
+            if request is None:
+                return
             self._hook("before_model")
             async with self._keep_lease():
                 reply = await request()
             self._hook("after_model")
         await self._fail("too_many_steps", f"the agent did not finish within {MAX_MODEL_CALLS} model calls")
+
+    async def _segment(self, session: AsyncSession, claimed: Run | None,
+                       reply: ModelReply | None) -> Callable[[], Awaitable[ModelReply]] | None:
+        state = await self._load(session, claimed=claimed)
+        if reply is not None:
+            await self._store_reply(session, state, reply)
+            self._hook("after_store_reply")
+        return await self._advance(session, state)
 
     async def _advance(self, session: AsyncSession, state: _State) -> Callable[[], Awaitable[ModelReply]] | None:
         """Run the steps that need no network inside this transaction. Returns None when the run left
@@ -252,7 +270,7 @@ class AgentLoop:
                 raise ModelError(f"the agent did not finish within {MAX_MODEL_CALLS} model calls",
                                  "too_many_steps")
             context = self._context(run, agent, messages)
-            specs = [t.spec() for t in (await self._tools(session, run)).values()]
+            specs = [t.spec() for t in (await self._tools(session, state)).values()]
             provider = build_provider(model_config_for(agent, self.env.default_model), self.env.http)
             if not provider.in_process:
                 return lambda: provider.complete(context, specs)
@@ -300,7 +318,7 @@ class AgentLoop:
 
     async def _handle_call(self, session: AsyncSession, state: _State, call: dict[str, Any]) -> None:
         run, agent, name = state.run, state.agent, call["function"]["name"]
-        tools = await self._tools(session, run)
+        tools = await self._tools(session, state)
         tool = tools.get(name)
         try:
             arguments = json.loads(call["function"]["arguments"] or "{}")

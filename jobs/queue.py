@@ -63,14 +63,6 @@ async def claim_run(session: AsyncSession, *, worker_id: str, lease_seconds: flo
     return run
 
 
-async def defer_run(session: AsyncSession, *, run_id: str, seconds: float) -> None:
-    """A run whose first step crashed before anything committed (its claim included) waits as long as
-    an expired lease would before it is tried again, instead of being re-claimed at once in a loop."""
-    now = utcnow()
-    await session.execute(update(Run).where(Run.id == run_id, Run.status == "queued").values(
-        attempts=Run.attempts + 1, available_at=now + timedelta(seconds=seconds), updated_at=now))
-
-
 async def renew_lease(session: AsyncSession, *, run_id: str, worker_id: str, lease_seconds: float) -> bool:
     """Extend the lease while working; False means the run was taken away (cancelled, expired)."""
     result = await session.execute(

@@ -7,7 +7,6 @@ passes (runs enqueued by other processes, leases that expired after a crash).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -17,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from jobs.agent import AgentEnv, AgentLoop
 from jobs.delivery import wake_deliverers
-from jobs.queue import defer_run
 from jobs.waiting import idle_wait
 
 log = logging.getLogger("ingram.runner")
@@ -59,11 +57,6 @@ class RunWorkers:
         finally:
             _pools.discard(self)
 
-    async def _defer(self, run_id: str) -> None:
-        with contextlib.suppress(Exception):  # the database is down too: the run stays queued
-            async with self.sessions() as session, session.begin():
-                await defer_run(session, run_id=run_id, seconds=self.lease_seconds)
-
     async def _worker(self, worker_id: str) -> None:
         env = self.env_for(worker_id)
         wake = asyncio.Event()
@@ -76,8 +69,6 @@ class RunWorkers:
                 # The lease expires and another attempt picks the run up from its last step.
                 log.exception("run %s crashed in worker %s", loop.run_id or "(claiming)", worker_id)
                 claimed = bool(loop.run_id)
-                if claimed:
-                    await self._defer(loop.run_id)
             if not claimed:
                 wake.clear()
                 self._idle[worker_id] = wake

@@ -15,6 +15,7 @@ waiting done on a worker thread, so the event loop never blocks on a lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -124,7 +125,14 @@ class InlineConnection:
         finally:
             self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}").close()
         # Another process or thread is writing: wait for it off the loop (SQLite's busy handler sleeps).
-        await asyncio.to_thread(cursor.execute, sql)
+        waiting = asyncio.ensure_future(asyncio.to_thread(cursor.execute, sql))
+        try:
+            await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            # The thread still owns the connection: let BEGIN end before anyone rolls it back.
+            with contextlib.suppress(Exception):
+                await waiting
+            raise
 
     async def execute(self, sql: str, parameters: Any = None) -> InlineCursor:
         cursor = InlineCursor(self)

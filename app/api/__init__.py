@@ -28,11 +28,12 @@ def build_api() -> FastAPI:
     )
     install_error_handlers(api)
 
+    # Webhooks first: providers call them most, and routes are matched in order.
+    api.include_router(webhooks.router)
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_api_version)])
     for module in (agents, smiths, schedules, runs, deployments, tenant, tokens, events, integrations):
         v1.include_router(module.router)
     api.include_router(v1)
-    api.include_router(webhooks.router)
     mcp.mount(api)  # POST /v1/deployments/{id}/mcp: before the catch-all below, which would answer 404
 
     @api.get("/v1/health", tags=["meta"], include_in_schema=False)

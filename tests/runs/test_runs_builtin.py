@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from datetime import timedelta
+from typing import Any
+
 import httpx
 
+from app.services.background import default_model
+from app.services.runtime import Runtime
+from jobs.agent import AgentEnv
+from jobs.llm import ModelError
 from jobs.runner import RunWorkers
+from models import Run
+from models.types import utcnow
 from tests.conftest import bearer
 from tests.runs.conftest import make_smith, start_run, wait_run
 
@@ -94,3 +105,63 @@ async def test_list_runs_filters(api: httpx.AsyncClient, admin_token: str, worke
     assert len(done["data"]) == 2 and done["next_cursor"]
     bad = await api.get("/v1/runs", params={"status": "exploded"}, headers=bearer(admin_token))
     assert bad.status_code == 422
+
+
+async def test_a_run_whose_first_step_crashes_waits_like_an_expired_lease(
+    api: httpx.AsyncClient, admin_token: str, runtime: Runtime
+) -> None:  # the claim shares the first step's transaction: a crash there must not re-claim it in a loop
+    _, smith_id = await make_smith(api, admin_token)
+    queued = await start_run(api, admin_token, smith_id, "hello")
+    crashes = 0
+    crashed = asyncio.Event()
+
+    async def broken_tools(session: Any, run: Any) -> list[Any]:
+        nonlocal crashes
+        crashes += 1
+        crashed.set()
+        raise RuntimeError("a bug in a hook")
+
+    async with httpx.AsyncClient() as http:
+        def env_for(worker_id: str) -> AgentEnv:
+            return AgentEnv(sessions=runtime.sessions, http=http, default_model=default_model(runtime),
+                            worker_id=worker_id, lease_seconds=30, extra_tools=broken_tools)
+
+        pool = RunWorkers(runtime.sessions, env_for, count=2, poll_interval_s=0.02, lease_seconds=30)
+        task = asyncio.create_task(pool.run_forever())
+        try:
+            await asyncio.wait_for(crashed.wait(), 10)
+            await asyncio.sleep(0.5)  # 25 polls of two workers: none may take the run again
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert crashes == 1
+    async with runtime.transaction() as session:
+        run = await session.get(Run, queued["id"])
+        assert run is not None and run.status == "running" and run.attempts == 1  # the claim stood
+        assert run.lease_expires_at > utcnow() + timedelta(seconds=25)  # retried once the lease expires
+
+
+async def test_a_model_error_in_the_first_step_fails_the_run_once(
+    api: httpx.AsyncClient, admin_token: str, runtime: Runtime
+) -> None:  # the failure is recorded on the claimed run, not lost with a rolled-back claim
+    _, smith_id = await make_smith(api, admin_token)
+    queued = await start_run(api, admin_token, smith_id, "hello")
+
+    async def refusing_tools(session: Any, run: Any) -> list[Any]:
+        raise ModelError("the model configuration is unusable", "model_config")
+
+    async with httpx.AsyncClient() as http:
+        def env_for(worker_id: str) -> AgentEnv:
+            return AgentEnv(sessions=runtime.sessions, http=http, default_model=default_model(runtime),
+                            worker_id=worker_id, lease_seconds=30, extra_tools=refusing_tools)
+
+        pool = RunWorkers(runtime.sessions, env_for, count=1, poll_interval_s=0.02, lease_seconds=30)
+        task = asyncio.create_task(pool.run_forever())
+        try:
+            failed = await wait_run(api, admin_token, queued["id"])
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert failed["status"] == "failed" and failed["error"]["code"] == "model_config"
