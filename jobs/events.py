@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Event, RunEvent
+from models import Event, Run, RunEvent
 from models.types import new_id, utcnow
 
 # Core inserts of prebuilt statements: events are written on every step, and building ORM objects
@@ -35,38 +34,34 @@ async def append_event(
 async def append_run_event(
     session: AsyncSession, *, run_id: str, type: str, data: dict[str, Any] | None = None, first: bool = False
 ) -> str:
-    """The run's own timeline; ``seq`` is unique per run, so two writers cannot interleave silently.
-    ``first`` skips the lookup for a run created in this transaction; later events of the same run in
-    the same transaction count on from the last one.
+    """The run's own timeline, numbered by ``seq`` (unique per run).
 
-    On SQLite every transaction holds the write lock from its start, so nobody else can take a seq
-    meanwhile. On PostgreSQL a concurrent writer (worker, outbox) can: the insert then runs in a
-    savepoint and retries with the next number."""
+    The next number comes from the database once per run and transaction, then counts on. Writers of
+    one run's events must not interleave: on SQLite every transaction holds the write lock from its
+    start; on PostgreSQL the first event of a transaction locks the run's row (FOR NO KEY UPDATE), so
+    writers queue on that row in the order they reach it. (Racing on the unique seq instead made two
+    writers wait on each other: the outbox holding its entry and waiting for the run row, a decision
+    holding the run row and waiting for the outbox's seq: a deadlock.) ``first`` skips the lookup for a
+    run created in this transaction."""
     transaction = session.sync_session.get_transaction()
     cached = session.info.get("run_event_seq")
     if cached is None or cached[0] is not transaction:  # counts are valid for one transaction only
         cached = session.info["run_event_seq"] = (transaction, {})
     seqs: dict[str, int] = cached[1]
-    exclusive = session.bind.dialect.name == "sqlite"
-    for attempt in range(5):
-        if first and attempt == 0:
-            last = 0
-        elif run_id in seqs and attempt == 0:
-            last = seqs[run_id]
-        else:
-            last = (await session.execute(
-                select(func.max(RunEvent.seq)).where(RunEvent.run_id == run_id)
-            )).scalar_one() or 0
-        row = {"id": new_id("rev"), "run_id": run_id, "seq": last + 1, "type": type, "data": data or {},
-               "created_at": utcnow()}
-        if exclusive:
-            await session.execute(_INSERT_RUN_EVENT, row)
-        else:
-            try:
-                async with session.begin_nested():
-                    await session.execute(_INSERT_RUN_EVENT, row)
-            except IntegrityError:
-                continue
-        seqs[run_id] = last + 1
-        return str(row["id"])
-    raise RuntimeError(f"could not append an event to run {run_id}")
+    if first:
+        last = 0
+    elif run_id in seqs:
+        last = seqs[run_id]
+    else:
+        if session.bind.dialect.name != "sqlite":
+            await session.execute(_LOCK_RUN, {"run_id": run_id})
+        last = (await session.execute(_LAST_SEQ, {"run_id": run_id})).scalar_one() or 0
+    row = {"id": new_id("rev"), "run_id": run_id, "seq": last + 1, "type": type, "data": data or {},
+           "created_at": utcnow()}
+    await session.execute(_INSERT_RUN_EVENT, row)
+    seqs[run_id] = last + 1
+    return str(row["id"])
+
+
+_LOCK_RUN = select(Run.id).where(Run.id == bindparam("run_id")).with_for_update(key_share=True)
+_LAST_SEQ = select(func.max(RunEvent.seq)).where(RunEvent.run_id == bindparam("run_id"))
