@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, bindparam, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -39,6 +39,7 @@ SEND_LEASE = timedelta(seconds=60)  # longer than a send can take (PTB timeouts 
 BACKOFF_CAP_S = 300.0
 EDIT_APPROVAL = "edit_approval"  # an entry with this payload key edits a sent prompt instead of sending
 OUTCOME_MARK = "outcome:"
+COALESCE_S = 0.003
 
 ChannelFor = Callable[[AsyncSession, str, str], Awaitable[Channel | None]]  # (session, project id, kind)
 
@@ -105,6 +106,13 @@ class Deliverer:
         self._inflight: set[asyncio.Task[None]] = set()
         self.send_lease = send_lease
         self.sent = 0
+        # Built once (the loop runs it after every delivery): due entries, the oldest per conversation.
+        earlier = aliased(OutboxEntry)
+        busy = exists().where(and_(earlier.kind == OutboxEntry.kind, earlier.address == OutboxEntry.address,
+                                   earlier.id < OutboxEntry.id, earlier.status.in_(("pending", "sending"))))
+        self._due = (select(OutboxEntry.id)
+                     .where(OutboxEntry.status == "pending", OutboxEntry.next_attempt_at <= bindparam("now"), ~busy)
+                     .order_by(OutboxEntry.id).limit(concurrency))
 
     async def run_forever(self) -> None:
         _wakeups.add(self._wake)
@@ -126,6 +134,8 @@ class Deliverer:
                 if not claimed:
                     self._wake.clear()
                     await idle_wait(self._wake, self.poll_interval_s)
+                    # Let deliveries finishing together wake one claim, not one each.
+                    await asyncio.sleep(COALESCE_S)
         finally:
             _wakeups.discard(self._wake)
             for task in self._inflight:
@@ -153,13 +163,8 @@ class Deliverer:
         if room <= 0:
             return []
         now = utcnow()
-        earlier = aliased(OutboxEntry)
-        busy = exists().where(and_(earlier.kind == OutboxEntry.kind, earlier.address == OutboxEntry.address,
-                                   earlier.id < OutboxEntry.id, earlier.status.in_(("pending", "sending"))))
         async with self.sessions() as session, session.begin():
-            candidates = (await session.execute(
-                select(OutboxEntry.id).where(OutboxEntry.status == "pending", OutboxEntry.next_attempt_at <= now,
-                                             ~busy).order_by(OutboxEntry.id).limit(room))).scalars().all()
+            candidates = (await session.execute(self._due, {"now": now})).scalars().all()[:room]
             if not candidates:
                 return []
             # Conditional on still pending: another process may have claimed some meanwhile.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -107,6 +108,24 @@ async def test_list_runs_filters(api: httpx.AsyncClient, admin_token: str, worke
     assert bad.status_code == 422
 
 
+@contextlib.asynccontextmanager
+async def workers_with_tools(runtime: Runtime, extra_tools: Any, count: int) -> AsyncIterator[None]:
+    """Run workers whose agent hook for extra tools is ``extra_tools`` (to break the first step)."""
+    async with httpx.AsyncClient() as http:
+        def env_for(worker_id: str) -> AgentEnv:
+            return AgentEnv(sessions=runtime.sessions, http=http, default_model=default_model(runtime),
+                            worker_id=worker_id, lease_seconds=30, extra_tools=extra_tools)
+
+        pool = RunWorkers(runtime.sessions, env_for, count=count, poll_interval_s=0.02, lease_seconds=30)
+        task = asyncio.create_task(pool.run_forever())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 async def test_a_run_whose_first_step_crashes_waits_like_an_expired_lease(
     api: httpx.AsyncClient, admin_token: str, runtime: Runtime
 ) -> None:  # the claim shares the first step's transaction: a crash there must not re-claim it in a loop
@@ -121,20 +140,9 @@ async def test_a_run_whose_first_step_crashes_waits_like_an_expired_lease(
         crashed.set()
         raise RuntimeError("a bug in a hook")
 
-    async with httpx.AsyncClient() as http:
-        def env_for(worker_id: str) -> AgentEnv:
-            return AgentEnv(sessions=runtime.sessions, http=http, default_model=default_model(runtime),
-                            worker_id=worker_id, lease_seconds=30, extra_tools=broken_tools)
-
-        pool = RunWorkers(runtime.sessions, env_for, count=2, poll_interval_s=0.02, lease_seconds=30)
-        task = asyncio.create_task(pool.run_forever())
-        try:
-            await asyncio.wait_for(crashed.wait(), 10)
-            await asyncio.sleep(0.5)  # 25 polls of two workers: none may take the run again
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async with workers_with_tools(runtime, broken_tools, count=2):
+        await asyncio.wait_for(crashed.wait(), 10)
+        await asyncio.sleep(0.5)  # 25 polls of two workers: none may take the run again
     assert crashes == 1
     async with runtime.transaction() as session:
         run = await session.get(Run, queued["id"])
@@ -151,17 +159,6 @@ async def test_a_model_error_in_the_first_step_fails_the_run_once(
     async def refusing_tools(session: Any, run: Any) -> list[Any]:
         raise ModelError("the model configuration is unusable", "model_config")
 
-    async with httpx.AsyncClient() as http:
-        def env_for(worker_id: str) -> AgentEnv:
-            return AgentEnv(sessions=runtime.sessions, http=http, default_model=default_model(runtime),
-                            worker_id=worker_id, lease_seconds=30, extra_tools=refusing_tools)
-
-        pool = RunWorkers(runtime.sessions, env_for, count=1, poll_interval_s=0.02, lease_seconds=30)
-        task = asyncio.create_task(pool.run_forever())
-        try:
-            failed = await wait_run(api, admin_token, queued["id"])
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async with workers_with_tools(runtime, refusing_tools, count=1):
+        failed = await wait_run(api, admin_token, queued["id"])
     assert failed["status"] == "failed" and failed["error"]["code"] == "model_config"
