@@ -46,6 +46,7 @@ from app.services.actors import Actor
 from app.services.background import background
 from app.services.runtime import Runtime, set_runtime
 from app.settings import Settings
+from bench.stats import pct
 from jobs.runner import wake_workers
 from jobs.runstate import TERMINAL
 from models import Run
@@ -70,13 +71,6 @@ class Result:
     def per_second(self) -> float:
         return self.runs / self.seconds if self.seconds else float("nan")
 
-
-def pct(values: list[float], q: float) -> float:
-    """The q-th percentile in milliseconds (nearest rank)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] * 1000
 
 
 @contextlib.contextmanager

@@ -35,16 +35,10 @@ from starlette.routing import Route
 from telegram import Update
 from telegram.ext import Application, MessageHandler, filters
 
+from bench.stats import pct
 from tests.conftest import create_postgres_database
 from tests.fakes.telegram import FAKE_TOKEN, FakeTelegram, private_message, serve_fake_telegram
 from tests.integration.conftest import free_port, start_server, stop_server
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] * 1000
 
 
 @contextlib.contextmanager

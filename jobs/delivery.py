@@ -20,8 +20,6 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -30,6 +28,7 @@ from channels.types import SendResult
 from jobs.events import append_event, append_run_event
 from jobs.waiting import idle_wait
 from models import OutboxEntry
+from models.db import insert_ignoring_conflicts
 from models.types import new_id, utcnow
 
 log = logging.getLogger("ingram.delivery")
@@ -60,8 +59,8 @@ async def enqueue_send(
     values = {"id": new_id("obx"), "project_id": project_id, "run_id": run_id, "deployment_id": deployment_id,
               "kind": kind, "idempotency_key": idempotency_key, "address": address, "payload": payload,
               "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
-    dialect = sqlite_insert if session.bind.dialect.name == "sqlite" else pg_insert
-    stmt = dialect(OutboxEntry).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    stmt = insert_ignoring_conflicts(session, OutboxEntry).values(**values).on_conflict_do_nothing(
+        index_elements=["idempotency_key"])
     return (await session.execute(stmt.returning(OutboxEntry.id))).first() is not None
 
 

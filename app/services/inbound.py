@@ -13,8 +13,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services import deployments
@@ -28,6 +26,7 @@ from channels.types import Inbound, InboundAction, InboundMessage, Outbound, Raw
 from jobs.delivery import enqueue_prompt_outcome, enqueue_send, wake_deliverers
 from jobs.runner import wake_workers
 from models import Approval, InboundDelivery, Integration, Project, Run, Smith
+from models.db import insert_ignoring_conflicts
 from models.types import new_id, utcnow
 
 log = logging.getLogger("ingram.inbound")
@@ -131,8 +130,8 @@ async def _record(session: AsyncSession, integration: Integration, item: Inbound
     values = {"id": new_id("inb"), "project_id": integration.project_id, "integration_id": integration.id,
               "kind": integration.kind, "dedupe_key": item.dedupe_key, "received_at": utcnow(),
               "payload": {"type": type(item).__name__, "address": item.address, "sender": item.sender_id}}
-    dialect = sqlite_insert if session.bind.dialect.name == "sqlite" else pg_insert
-    stmt = dialect(InboundDelivery).values(**values).on_conflict_do_nothing().returning(InboundDelivery.id)
+    stmt = (insert_ignoring_conflicts(session, InboundDelivery).values(**values).on_conflict_do_nothing()
+            .returning(InboundDelivery.id))
     return (await session.execute(stmt)).first() is not None
 
 

@@ -118,15 +118,14 @@ class SmithDeploymentsState(AuthState):
         self.link_qr = qr_data_uri(self.link) if self.link else ""
         self.link_expires = (view.deep_link_expires_at or "")[:16].replace("T", " ")
 
-    @rx.event
-    async def create_telegram_link(self) -> Any:
+    async def _create(self, body: DeploymentCreate, success: str) -> Any:
+        """Create one of this smith's deployments, refresh the tab, and say how it went."""
         self.busy = True
         try:
             async with self.signed_in() as (session, actor):
-                body = DeploymentCreate(target=Target(type="smith", id=self._smith_id()), kind="telegram",
-                                        setup={"mode": "start_token"})
                 deployment, link = await deployments.create_deployment(session, actor=actor, body=body)
-                self._show_link(DeploymentView.of(deployment, link=link))
+                if link is not None:
+                    self._show_link(DeploymentView.of(deployment, link=link))
                 await self._refresh(session, actor)
         except NotSignedIn:
             return rx.redirect("/login")
@@ -134,24 +133,19 @@ class SmithDeploymentsState(AuthState):
             return rx.toast.error(describe(exc))
         finally:
             self.busy = False
-        return rx.toast.success("Deep link created: send it to the person, or scan it")
+        return rx.toast.success(success)
+
+    @rx.event
+    async def create_telegram_link(self) -> Any:
+        body = DeploymentCreate(target=Target(type="smith", id=self._smith_id()), kind="telegram",
+                                setup={"mode": "start_token"})
+        return await self._create(body, "Deep link created: send it to the person, or scan it")
 
     @rx.event
     async def create_mcp_endpoint(self) -> Any:
         """MCP-1: an endpoint any MCP client can use with a bearer token; active at once."""
-        self.busy = True
-        try:
-            async with self.signed_in() as (session, actor):
-                body = DeploymentCreate(target=Target(type="smith", id=self._smith_id()), kind="mcp")
-                await deployments.create_deployment(session, actor=actor, body=body)
-                await self._refresh(session, actor)
-        except NotSignedIn:
-            return rx.redirect("/login")
-        except DomainError as exc:
-            return rx.toast.error(describe(exc))
-        finally:
-            self.busy = False
-        return rx.toast.success("MCP endpoint created: copy its URL or a client configuration below")
+        body = DeploymentCreate(target=Target(type="smith", id=self._smith_id()), kind="mcp")
+        return await self._create(body, "MCP endpoint created: copy its URL or a client configuration below")
 
     @rx.event
     async def new_link(self, deployment_id: str) -> Any:
