@@ -45,5 +45,10 @@ esac
 
 echo "==> applying migrations"
 python -m app.bootstrap
+# Single-port mode serves on the backend port; Reflex's default (3000) is not the documented 8000.
+case " $* " in
+  *" --backend-port"*|*" --frontend-port"*) ;;
+  *) set -- --backend-port 8000 "$@" ;;
+esac
 echo "==> starting on ${IC_PUBLIC_URL:-http://localhost:8000}"
 exec reflex run --env prod --single-port "$@"
