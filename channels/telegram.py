@@ -42,11 +42,11 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
-from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from channels import types as t
 from channels.base import Channel, MalformedPayload, SetupError, load_json
+from channels.ptb_aiohttp import AiohttpRequest
 from channels.types import (
     ApprovalPrompt,
     Capabilities,
@@ -87,24 +87,6 @@ APPROVE_LABEL = "✅ Approve"
 REJECT_LABEL = "❌ Reject"
 EDIT_LABEL = "✏️ Edit"
 
-# Errors that mean "the connection broke", not "Telegram answered": a reused keep-alive
-# connection the server already closed fails like this, and one retry recovers (DESIGN §11).
-_RETRY_ONCE = (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
-
-
-class RetryingRequest(HTTPXRequest):
-    """``HTTPXRequest`` that retries a connection-level failure once."""
-
-    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
-        try:
-            return await super().do_request(*args, **kwargs)
-        except NetworkError as exc:
-            if isinstance(exc, TimedOut) or not isinstance(exc.__cause__, _RETRY_ONCE):
-                raise
-            log.info("telegram: retrying after a connection error: %s", exc)
-            return await super().do_request(*args, **kwargs)
-
-
 class TelegramChannel(Channel):
     kind: ClassVar[str] = "telegram"
     display_name: ClassVar[str] = "Telegram"
@@ -124,17 +106,16 @@ class TelegramChannel(Channel):
 
     def __init__(self, config: BaseModel | Mapping[str, Any], secrets: BaseModel | Mapping[str, Any], *,
                  api_url: str, http: httpx.AsyncClient | None = None) -> None:
-        # PTB owns its httpx pool, so ``http`` is not used here.
+        # PTB sends through its own pool (AiohttpRequest), so ``http`` is not used here.
         super().__init__(config, secrets, api_url=api_url, http=http)
         self.bot_id = int(self.secrets.bot_token.split(":", 1)[0])
-        self._request = RetryingRequest(
-            connection_pool_size=POOL_SIZE, connect_timeout=CONNECT_TIMEOUT_S,
-            read_timeout=READ_TIMEOUT_S, write_timeout=WRITE_TIMEOUT_S, pool_timeout=POOL_TIMEOUT_S,
+        self._request = AiohttpRequest(
+            pool_size=POOL_SIZE, connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S,
+            write_timeout=WRITE_TIMEOUT_S, pool_timeout=POOL_TIMEOUT_S,
         )
         # Long polls hold a connection for their whole timeout: keep them off the send pool.
-        self._updates_request = RetryingRequest(
-            connection_pool_size=1, connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S,
-        )
+        self._updates_request = AiohttpRequest(pool_size=1, connect_timeout=CONNECT_TIMEOUT_S,
+                                               read_timeout=READ_TIMEOUT_S)
         self.bot = Bot(self.secrets.bot_token, base_url=f"{self.api_url}/bot",
                        request=self._request, get_updates_request=self._updates_request)
 
@@ -426,7 +407,7 @@ def classify(exc: TelegramError) -> SendResult:
     if isinstance(exc, BadRequest | Conflict):
         return SendResult.failed(t.BAD_REQUEST, message, retryable=False)
     if isinstance(exc, NetworkError):
-        # PTB raises NetworkError both for transport failures (with the httpx error as cause)
+        # PTB raises NetworkError both for transport failures (with the transport error as cause)
         # and for unexpected statuses such as 5xx (no cause).
         code = t.NETWORK if isinstance(exc, TimedOut) or exc.__cause__ is not None else t.SERVER_ERROR
         return SendResult.failed(code, message, retryable=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +17,8 @@ from telegram.error import Conflict
 
 from channels import telegram as tgmod
 from channels.base import MalformedPayload, SetupError
-from channels.telegram import RetryingRequest, TelegramChannel, deep_link, webhook_possible
+from channels.ptb_aiohttp import AiohttpRequest
+from channels.telegram import TelegramChannel, deep_link, webhook_possible
 from channels.types import ApprovalPrompt, InboundAction, InboundMessage, Outbound, RawRequest
 from tests.fakes.telegram import (
     FAKE_BOT_USERNAME,
@@ -333,42 +335,58 @@ async def test_concurrent_sends_share_one_pool(tg: FakeTelegram, channel: Telegr
     assert len({r.provider_message_id for r in results}) == 20
 
 
-class _FlakyTransport(httpx.AsyncBaseTransport):
-    """Fails the first ``failures`` requests like a keep-alive connection the server closed."""
+@contextlib.asynccontextmanager
+async def dropping_proxy(target: str, drops: int) -> AsyncIterator[str]:
+    """A TCP proxy to ``target`` that reads the first ``drops`` requests and closes the connection
+    without answering, like a server that closed a keep-alive connection; later ones pass through."""
+    host, port = target.removeprefix("http://").split(":")
+    left = [drops]
 
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.inner = httpx.AsyncHTTPTransport()
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self.failures:
-            self.failures -= 1
-            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
-        return await self.inner.handle_async_request(request)
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if left[0] > 0:
+            left[0] -= 1
+            await reader.read(65536)
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
 
 
 async def test_connection_errors_are_retried_once(tg: FakeTelegram) -> None:
     # DESIGN §11: a send on a stale keep-alive connection must not be silently lost
-    once = RetryingRequest(httpx_kwargs={"transport": _FlakyTransport(1)})
-    bot = Bot(FAKE_TOKEN, base_url=f"{tg.url}/bot", request=once)
-    assert (await bot.send_message(5551234, "hi")).text == "hi"
-    assert len(tg.calls_to("sendMessage")) == 1
-    await once.shutdown()
+    async with dropping_proxy(tg.url, drops=1) as url:
+        once = AiohttpRequest()
+        bot = Bot(FAKE_TOKEN, base_url=f"{url}/bot", request=once)
+        assert (await bot.send_message(5551234, "hi")).text == "hi"
+        assert len(tg.calls_to("sendMessage")) == 1
+        await once.shutdown()
 
-    twice = RetryingRequest(httpx_kwargs={"transport": _FlakyTransport(2)})
-    bot = Bot(FAKE_TOKEN, base_url=f"{tg.url}/bot", request=twice)
-    try:
-        await bot.send_message(5551234, "hi")
-    except Exception as exc:
-        r = tgmod.classify(exc)  # type: ignore[arg-type]
-        assert (r.retryable, r.error_code) == (True, "network")
-    else:
-        pytest.fail("two connection failures in a row should surface")
-    finally:
-        await twice.shutdown()
+    async with dropping_proxy(tg.url, drops=2) as url:
+        twice = AiohttpRequest()
+        bot = Bot(FAKE_TOKEN, base_url=f"{url}/bot", request=twice)
+        try:
+            await bot.send_message(5551234, "hi")
+        except Exception as exc:
+            r = tgmod.classify(exc)  # type: ignore[arg-type]
+            assert (r.retryable, r.error_code) == (True, "network")
+        else:
+            pytest.fail("two connection failures in a row should surface")
+        finally:
+            await twice.shutdown()
+    assert len(tg.calls_to("sendMessage")) == 1  # the dropped requests never reached the Bot API
 
 
 async def test_get_updates_long_polling(tg: FakeTelegram, channel: TelegramChannel) -> None:
