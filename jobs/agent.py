@@ -89,6 +89,7 @@ async def thread_history(session: AsyncSession, run: Run) -> list[Message]:
     return list((await session.execute(_HISTORY, params)).scalars())
 
 
+_SMITH_AND_AGENT = select(Smith, Agent).join(Agent, Agent.id == Smith.agent_id).where(Smith.id == bindparam("smith_id"))
 _HISTORY = (select(Message).where(Message.thread_id == bindparam("thread_id"), Message.run_id <= bindparam("run_id"))
             .order_by(Message.run_id, Message.id))
 
@@ -175,11 +176,10 @@ class AgentLoop:
             if not await renew_lease(session, run_id=run.id, worker_id=self.env.worker_id,
                                      lease_seconds=self.env.lease_seconds):
                 raise LeaseLost
-        smith = await session.get(Smith, run.smith_id)
-        agent = await session.get(Agent, smith.agent_id) if smith else None
-        if smith is None or agent is None:
+        row = (await session.execute(_SMITH_AND_AGENT, {"smith_id": run.smith_id})).first()
+        if row is None:
             raise ToolError("the run's smith or agent no longer exists")
-        return _State(run, smith, agent, await thread_history(session, run))
+        return _State(run, row[0], row[1], await thread_history(session, run))
 
     async def _tools(self, session: AsyncSession, state: _State) -> dict[str, Tool]:
         if state.tools is None:

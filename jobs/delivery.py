@@ -58,10 +58,20 @@ async def enqueue_send(
     now = utcnow()
     values = {"id": new_id("obx"), "project_id": project_id, "run_id": run_id, "deployment_id": deployment_id,
               "kind": kind, "idempotency_key": idempotency_key, "address": address, "payload": payload,
-              "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
-    stmt = insert_ignoring_conflicts(session, OutboxEntry).values(**values).on_conflict_do_nothing(
-        index_elements=["idempotency_key"])
-    return (await session.execute(stmt.returning(OutboxEntry.id))).first() is not None
+              "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
+              "last_error": None, "provider_message_id": None, "sent_at": None}
+    dialect = session.bind.dialect.name
+    if dialect not in _ENQUEUE:  # built once per dialect, on the table (no ORM bulk path)
+        _ENQUEUE[dialect] = (insert_ignoring_conflicts(session, _OUTBOX)
+                             .on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(_OUTBOX.c.id))
+    return (await session.execute(_ENQUEUE[dialect], values)).first() is not None
+
+
+_OUTBOX = OutboxEntry.__table__
+_ENQUEUE: dict[str, Any] = {}
+_SENT = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("entry_id"))
+         .values(status="sent", last_error=None, provider_message_id=bindparam("provider_message_id"),
+                 sent_at=bindparam("sent_at")))
 
 
 def prompt_key(run_id: str, approval_id: str) -> str:
@@ -193,9 +203,8 @@ class Deliverer:
                 result = SendResult.failed("channel_error", f"{type(exc).__name__}: {exc}", retryable=True)
         async with self.sessions() as session, session.begin():
             if result.ok:  # the common case, in two statements
-                await session.execute(update(OutboxEntry).where(OutboxEntry.id == entry_id).values(
-                    status="sent", last_error=None, provider_message_id=result.provider_message_id, sent_at=utcnow(),
-                ).execution_options(synchronize_session=False))
+                await session.execute(_SENT, {"entry_id": entry_id, "sent_at": utcnow(),
+                                              "provider_message_id": result.provider_message_id})
                 if entry.run_id:
                     await append_run_event(session, run_id=entry.run_id, type="delivery.sent", data={
                         "outbox_id": entry_id, "kind": entry.kind, "status": "sent", "error": None,

@@ -16,14 +16,21 @@ from models.types import new_id, utcnow
 
 # Core inserts of prebuilt statements: events are written on every step, and building ORM objects
 # (and statements) for them cost more than the inserts themselves.
-_INSERT_EVENT = insert(Event)
-_INSERT_RUN_EVENT = insert(RunEvent)
+_INSERT_EVENT = insert(Event.__table__)
+_INSERT_RUN_EVENT = insert(RunEvent.__table__)
+
+
+async def _flush_pending(session: AsyncSession) -> None:
+    """Core inserts do not autoflush: rows the event refers to (a run added just before) go first."""
+    if session.new or session.dirty:
+        await session.flush()
 
 
 async def append_event(
     session: AsyncSession, *, project_id: str, type: str, data: dict[str, Any] | None = None,
     run_id: str | None = None, smith_id: str | None = None, deployment_id: str | None = None,
 ) -> str:
+    await _flush_pending(session)
     event_id = new_id("evt")
     await session.execute(_INSERT_EVENT, {
         "id": event_id, "project_id": project_id, "type": type, "data": data or {}, "run_id": run_id,
@@ -56,6 +63,7 @@ async def append_run_event(
         if session.bind.dialect.name != "sqlite":
             await session.execute(_LOCK_RUN, {"run_id": run_id})
         last = (await session.execute(_LAST_SEQ, {"run_id": run_id})).scalar_one() or 0
+    await _flush_pending(session)
     row = {"id": new_id("rev"), "run_id": run_id, "seq": last + 1, "type": type, "data": data or {},
            "created_at": utcnow()}
     await session.execute(_INSERT_RUN_EVENT, row)

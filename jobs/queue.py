@@ -27,20 +27,23 @@ def _claim_statement(postgres: bool) -> Any:
     blocked = exists().where(earlier.thread_id == Run.thread_id, earlier.id < Run.id,
                              or_(earlier.status == "queued",
                                  and_(earlier.status == "running", earlier.lease_expires_at >= now)))
-    candidate = (
-        select(Run.id)
-        .where(or_(
-            and_(Run.status == "queued", Run.available_at <= now),
-            and_(Run.status == "running", Run.lease_expires_at < now),
-        ), ~blocked)
-        .order_by(Run.available_at)
-        .limit(1)
+
+    def first(*where: Any, order: Any) -> Any:
+        candidate = select(Run.id).where(*where, ~blocked).order_by(order).limit(1)
+        if postgres:
+            candidate = candidate.with_for_update(skip_locked=True)
+        return candidate.scalar_subquery()
+
+    # Two candidates, each walking its own index range in order and stopping at the first runnable
+    # run: runs whose worker died (lease expired) first, then queued runs by availability. (One query
+    # with OR made SQLite collect and sort every queued run on each claim.)
+    candidate = func.coalesce(
+        first(Run.status == "running", Run.lease_expires_at < now, order=Run.lease_expires_at),
+        first(Run.status == "queued", Run.available_at <= now, order=Run.available_at),
     )
-    if postgres:
-        candidate = candidate.with_for_update(skip_locked=True)
     return (
         update(Run)
-        .where(Run.id == candidate.scalar_subquery())
+        .where(Run.id == candidate)
         .values(status="running", lease_owner=bindparam("worker"), lease_expires_at=bindparam("lease_until"),
                 attempts=Run.attempts + 1, updated_at=now, started_at=func.coalesce(Run.started_at, now))
         .returning(Run)

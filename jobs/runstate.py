@@ -12,12 +12,29 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from jobs.events import append_event, append_run_event
 from models import Run
 from models.types import utcnow
+
+_RUN = Run.__table__
+_UPDATES: dict[tuple[tuple[str, ...], bool], Any] = {}
+
+
+def _update_for(columns: tuple[str, ...], leased: bool) -> Any:
+    """The conditional UPDATE for this set of columns, built once (Core, on the table: the ORM's
+    bulk-update path and building the statement each time cost more than running it)."""
+    key = (columns, leased)
+    if key not in _UPDATES:
+        stmt = update(_RUN).where(_RUN.c.id == bindparam("w_id"), _RUN.c.status == bindparam("w_status"))
+        if leased:
+            stmt = stmt.where(_RUN.c.lease_owner == bindparam("w_lease"))
+        _UPDATES[key] = stmt.values({name: bindparam(name) for name in columns})
+    return _UPDATES[key]
+
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 ALLOWED: dict[str, frozenset[str]] = {
@@ -52,14 +69,12 @@ async def transition(
         changes.update(lease_owner=None, lease_expires_at=None)
         if to == "queued":
             changes["available_at"] = available_at or now
-    stmt = update(Run).where(Run.id == run.id, Run.status == current)
-    if lease_owner is not None:
-        stmt = stmt.where(Run.lease_owner == lease_owner)
-    result = await session.execute(stmt.values(**changes))
+    params = {**changes, "w_id": run.id, "w_status": current, "w_lease": lease_owner}
+    result = await session.execute(_update_for(tuple(changes), lease_owner is not None), params)
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    for key, value in changes.items():
-        setattr(run, key, value)
+    for key, value in changes.items():  # what the row now holds: nothing left for the ORM to flush
+        set_committed_value(run, key, value)
     payload = {"run_id": run.id, "status": to, "from": current, **(data or {})}
     await append_run_event(session, run_id=run.id, type=f"run.{to}", data=payload)
     await append_event(session, project_id=run.project_id, type=f"run.{to}", data=payload,

@@ -222,11 +222,14 @@ class Run(SQLModel, table=True):
         UniqueConstraint("schedule_id", "scheduled_for", name="uq_run_schedule_slot"),
         Index("ix_run_claim", "status", "available_at"),
         Index("ix_run_project_created", "project_id", "id"),
+        # The claim asks "does an earlier run of this thread still wait or run?": two index probes,
+        # however long the thread's history (an index on thread_id alone walked all of it).
+        Index("ix_run_thread_status", "thread_id", "status", "id"),
     )
     id: str = Field(primary_key=True, max_length=40)
     project_id: str = Field(foreign_key="project.id", max_length=40)
     smith_id: str = Field(foreign_key="smith.id", index=True, max_length=40)
-    thread_id: str | None = Field(default=None, index=True, max_length=40)
+    thread_id: str | None = Field(default=None, max_length=40)
     status: str = Field(default="queued", max_length=24)
     source: str = Field(default="api", max_length=24)  # api | deployment | schedule | mcp
     input: list[dict[str, Any]] = _json_list()

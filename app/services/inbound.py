@@ -58,54 +58,69 @@ _INTEGRATION_OF_TENANT = (select(Integration).join(Project, Project.id == Integr
                           .where(Project.slug == bindparam("tenant"), Integration.kind == bindparam("kind")))
 
 
-async def _integration_for(runtime: Runtime, kind: str, tenant: str) -> Integration:
-    async with runtime.sessions() as session:
-        integration = (await session.execute(_INTEGRATION_OF_TENANT, {"tenant": tenant, "kind": kind})
-                       ).scalar_one_or_none()
-        if integration is None:
-            await require_project_by_slug(session, tenant)  # an unknown tenant says so
+async def _integration_for(session: AsyncSession, kind: str, tenant: str) -> Integration:
+    integration = (await session.execute(_INTEGRATION_OF_TENANT, {"tenant": tenant, "kind": kind})
+                   ).scalar_one_or_none()
     if integration is None:
+        await require_project_by_slug(session, tenant)  # an unknown tenant says so
         raise NotFound(f"no {kind} integration for tenant {tenant!r}", code="integration_not_found")
     return integration
 
 
 async def receive_webhook(runtime: Runtime, *, kind: str, tenant: str, raw: RawRequest) -> Answer:
-    integration = await _integration_for(runtime, kind, tenant)
-    channel = await get_hub(runtime).for_integration(integration)
-    verdict = channel.verify(raw)  # before any parsing
-    if verdict.kind == "reject":
-        log.warning("rejected %s webhook for %s: %s", kind, tenant, verdict.reason)
-        raise Unauthorized("the request signature or secret is invalid", code="invalid_signature")
-    if verdict.kind == "challenge":
-        return Answer(body=verdict.body or "", content_type=verdict.content_type)
-    try:
-        items = channel.parse(raw)
-    except MalformedPayload as exc:
-        raise DomainError(f"malformed {kind} payload: {exc}", code="malformed_payload") from exc
-    await handle(runtime, integration=integration, channel=channel, items=items)
+    """One transaction per request: look up, verify, parse, store every item. A request that fails
+    stores nothing, so the 5xx makes the provider retry all of it (DESIGN §5)."""
+    async with runtime.transaction() as session:
+        integration = await _integration_for(session, kind, tenant)
+        channel = await get_hub(runtime).for_integration(integration)
+        verdict = channel.verify(raw)  # before any parsing
+        if verdict.kind == "reject":
+            log.warning("rejected %s webhook for %s: %s", kind, tenant, verdict.reason)
+            raise Unauthorized("the request signature or secret is invalid", code="invalid_signature")
+        if verdict.kind == "challenge":
+            return Answer(body=verdict.body or "", content_type=verdict.content_type)
+        try:
+            items = channel.parse(raw)
+        except MalformedPayload as exc:
+            raise DomainError(f"malformed {kind} payload: {exc}", code="malformed_payload") from exc
+        afters = [after for item in items if (after := await _store(session, integration, channel, item))]
+    await _after_commit(channel, afters)
     return Answer()
 
 
 async def handle(runtime: Runtime, *, integration: Integration, channel: Channel, items: list[Inbound]) -> int:
-    """Store and route each item in its own transaction; returns how many were new."""
-    fresh = 0
+    """Store and route each item in its own transaction (long polling); returns how many were new."""
+    afters: list[_AfterCommit] = []
     for item in items:
-        after = _AfterCommit()
         async with runtime.transaction() as session:
-            if not await _record(session, integration, item):
-                continue  # a redelivery: already handled
-            fresh += 1
-            if isinstance(item, InboundAction):
-                after = await _on_action(session, integration, item)
-            else:
-                await _on_message(session, integration, channel, item)
-            await _touch(session, integration.id)
+            after = await _store(session, integration, channel, item)
+        if after:
+            afters.append(after)
+    await _after_commit(channel, afters)
+    return len(afters)
+
+
+async def _store(session: AsyncSession, integration: Integration, channel: Channel,
+                 item: Inbound) -> _AfterCommit | None:
+    """Record one item and route it; None for a redelivery (already handled)."""
+    if not await _record(session, integration, item):
+        return None
+    after = _AfterCommit()
+    if isinstance(item, InboundAction):
+        after = await _on_action(session, integration, item)
+    else:
+        await _on_message(session, integration, channel, item)
+    await _touch(session, integration.id)
+    return after
+
+
+async def _after_commit(channel: Channel, afters: list[_AfterCommit]) -> None:
+    for after in afters:
         if after.action is not None:
             await channel.acknowledge_action(after.action, after.toast)
-    if fresh:
+    if afters:
         wake_workers()
         wake_deliverers()
-    return fresh
 
 
 _touched: dict[str, datetime] = {}  # integration id -> when this process last recorded a delivery

@@ -1,0 +1,27 @@
+"""run: index (thread_id, status, id) for the claim's per-thread ordering check
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-29 15:00:00
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = '0002'
+down_revision: str | None = '0001'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('run', schema=None) as batch_op:
+        batch_op.create_index('ix_run_thread_status', ['thread_id', 'status', 'id'], unique=False)
+        batch_op.drop_index(batch_op.f('ix_run_thread_id'))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('run', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_run_thread_id'), ['thread_id'], unique=False)
+        batch_op.drop_index('ix_run_thread_status')
