@@ -26,7 +26,7 @@ from sqlalchemy.orm import aliased
 from channels.base import Channel
 from channels.types import SendResult
 from jobs.events import append_event, append_run_event
-from jobs.waiting import idle_wait
+from jobs.waiting import idle_wait, inbound_first
 from models import OutboxEntry
 from models.db import insert_ignoring_conflicts
 from models.types import new_id, utcnow
@@ -132,6 +132,7 @@ class Deliverer:
                     if asyncio.get_running_loop().time() >= next_recovery:
                         await self._recover()
                         next_recovery = asyncio.get_running_loop().time() + self.send_lease.total_seconds() / 2
+                    await inbound_first()
                     claimed = await self._claim(self.concurrency - len(self._inflight))
                 except Exception:  # the database hiccupped: the loop must outlive it
                     log.exception("outbox: claiming failed; retrying")

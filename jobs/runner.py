@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from jobs.agent import AgentEnv, AgentLoop
 from jobs.delivery import wake_deliverers
-from jobs.waiting import idle_wait
+from jobs.waiting import idle_wait, inbound_first
 
 log = logging.getLogger("ingram.runner")
 
@@ -61,6 +61,7 @@ class RunWorkers:
         env = self.env_for(worker_id)
         wake = asyncio.Event()
         while True:
+            await inbound_first()
             loop = AgentLoop(env)
             try:
                 # The claim and the run's first steps share one transaction.

@@ -7,6 +7,7 @@ in ``*_ciphertext`` columns sealed by ``app.crypto`` with the row id as associat
 
 from __future__ import annotations
 
+import inspect
 from datetime import datetime
 from typing import Any
 
@@ -45,12 +46,31 @@ def _when() -> Any:
     return Field(default=None, sa_type=UTCDateTime, nullable=True)
 
 
+def _new_dict() -> dict[str, Any]:
+    return {}
+
+
+def _new_list() -> list[Any]:
+    return []
+
+
+def _signature_cached(*factories: Any) -> None:
+    """Pydantic inspects a default factory's signature on every construction of a row object (about
+    15 µs each for a function, up to 230 µs for ``list``); ``inspect.signature`` returns a function's
+    ``__signature__`` at once, so compute it once here."""
+    for factory in factories:
+        factory.__signature__ = inspect.signature(factory)
+
+
+_signature_cached(_new_dict, _new_list, utcnow)
+
+
 def _json_dict() -> Any:
-    return Field(default_factory=dict, sa_type=JSON, nullable=False)
+    return Field(default_factory=_new_dict, sa_type=JSON, nullable=False)
 
 
 def _json_list() -> Any:
-    return Field(default_factory=list, sa_type=JSON, nullable=False)
+    return Field(default_factory=_new_list, sa_type=JSON, nullable=False)
 
 
 class Project(SQLModel, table=True):

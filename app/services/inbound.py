@@ -25,6 +25,7 @@ from channels.base import Channel, MalformedPayload
 from channels.types import Inbound, InboundAction, InboundMessage, Outbound, RawRequest
 from jobs.delivery import enqueue_prompt_outcome, enqueue_send, wake_deliverers
 from jobs.runner import wake_workers
+from jobs.waiting import inbound_request
 from models import Approval, InboundDelivery, Integration, Project, Run, Smith
 from models.db import insert_ignoring_conflicts
 from models.types import new_id, utcnow
@@ -70,6 +71,11 @@ async def _integration_for(session: AsyncSession, kind: str, tenant: str) -> Int
 async def receive_webhook(runtime: Runtime, *, kind: str, tenant: str, raw: RawRequest) -> Answer:
     """One transaction per request: look up, verify, parse, store every item. A request that fails
     stores nothing, so the 5xx makes the provider retry all of it (DESIGN §5)."""
+    with inbound_request():  # background loops let this go first (jobs.waiting)
+        return await _receive(runtime, kind, tenant, raw)
+
+
+async def _receive(runtime: Runtime, kind: str, tenant: str, raw: RawRequest) -> Answer:
     async with runtime.transaction() as session:
         integration = await _integration_for(session, kind, tenant)
         channel = await get_hub(runtime).for_integration(integration)
@@ -145,9 +151,15 @@ async def _record(session: AsyncSession, integration: Integration, item: Inbound
     values = {"id": new_id("inb"), "project_id": integration.project_id, "integration_id": integration.id,
               "kind": integration.kind, "dedupe_key": item.dedupe_key, "received_at": utcnow(),
               "payload": {"type": type(item).__name__, "address": item.address, "sender": item.sender_id}}
-    stmt = (insert_ignoring_conflicts(session, InboundDelivery).values(**values).on_conflict_do_nothing()
-            .returning(InboundDelivery.id))
-    return (await session.execute(stmt)).first() is not None
+    dialect = session.bind.dialect.name
+    if dialect not in _RECORD:  # built once per dialect, on the table
+        table = InboundDelivery.__table__
+        _RECORD[dialect] = (insert_ignoring_conflicts(session, table).on_conflict_do_nothing()
+                            .returning(table.c.id))
+    return (await session.execute(_RECORD[dialect], values)).first() is not None
+
+
+_RECORD: dict[str, Any] = {}
 
 
 async def _reply(session: AsyncSession, channel: Channel, integration: Integration, address: str, text: str,
