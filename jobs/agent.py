@@ -383,8 +383,9 @@ class AgentLoop:
         output = {"text": text, "suggested_replies": chips}
         if self.env.on_reply:
             await self.env.on_reply(session, run, text, chips)
+        # usage rides along: the model's reply changed it, and one UPDATE writes both
         if not await transition(session, run, "completed", lease_owner=self.env.worker_id,
-                                values={"output": output}):
+                                values={"output": output, "usage": run.usage}):
             raise LeaseLost
         await append_event(session, project_id=run.project_id, type="message.completed", run_id=run.id,
                            smith_id=run.smith_id, deployment_id=run.deployment_id,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import Integer, bindparam, func, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Event, Run, RunEvent
@@ -50,11 +50,7 @@ async def append_run_event(
     writers wait on each other: the outbox holding its entry and waiting for the run row, a decision
     holding the run row and waiting for the outbox's seq: a deadlock.) ``first`` skips the lookup for a
     run created in this transaction."""
-    transaction = session.sync_session.get_transaction()
-    cached = session.info.get("run_event_seq")
-    if cached is None or cached[0] is not transaction:  # counts are valid for one transaction only
-        cached = session.info["run_event_seq"] = (transaction, {})
-    seqs: dict[str, int] = cached[1]
+    seqs = _seqs(session)
     if first:
         last = 0
     elif run_id in seqs:
@@ -71,5 +67,24 @@ async def append_run_event(
     return str(row["id"])
 
 
+def _seqs(session: AsyncSession) -> dict[str, int]:
+    """Last seq per run, as this transaction knows it (valid for one transaction only)."""
+    transaction = session.sync_session.get_transaction()
+    cached = session.info.get("run_event_seq")
+    if cached is None or cached[0] is not transaction:
+        cached = session.info["run_event_seq"] = (transaction, {})
+    return cached[1]
+
+
+def note_last_seq(session: AsyncSession, run_id: str, last: int | None) -> None:
+    """A statement that already locked the run's row (the claim) also read its last seq: remember
+    it, so the next event needs no lookup."""
+    _seqs(session)[run_id] = last or 0
+
+
+# Written out: SQLAlchemy renders RETURNING columns unqualified on SQLite, and inside the subquery an
+# unqualified ``id`` would be run_event's own.
+LAST_SEQ_OF_RUN = literal_column(
+    "(SELECT max(run_event.seq) FROM run_event WHERE run_event.run_id = run.id)", Integer)
 _LOCK_RUN = select(Run.id).where(Run.id == bindparam("run_id")).with_for_update(key_share=True)
 _LAST_SEQ = select(func.max(RunEvent.seq)).where(RunEvent.run_id == bindparam("run_id"))

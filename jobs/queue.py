@@ -14,7 +14,7 @@ from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from jobs.events import append_run_event
+from jobs.events import LAST_SEQ_OF_RUN, append_run_event, note_last_seq
 from models import Run
 from models.types import utcnow
 
@@ -46,7 +46,7 @@ def _claim_statement(postgres: bool) -> Any:
         .where(Run.id == candidate)
         .values(status="running", lease_owner=bindparam("worker"), lease_expires_at=bindparam("lease_until"),
                 attempts=Run.attempts + 1, updated_at=now, started_at=func.coalesce(Run.started_at, now))
-        .returning(Run)
+        .returning(Run, LAST_SEQ_OF_RUN)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
 
@@ -58,9 +58,11 @@ async def claim_run(session: AsyncSession, *, worker_id: str, lease_seconds: flo
     now = utcnow()
     stmt = _CLAIM[session.bind.dialect.name == "postgresql"]
     params = {"now": now, "worker": worker_id, "lease_until": now + timedelta(seconds=lease_seconds)}
-    run = (await session.execute(stmt, params)).scalars().first()
-    if run is None:
+    row = (await session.execute(stmt, params)).first()
+    if row is None:
         return None
+    run, last_seq = row
+    note_last_seq(session, run.id, last_seq)
     await append_run_event(session, run_id=run.id, type="run.started" if run.attempts == 1 else "run.resumed",
                            data={"attempt": run.attempts, "worker": worker_id})
     return run

@@ -272,9 +272,10 @@ class Run(SQLModel, table=True):
 
 class RunEvent(SQLModel, table=True):
     __tablename__ = "run_event"
+    # The unique (run_id, seq) index also serves lookups by run: no second index to keep up.
     __table_args__ = (UniqueConstraint("run_id", "seq", name="uq_run_event_seq"),)
     id: str = Field(primary_key=True, max_length=40)
-    run_id: str = Field(foreign_key="run.id", index=True, max_length=40)
+    run_id: str = Field(foreign_key="run.id", max_length=40)
     seq: int
     type: str = Field(max_length=64)
     data: dict[str, Any] = _json_dict()

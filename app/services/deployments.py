@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import bindparam, or_
+from sqlalchemy import and_, bindparam, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
@@ -175,10 +175,12 @@ async def create_deployment(session: AsyncSession, *, actor: Actor,
 _CATCH_ALL = select(Deployment).where(
     Deployment.project_id == bindparam("project_id"), Deployment.kind == bindparam("kind"),
     Deployment.target_type == "agent", Deployment.deleted_at.is_(None))  # type: ignore[union-attr]
-_EXACT_BINDING = select(Deployment).where(
+_BINDING_OR_CATCH_ALL = select(Deployment).where(  # one query for both: the binding wins in resolve()
     Deployment.project_id == bindparam("project_id"), Deployment.kind == bindparam("kind"),
-    Deployment.target_type == "smith", Deployment.status == "active", Deployment.address == bindparam("address"),
-    Deployment.deleted_at.is_(None))  # type: ignore[union-attr]
+    Deployment.deleted_at.is_(None),  # type: ignore[union-attr]
+    or_(and_(Deployment.target_type == "smith", Deployment.status == "active",
+             Deployment.address == bindparam("address")),
+        Deployment.target_type == "agent")).order_by(Deployment.id)
 _MINTED = select(Smith).where(Smith.minted_by_deployment_id == bindparam("deployment_id"),
                               Smith.provider_identity == bindparam("identity"))
 
@@ -276,13 +278,14 @@ async def resolve(session: AsyncSession, *, project_id: str, kind: str, address:
                   sender_display: str) -> tuple[Smith, Deployment, bool] | None:
     """Who answers a message: an exact smith binding wins, else the kind's catch-all mints or finds the
     sender's own smith (DEP-3..DEP-5). Returns (smith, deployment, sender is owner)."""
-    exact = (await session.execute(_EXACT_BINDING, {"project_id": project_id, "kind": kind, "address": address})
-             ).scalars().first()
+    candidates = list((await session.execute(
+        _BINDING_OR_CATCH_ALL, {"project_id": project_id, "kind": kind, "address": address})).scalars())
+    exact = next((d for d in candidates if d.target_type == "smith"), None)
     if exact is not None:
         smith = await session.get(Smith, exact.target_id)
         if smith is not None:
             return smith, exact, sender_id == exact.owner_identity
-    catch_all = await find_catch_all(session, project_id=project_id, kind=kind)
+    catch_all = next((d for d in candidates if d.target_type == "agent"), None)
     if catch_all is None or catch_all.status != "active":
         return None
     smith = await mint_smith(session, deployment=catch_all, identity=sender_id, display=sender_display)
@@ -313,12 +316,14 @@ async def mint_smith(session: AsyncSession, *, deployment: Deployment, identity:
 
 async def deployments_of_smith(session: AsyncSession, smith: Smith) -> list[Deployment]:
     """Active deployments that reach this smith: its own bindings, or the catch-all that minted it."""
-    conditions = [(Deployment.target_type == "smith") & (Deployment.target_id == smith.id)]
-    if smith.minted_by_deployment_id:
-        conditions.append(Deployment.id == smith.minted_by_deployment_id)
-    stmt = select(Deployment).where(or_(*conditions), Deployment.status == "active",
-                                    Deployment.deleted_at.is_(None))  # type: ignore[union-attr]
-    return list((await session.execute(stmt)).scalars())
+    params = {"smith_id": smith.id, "minted_by": smith.minted_by_deployment_id or ""}
+    return list((await session.execute(_OF_SMITH, params)).scalars())
+
+
+_OF_SMITH = select(Deployment).where(
+    or_(and_(Deployment.target_type == "smith", Deployment.target_id == bindparam("smith_id")),
+        Deployment.id == bindparam("minted_by")),
+    Deployment.status == "active", Deployment.deleted_at.is_(None))  # type: ignore[union-attr]
 
 
 def address_for(deployment: Deployment, smith: Smith) -> str | None:

@@ -1,4 +1,5 @@
-"""run: index (thread_id, status, id) for the claim's per-thread ordering check
+"""run: index (thread_id, status, id) for the claim's per-thread ordering check; run_event: drop
+the run_id index that the unique (run_id, seq) index makes redundant
 
 Revision ID: 0002
 Revises: 0001
@@ -19,9 +20,13 @@ def upgrade() -> None:
     with op.batch_alter_table('run', schema=None) as batch_op:
         batch_op.create_index('ix_run_thread_status', ['thread_id', 'status', 'id'], unique=False)
         batch_op.drop_index(batch_op.f('ix_run_thread_id'))
+    with op.batch_alter_table('run_event', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_run_event_run_id'))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('run_event', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_run_event_run_id'), ['run_id'], unique=False)
     with op.batch_alter_table('run', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_run_thread_id'), ['thread_id'], unique=False)
         batch_op.drop_index('ix_run_thread_status')
