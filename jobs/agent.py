@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from jobs.events import append_event, append_run_event
 from jobs.identity import platform_instructions, platform_line
@@ -312,9 +313,9 @@ class AgentLoop:
         for key, value in reply.usage.items():
             usage[key] = int(usage.get(key, 0)) + int(value)
         usage["model_calls"] = int(usage.get("model_calls", 0)) + 1
-        run.usage = usage
         await append_run_event(session, run_id=run.id, type="model.replied",
                                data={"text": reply.text[:500], "tool_calls": [c["function"]["name"] for c in calls]})
+        run.usage = usage  # after the event (its flush would write it alone); _finish writes it with the status
 
     async def _handle_call(self, session: AsyncSession, state: _State, call: dict[str, Any]) -> None:
         run, agent, name = state.run, state.agent, call["function"]["name"]
@@ -381,9 +382,11 @@ class AgentLoop:
 
     async def _finish(self, session: AsyncSession, run: Run, text: str, chips: list[str]) -> None:
         output = {"text": text, "suggested_replies": chips}
+        # The usage the model's reply changed is written by the final UPDATE below, not flushed on its
+        # own before it (any query in between would autoflush it).
+        set_committed_value(run, "usage", run.usage)
         if self.env.on_reply:
             await self.env.on_reply(session, run, text, chips)
-        # usage rides along: the model's reply changed it, and one UPDATE writes both
         if not await transition(session, run, "completed", lease_owner=self.env.worker_id,
                                 values={"output": output, "usage": run.usage}):
             raise LeaseLost
