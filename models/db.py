@@ -49,12 +49,13 @@ def _sqlite_begin_immediate(conn: Any) -> None:
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
-        # One connection: SQLite has one writer anyway, and every transaction here takes the write lock
-        # (BEGIN IMMEDIATE). Waiting for the pool is a FIFO asyncio wait handed over the moment the
-        # previous transaction ends; waiting inside SQLite is its busy handler, which sleeps up to 100 ms
-        # between polls and let concurrent webhooks, workers and the outbox starve each other.
-        kwargs.setdefault("pool_size", 1)
-        kwargs.setdefault("max_overflow", 0)
+        # One sqlite3 connection behind every pooled one (models/inline_sqlite.py): SQLite has one writer
+        # anyway, and every transaction here takes the write lock (BEGIN IMMEDIATE). Transactions wait
+        # for it FIFO on the event loop, handed over the moment the previous one ends (SQLite's own busy
+        # handler sleeps up to 100 ms between polls), and commit together (group commit). The pool
+        # holds the facades of transactions waiting for their turn or for their group's COMMIT.
+        kwargs.setdefault("pool_size", 32)
+        kwargs.setdefault("max_overflow", 32)
         kwargs.setdefault("pool_timeout", 60)
         engine = create_async_engine(url, async_creator=creator_for(make_url(url).database or ""), **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -10,6 +10,12 @@ async interface that runs each statement at once on the calling thread. A statem
 takes microseconds. The one call that may wait is ``BEGIN IMMEDIATE`` while another process or thread
 holds the write lock: it is tried without waiting first, and only if the database is busy is the
 waiting done on a worker thread, so the event loop never blocks on a lock.
+
+Group commit (``GroupWriter``): the engine's pooled connections are facades over one sqlite3
+connection; their transactions run one after the other as savepoints of one real transaction that
+commits once nobody waits for the connection. Each transaction still commits or rolls back on its
+own, and its ``commit()`` returns only once the real COMMIT is done; a burst of transactions shares
+one WAL write instead of paying one each.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ class InlineCursor:
     async def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] | None = None) -> InlineCursor:
         if sql.lstrip()[:5].upper() == "BEGIN":
             await self._connection.begin(self._cursor, sql)
+        elif self._connection.skips(sql):
+            return self
         elif parameters is None:
             self._cursor.execute(sql)
         else:
@@ -104,17 +112,105 @@ class _CursorContext:
         return self.__aenter__().__await__()
 
 
-class InlineConnection:
-    """aiosqlite.Connection's async surface over a sqlite3 connection used from one loop."""
+class GroupWriter:
+    """One sqlite3 connection shared by the engine's pooled connections, with group commit.
+
+    The pool hands out several ``InlineConnection`` facades over this one connection. Their
+    transactions run one at a time (a FIFO lock, as the single pooled connection did before), each
+    inside a savepoint of one real transaction, so each still commits or rolls back alone. The real
+    COMMIT, SQLite's costly part (the WAL write), happens once no transaction waits, or when the
+    group reaches ``MAX_UNITS`` or ``MAX_AGE_S``. A facade's ``commit()`` returns only after that
+    COMMIT: whoever answers a webhook or calls a provider after committing acts on durable data.
+    """
+
+    MAX_UNITS = 64
+    MAX_AGE_S = 0.05
+    LOCK_TIMEOUT_S = 60.0
 
     def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-        self._connection = conn  # SQLAlchemy's adapter checks this before commit/rollback
+        self.conn = conn
+        self.lock = asyncio.Lock()
+        self.waiting = 0  # transactions queued for the lock
+        self.in_transaction = False
+        self.started = 0.0
+        self.units = 0
+        self.durable: list[asyncio.Future[None]] = []
+        self.facades = 0
+
+    async def acquire(self) -> None:
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(self.LOCK_TIMEOUT_S):
+                await self.lock.acquire()
+        except TimeoutError:
+            raise sqlite3.OperationalError("database is locked (waited for the connection)") from None
+        finally:
+            self.waiting -= 1
+
+    def release(self) -> None:
+        self.lock.release()
+        asyncio.get_running_loop().call_soon(self.commit_if_idle)
+
+    def commit_if_idle(self) -> None:
+        if self.in_transaction and not self.lock.locked() and not self.waiting:
+            self.commit_group()
+
+    def group_full(self) -> bool:
+        return self.in_transaction and (self.units >= self.MAX_UNITS or
+                                        asyncio.get_running_loop().time() - self.started > self.MAX_AGE_S)
+
+    def commit_group(self) -> None:
+        durable, self.durable = self.durable, []
+        self.in_transaction, self.units = False, 0
+        try:
+            self.conn.commit()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                self.conn.rollback()
+            for future in durable:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for future in durable:
+            if not future.done():
+                future.set_result(None)
+
+
+class InlineConnection:
+    """aiosqlite.Connection's async surface over the engine's shared sqlite3 connection."""
+
+    def __init__(self, writer: GroupWriter) -> None:
+        self._writer = writer
+        self._conn = writer.conn
+        self._connection = writer.conn  # SQLAlchemy's adapter checks this before commit/rollback
+        self._active = False  # inside this facade's transaction (its savepoint)
+        self._first = writer.facades == 0  # the connection's PRAGMAs run once, from the first facade
+        writer.facades += 1
 
     def cursor(self) -> _CursorContext:
         return _CursorContext(self)
 
+    def skips(self, sql: str) -> bool:
+        """Later facades skip the connect-time PRAGMAs: the shared connection has them already, and
+        some may not change inside the open group transaction."""
+        return not self._first and sql.lstrip()[:6].upper() == "PRAGMA"
+
     async def begin(self, cursor: sqlite3.Cursor, sql: str) -> None:
+        writer = self._writer
+        await writer.acquire()
+        try:
+            if writer.group_full():
+                writer.commit_group()
+            if not writer.in_transaction:
+                await self._begin_for_real(cursor, sql)
+                writer.in_transaction, writer.started = True, asyncio.get_running_loop().time()
+            self._conn.execute("SAVEPOINT ic_unit").close()
+        except BaseException:
+            writer.release()
+            raise
+        self._active = True
+
+    async def _begin_for_real(self, cursor: sqlite3.Cursor, sql: str) -> None:
         self._conn.execute("PRAGMA busy_timeout=0").close()
         try:
             cursor.execute(sql)
@@ -139,16 +235,50 @@ class InlineConnection:
         return await cursor.execute(sql, parameters)
 
     async def commit(self) -> None:
-        self._conn.commit()
+        if not self._active:
+            return
+        writer = self._writer
+        self._active = False
+        try:
+            self._conn.execute("RELEASE ic_unit").close()
+        except BaseException:
+            self._end_unit(rollback=True)
+            raise
+        durable = asyncio.get_running_loop().create_future()
+        writer.durable.append(durable)
+        writer.units += 1
+        if writer.group_full():
+            writer.commit_group()
+        writer.release()
+        await durable  # the group's COMMIT: raises if it failed
 
     async def rollback(self) -> None:
-        self._conn.rollback()
+        if self._active:
+            self._active = False
+            self._end_unit(rollback=True)
+
+    def _end_unit(self, *, rollback: bool) -> None:
+        try:
+            if rollback:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK TO ic_unit").close()
+                    self._conn.execute("RELEASE ic_unit").close()
+        finally:
+            self._writer.release()
 
     async def close(self) -> None:
-        self._conn.close()
+        self.stop()
 
     def stop(self) -> None:
-        self._conn.close()
+        writer = self._writer
+        if self._active:  # closed mid-transaction (invalidated): its work is undone, the group's kept
+            self._active = False
+            self._end_unit(rollback=True)
+        writer.facades -= 1
+        if writer.facades == 0:
+            if writer.in_transaction:
+                writer.commit_group()
+            self._conn.close()
 
     async def create_function(self, *args: Any, **kwargs: Any) -> None:
         self._conn.create_function(*args, **kwargs)
@@ -163,11 +293,15 @@ class InlineConnection:
 
 
 def creator_for(path: str) -> Any:
-    """The engine's ``async_creator``: autocommit mode, because we emit BEGIN ourselves."""
+    """The engine's ``async_creator``: facades over one shared connection, in autocommit mode
+    because we emit BEGIN ourselves. A new connection once every facade was closed (dispose)."""
+    writers: list[GroupWriter] = []
 
     async def connect() -> InlineConnection:
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                               check_same_thread=False, detect_types=0)
-        return InlineConnection(conn)
+        if not writers or writers[0].facades == 0:
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False, detect_types=0)
+            writers[:] = [GroupWriter(conn)]
+        return InlineConnection(writers[0])
 
     return connect

@@ -69,3 +69,38 @@ async def test_statements_and_rollback(tmp_path: Path) -> None:
         assert (await session.execute(text("SELECT v FROM t ORDER BY v"))).scalars().all() == [1, 2]
         assert (await session.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
     await engine.dispose()
+
+
+async def test_concurrent_transactions_commit_together_yet_each_alone(tmp_path: Path) -> None:
+    path = tmp_path / "group.db"
+    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    sessions = make_sessionmaker(engine)
+    async with sessions() as session, session.begin():
+        await session.execute(text("CREATE TABLE t (v INTEGER)"))
+        connection = await session.connection()
+        shared = (await connection.get_raw_connection()).driver_connection._conn
+    commits: list[str] = []
+    shared.set_trace_callback(lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None)
+    outside = sqlite3.connect(path)  # what another process sees: only what was really committed
+
+    async def write(v: int) -> str:
+        try:
+            async with sessions() as session, session.begin():
+                await session.execute(text("INSERT INTO t VALUES (:v)"), {"v": v})
+                await asyncio.sleep(0)  # let the others queue behind this transaction
+                if v % 5 == 0:
+                    raise RuntimeError("this one fails")
+        except RuntimeError:
+            return "rolled back"
+        # commit() returned: the row is durable, visible to another connection
+        seen = outside.execute("SELECT count(*) FROM t WHERE v = ?", (v,)).fetchone()[0]
+        return "visible" if seen == 1 else "not yet committed"
+
+    results = await asyncio.gather(*(write(v) for v in range(1, 41)))
+    assert results.count("rolled back") == 8
+    assert results.count("visible") == 32
+    rows = [r[0] for r in outside.execute("SELECT v FROM t ORDER BY v")]
+    assert rows == [v for v in range(1, 41) if v % 5]  # the failed ones left nothing, the rest all landed
+    assert 1 <= len(commits) < 20  # 40 transactions, a few real COMMITs
+    outside.close()
+    await engine.dispose()
