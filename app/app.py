@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import reflex as rx
 
-from app.api import build_api
+from app.api import build_api, webhooks
 from app.api import mcp as mcp_api
 from app.bootstrap import start
 from app.pages.agents import agents_page
@@ -55,7 +55,7 @@ def index() -> rx.Component:
 
 
 app = rx.App(
-    api_transformer=build_api(),
+    api_transformer=[build_api(), webhooks.front()],  # the webhook receiver first, then /v1, then Reflex
     head_components=[rx.el.title("Ingram Deployments")],
 )
 app.register_lifespan_task(lifespan)

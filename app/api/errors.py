@@ -49,29 +49,38 @@ def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or ".".join(str(p) for p in loc)
 
 
+async def _domain(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, domain.DomainError)
+    return error_response(status_of(exc), exc.code, exc.message, field=exc.field, **exc.details)
+
+
+async def _validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = exc.errors()
+    first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
+    field = _field_of(first.get("loc", ()))
+    if first.get("type") == "json_invalid":
+        return error_response(400, "invalid_json", "the request body is not valid JSON")
+    message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
+    details = [{"field": _field_of(p.get("loc", ())), "message": p.get("msg")} for p in problems]
+    return error_response(422, "invalid_request", message, field=field, errors=details)
+
+
+async def _http(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "an internal error occurred; see the server log")
+
+
+# For plain Starlette apps in front of the API (app.api.webhooks.front): the same answers.
+HANDLERS: dict[Any, Any] = {domain.DomainError: _domain, StarletteHTTPException: _http, Exception: _unexpected}
+
+
 def install_error_handlers(api: FastAPI) -> None:
-    @api.exception_handler(domain.DomainError)
-    async def _domain(_: Request, exc: domain.DomainError) -> JSONResponse:
-        return error_response(status_of(exc), exc.code, exc.message, field=exc.field,
-                              **exc.details)
-
-    @api.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = exc.errors()
-        first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
-        field = _field_of(first.get("loc", ()))
-        if first.get("type") == "json_invalid":
-            return error_response(400, "invalid_json", "the request body is not valid JSON")
-        message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
-        details = [{"field": _field_of(p.get("loc", ())), "message": p.get("msg")} for p in problems]
-        return error_response(422, "invalid_request", message, field=field, errors=details)
-
-    @api.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail))
-
-    @api.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", "an internal error occurred; see the server log")
+    for exc_class, handler in {**HANDLERS, RequestValidationError: _validation}.items():
+        api.add_exception_handler(exc_class, handler)
