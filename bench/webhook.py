@@ -35,7 +35,7 @@ from starlette.routing import Route
 from telegram import Update
 from telegram.ext import Application, MessageHandler, filters
 
-from bench.stats import pct
+from bench.stats import pct, tree_cpu_seconds
 from tests.conftest import create_postgres_database
 from tests.fakes.telegram import FAKE_TOKEN, FakeTelegram, private_message, serve_fake_telegram
 from tests.integration.conftest import free_port, start_server, stop_server
@@ -153,6 +153,8 @@ def show(name: str, r: dict[str, Any]) -> None:
         line += (f"\n{'':<9} e2e    {r['e2e_rps']:7.0f}/s  p50 {r['e2e_p50']:6.1f} ms  p95 {r['e2e_p95']:6.1f} ms"
                  f"  p99 {r['e2e_p99']:6.1f} ms  lost {r['lost']}  duplicated {r['duplicated']}"
                  f"  per-chat order {'ok' if r['in_order'] else 'BROKEN'}")
+    if "server_cpu_ms" in r:
+        line += f"\n{'':<9} server CPU per update {r['server_cpu_ms']:.1f} ms (all its processes)"
     print(line, flush=True)
 
 
@@ -173,9 +175,14 @@ async def bench_product(fake: FakeTelegram, args: argparse.Namespace) -> dict[st
             (await api.post("/v1/deployments", json={"target": {"type": "agent", "id": agent["id"]},
                                                      "kind": "telegram"})).raise_for_status()
         secret = str(fake.calls_to("setWebhook")[-1]["secret_token"])
-        return await drive(f"{server.url}/v1/telegram/webhook/default",
-                           {"X-Telegram-Bot-Api-Secret-Token": secret}, args.chats, args.per_chat,
-                           args.concurrency, fake, lambda text: f"You said: {text}", args.settle)
+        cpu_before = tree_cpu_seconds(server.process.pid)
+        result = await drive(f"{server.url}/v1/telegram/webhook/default",
+                             {"X-Telegram-Bot-Api-Secret-Token": secret}, args.chats, args.per_chat,
+                             args.concurrency, fake, lambda text: f"You said: {text}", args.settle)
+        # What one update costs the server (all its processes), from the first post to the last reply.
+        spent = tree_cpu_seconds(server.process.pid) - cpu_before
+        result["server_cpu_ms"] = spent / (args.chats * args.per_chat) * 1000
+        return result
     finally:
         stop_server(server)
         if drop:
