@@ -1,5 +1,6 @@
-"""run: index (thread_id, status, id) for the claim's per-thread ordering check; run_event: drop
-the run_id index that the unique (run_id, seq) index makes redundant
+"""hot-path indexes: run (thread_id, status, id) and outbox_entry (kind, address, status, id) for the
+per-conversation ordering checks of the run claim and the outbox; run_event loses the run_id index
+that its unique (run_id, seq) index makes redundant
 
 Revision ID: 0002
 Revises: 0001
@@ -22,9 +23,13 @@ def upgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_run_thread_id'))
     with op.batch_alter_table('run_event', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_run_event_run_id'))
+    with op.batch_alter_table('outbox_entry', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_conversation', ['kind', 'address', 'status', 'id'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('outbox_entry', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_conversation')
     with op.batch_alter_table('run_event', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_run_event_run_id'), ['run_id'], unique=False)
     with op.batch_alter_table('run', schema=None) as batch_op:
