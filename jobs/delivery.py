@@ -28,7 +28,7 @@ from channels.types import SendResult
 from jobs.events import append_event, append_run_event
 from jobs.waiting import idle_wait, inbound_first
 from models import OutboxEntry
-from models.db import insert_ignoring_conflicts
+from models.db import insert_once
 from models.types import new_id, utcnow
 
 log = logging.getLogger("ingram.delivery")
@@ -60,15 +60,11 @@ async def enqueue_send(
               "kind": kind, "idempotency_key": idempotency_key, "address": address, "payload": payload,
               "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
               "last_error": None, "provider_message_id": None, "sent_at": None}
-    dialect = session.bind.dialect.name
-    if dialect not in _ENQUEUE:  # built once per dialect, on the table (no ORM bulk path)
-        _ENQUEUE[dialect] = (insert_ignoring_conflicts(session, _OUTBOX)
-                             .on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(_OUTBOX.c.id))
-    return (await session.execute(_ENQUEUE[dialect], values)).first() is not None
+    stmt = insert_once(session, _OUTBOX, conflict_on=("idempotency_key",))
+    return (await session.execute(stmt, values)).first() is not None
 
 
 _OUTBOX = OutboxEntry.__table__
-_ENQUEUE: dict[str, Any] = {}
 _SENT = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("entry_id"))
          .values(status="sent", last_error=None, provider_message_id=bindparam("provider_message_id"),
                  sent_at=bindparam("sent_at")))

@@ -242,7 +242,7 @@ class InlineConnection:
         try:
             self._conn.execute("RELEASE ic_unit").close()
         except BaseException:
-            self._end_unit(rollback=True)
+            self._roll_back_unit()
             raise
         durable = asyncio.get_running_loop().create_future()
         writer.durable.append(durable)
@@ -255,14 +255,14 @@ class InlineConnection:
     async def rollback(self) -> None:
         if self._active:
             self._active = False
-            self._end_unit(rollback=True)
+            self._roll_back_unit()
 
-    def _end_unit(self, *, rollback: bool) -> None:
+    def _roll_back_unit(self) -> None:
+        """Undo this transaction's savepoint (the group's other work stays) and hand the lock on."""
         try:
-            if rollback:
-                with contextlib.suppress(sqlite3.Error):
-                    self._conn.execute("ROLLBACK TO ic_unit").close()
-                    self._conn.execute("RELEASE ic_unit").close()
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK TO ic_unit").close()
+                self._conn.execute("RELEASE ic_unit").close()
         finally:
             self._writer.release()
 
@@ -273,7 +273,7 @@ class InlineConnection:
         writer = self._writer
         if self._active:  # closed mid-transaction (invalidated): its work is undone, the group's kept
             self._active = False
-            self._end_unit(rollback=True)
+            self._roll_back_unit()
         writer.facades -= 1
         if writer.facades == 0:
             if writer.in_transaction:

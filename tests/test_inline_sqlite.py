@@ -9,16 +9,23 @@ import time
 from pathlib import Path
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from models.db import make_engine, make_sessionmaker
 
 
-async def test_a_writer_in_another_connection_is_waited_for_without_blocking_the_loop(tmp_path: Path) -> None:
-    path = tmp_path / "busy.db"
+async def engine_with_table(path: Path) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+    """An engine on a new SQLite file holding one table ``t (v INTEGER)``."""
     engine = make_engine(f"sqlite+aiosqlite:///{path}")
     sessions = make_sessionmaker(engine)
     async with sessions() as session, session.begin():
         await session.execute(text("CREATE TABLE t (v INTEGER)"))
+    return engine, sessions
+
+
+async def test_a_writer_in_another_connection_is_waited_for_without_blocking_the_loop(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    engine, sessions = await engine_with_table(path)
 
     other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")  # another process or thread holds the write lock
@@ -73,10 +80,8 @@ async def test_statements_and_rollback(tmp_path: Path) -> None:
 
 async def test_concurrent_transactions_commit_together_yet_each_alone(tmp_path: Path) -> None:
     path = tmp_path / "group.db"
-    engine = make_engine(f"sqlite+aiosqlite:///{path}")
-    sessions = make_sessionmaker(engine)
-    async with sessions() as session, session.begin():
-        await session.execute(text("CREATE TABLE t (v INTEGER)"))
+    engine, sessions = await engine_with_table(path)
+    async with sessions() as session:
         connection = await session.connection()
         shared = (await connection.get_raw_connection()).driver_connection._conn
     commits: list[str] = []

@@ -27,7 +27,7 @@ from jobs.delivery import enqueue_prompt_outcome, enqueue_send, wake_deliverers
 from jobs.runner import wake_workers
 from jobs.waiting import inbound_request
 from models import Approval, InboundDelivery, Integration, Project, Run, Smith
-from models.db import insert_ignoring_conflicts
+from models.db import insert_once
 from models.types import new_id, utcnow
 
 log = logging.getLogger("ingram.inbound")
@@ -151,15 +151,7 @@ async def _record(session: AsyncSession, integration: Integration, item: Inbound
     values = {"id": new_id("inb"), "project_id": integration.project_id, "integration_id": integration.id,
               "kind": integration.kind, "dedupe_key": item.dedupe_key, "received_at": utcnow(),
               "payload": {"type": type(item).__name__, "address": item.address, "sender": item.sender_id}}
-    dialect = session.bind.dialect.name
-    if dialect not in _RECORD:  # built once per dialect, on the table
-        table = InboundDelivery.__table__
-        _RECORD[dialect] = (insert_ignoring_conflicts(session, table).on_conflict_do_nothing()
-                            .returning(table.c.id))
-    return (await session.execute(_RECORD[dialect], values)).first() is not None
-
-
-_RECORD: dict[str, Any] = {}
+    return (await session.execute(insert_once(session, InboundDelivery.__table__), values)).first() is not None
 
 
 async def _reply(session: AsyncSession, channel: Channel, integration: Integration, address: str, text: str,
