@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -176,11 +178,21 @@ async def bench_product(fake: FakeTelegram, args: argparse.Namespace) -> dict[st
                                                      "kind": "telegram"})).raise_for_status()
         secret = str(fake.calls_to("setWebhook")[-1]["secret_token"])
         cpu_before = tree_cpu_seconds(server.process.pid)
+        profiler = None
+        if args.py_spy:  # sample the server's processes while the load runs (py-spy must be installed)
+            profiler = await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(server.process.pid),
+                "--subprocesses", "--rate", "250", "--format", "raw", "-o", args.py_spy,
+                stdout=asyncio.subprocess.DEVNULL)
+            await asyncio.sleep(1.0)  # py-spy attaches
         result = await drive(f"{server.url}/v1/telegram/webhook/default",
                              {"X-Telegram-Bot-Api-Secret-Token": secret}, args.chats, args.per_chat,
                              args.concurrency, fake, lambda text: f"You said: {text}", args.settle)
         # What one update costs the server (all its processes), from the first post to the last reply.
         spent = tree_cpu_seconds(server.process.pid) - cpu_before
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            await profiler.wait()
         result["server_cpu_ms"] = spent / (args.chats * args.per_chat) * 1000
         return result
     finally:
@@ -199,6 +211,7 @@ async def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="run the product on PostgreSQL + Redis")
     parser.add_argument("--granian-workers", type=int, default=2, help="server processes with --postgres")
     parser.add_argument("--only-product", action="store_true", help="skip the baselines (for profiling)")
+    parser.add_argument("--py-spy", metavar="FILE", help="record the product's stacks with py-spy (collapsed format)")
     args = parser.parse_args()
     print(f"{args.chats} chats x {args.per_chat} updates, concurrency {args.concurrency}", flush=True)
     for latency in (float(x) for x in args.latencies.split(",")):

@@ -77,7 +77,7 @@ TOKEN_RE = r"^\d+:[A-Za-z0-9_-]+$"
 SECRET_RE = r"^[A-Za-z0-9_-]{1,256}$"
 
 # HTTP tuning: one pool per channel instance; the outbox caps concurrency above this.
-POOL_SIZE = 16
+POOL_SIZE = 64
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 10.0
 WRITE_TIMEOUT_S = 10.0

@@ -101,7 +101,7 @@ class Deliverer:
     """Sends due outbox entries with bounded concurrency (one at a time per conversation)."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], channel_for: ChannelFor, *,
-                 concurrency: int = 16, poll_interval_s: float = 0.2,
+                 concurrency: int = 64, poll_interval_s: float = 0.2,
                  send_lease: timedelta = SEND_LEASE) -> None:
         self.sessions = sessions
         self.channel_for = channel_for
