@@ -14,12 +14,12 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, insert, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -95,7 +95,39 @@ _HISTORY = (select(Message).where(Message.thread_id == bindparam("thread_id"), M
             .order_by(Message.run_id, Message.id))
 
 
-def to_model_message(message: Message) -> dict[str, Any]:
+class Turn(NamedTuple):
+    """A message as the loop reasons over it, read or written by the loop: a plain tuple, because
+    loading and flushing ORM objects cost the loop more than anything it did with them."""
+
+    id: str
+    run_id: str | None
+    role: str
+    content: str
+    tool_calls: list[dict[str, Any]]
+    tool_call_id: str | None
+    name: str | None
+
+
+_MESSAGE = Message.__table__
+_TURN = tuple(_MESSAGE.c[name] for name in Turn._fields)
+_EARLIER_TURNS = (select(*_TURN).where(_MESSAGE.c.thread_id == bindparam("thread_id"),
+                                       _MESSAGE.c.run_id < bindparam("run_id"))
+                  .order_by(_MESSAGE.c.run_id.desc(), _MESSAGE.c.id.desc()).limit(HISTORY_LIMIT).subquery())
+_RECENT_TURNS = union_all(
+    select(*_EARLIER_TURNS.c),
+    select(*_TURN).where(_MESSAGE.c.thread_id == bindparam("thread_id"), _MESSAGE.c.run_id == bindparam("run_id")))
+_INSERT_MESSAGE = insert(_MESSAGE)
+
+
+async def recent_turns(session: AsyncSession, run: Run) -> list[Turn]:
+    """What the loop needs of the thread: every message of this run (it reasons over its own steps)
+    after the last HISTORY_LIMIT messages of earlier runs (the model never sees more), in
+    ``thread_history``'s order. A long chat does not load its whole past on every run."""
+    rows = (await session.execute(_RECENT_TURNS, {"thread_id": run.thread_id, "run_id": run.id})).all()
+    return sorted((Turn(*row) for row in rows), key=lambda turn: (turn.run_id or "", turn.id))
+
+
+def to_model_message(message: Message | Turn) -> dict[str, Any]:
     out: dict[str, Any] = {"role": message.role, "content": message.content}
     if message.tool_calls:
         out["tool_calls"] = message.tool_calls
@@ -104,7 +136,7 @@ def to_model_message(message: Message) -> dict[str, Any]:
     return out
 
 
-def _trim(history: list[Message]) -> list[Message]:
+def _trim(history: list[Turn]) -> list[Turn]:
     """The most recent messages, never starting with an orphaned tool result."""
     recent = history[-HISTORY_LIMIT:]
     while recent and recent[0].role in {"tool", "assistant"}:
@@ -112,7 +144,7 @@ def _trim(history: list[Message]) -> list[Message]:
     return recent
 
 
-def pending_calls(messages: list[Message]) -> list[dict[str, Any]]:
+def pending_calls(messages: Sequence[Message | Turn]) -> list[dict[str, Any]]:
     """Tool calls of the last assistant message that have no result yet."""
     for index in range(len(messages) - 1, -1, -1):
         message = messages[index]
@@ -124,7 +156,7 @@ def pending_calls(messages: list[Message]) -> list[dict[str, Any]]:
     return []
 
 
-def suggested_replies_of(messages: list[Message], run_id: str) -> list[str]:
+def suggested_replies_of(messages: list[Turn], run_id: str) -> list[str]:
     """The chips of the run: its last successful suggest_replies call (CHIP-5)."""
     ok_results = {m.tool_call_id for m in messages
                   if m.role == "tool" and m.run_id == run_id and m.content.startswith("Offered")}
@@ -150,12 +182,17 @@ class _State:
     run: Run
     smith: Smith
     agent: Agent
-    messages: list[Message]
+    messages: list[Turn]
     tools: dict[str, Tool] | None = None
 
-    def add(self, session: AsyncSession, message: Message) -> None:
-        session.add(message)
-        self.messages.append(message)
+    async def add(self, session: AsyncSession, *, role: str, content: str = "",
+                  tool_calls: list[dict[str, Any]] | None = None, tool_call_id: str | None = None,
+                  name: str | None = None) -> None:
+        """Store a message of this run (one prebuilt insert) and append it to ``messages``."""
+        turn = Turn(new_id("msg"), self.run.id, role, content, tool_calls or [], tool_call_id, name)
+        await session.execute(_INSERT_MESSAGE, {**turn._asdict(), "thread_id": self.run.thread_id or "",
+                                                "created_at": utcnow()})
+        self.messages.append(turn)
 
 
 class AgentLoop:
@@ -180,7 +217,7 @@ class AgentLoop:
         row = (await session.execute(_SMITH_AND_AGENT, {"smith_id": run.smith_id})).first()
         if row is None:
             raise ToolError("the run's smith or agent no longer exists")
-        return _State(run, row[0], row[1], await thread_history(session, run))
+        return _State(run, row[0], row[1], await recent_turns(session, run))
 
     async def _tools(self, session: AsyncSession, state: _State) -> dict[str, Tool]:
         if state.tools is None:
@@ -277,7 +314,7 @@ class AgentLoop:
                 return lambda: provider.complete(context, specs)
             await self._store_reply(session, state, await provider.complete(context, specs))
 
-    def _context(self, run: Run, agent: Agent, messages: list[Message]) -> list[dict[str, Any]]:
+    def _context(self, run: Run, agent: Agent, messages: list[Turn]) -> list[dict[str, Any]]:
         nonce = str(run.run_metadata.get("_nonce", ""))
         system = "\n\n".join(p for p in (agent.instructions.strip(), platform_instructions(nonce)) if p)
         return [{"role": "system", "content": system}] + [to_model_message(m) for m in _trim(messages)]
@@ -307,8 +344,7 @@ class AgentLoop:
                   "function": {"name": c.name, "arguments": c.raw_arguments if c.arguments is None
                                else json.dumps(c.arguments)}}
                  for i, c in enumerate(reply.tool_calls)]
-        state.add(session, Message(id=new_id("msg"), thread_id=run.thread_id or "", run_id=run.id,
-                                   role="assistant", content=reply.text, tool_calls=calls))
+        await state.add(session, role="assistant", content=reply.text, tool_calls=calls)
         usage = dict(run.usage or {})
         for key, value in reply.usage.items():
             usage[key] = int(usage.get(key, 0)) + int(value)
@@ -355,8 +391,7 @@ class AgentLoop:
 
     async def _tool_result(self, session: AsyncSession, state: _State, call: dict[str, Any], content: str) -> None:
         run = state.run
-        state.add(session, Message(id=new_id("msg"), thread_id=run.thread_id or "", run_id=run.id, role="tool",
-                                   content=content, tool_call_id=call["id"], name=call["function"]["name"]))
+        await state.add(session, role="tool", content=content, tool_call_id=call["id"], name=call["function"]["name"])
         await append_run_event(session, run_id=run.id, type="tool.result",
                                data={"tool": call["function"]["name"], "tool_call_id": call["id"],
                                      "ok": not content.startswith("error:"), "result": content[:500]})

@@ -286,7 +286,7 @@ class Message(SQLModel, table=True):
     """One message of a thread, in the shape the model saw (role, content, tool calls)."""
 
     __tablename__ = "message"
-    __table_args__ = (Index("ix_message_thread_id", "thread_id", "id"),)
+    __table_args__ = (Index("ix_message_thread_run", "thread_id", "run_id", "id"),)
     id: str = Field(primary_key=True, max_length=40)
     thread_id: str = Field(foreign_key="thread.id", max_length=40)
     run_id: str | None = Field(default=None, index=True, max_length=40)
