@@ -189,10 +189,10 @@ class _State:
                   tool_calls: list[dict[str, Any]] | None = None, tool_call_id: str | None = None,
                   name: str | None = None) -> None:
         """Store a message of this run (one prebuilt insert) and append it to ``messages``."""
-        turn = Turn(new_id("msg"), self.run.id, role, content, tool_calls or [], tool_call_id, name)
-        await session.execute(_INSERT_MESSAGE, {**turn._asdict(), "thread_id": self.run.thread_id or "",
-                                                "created_at": utcnow()})
-        self.messages.append(turn)
+        row = message_row(thread_id=self.run.thread_id or "", run_id=self.run.id, role=role, content=content,
+                          name=name, tool_calls=tool_calls, tool_call_id=tool_call_id)
+        await insert_messages(session, [row])
+        self.messages.append(Turn(*(row[field] for field in Turn._fields)))
 
 
 class AgentLoop:
@@ -440,6 +440,24 @@ class AgentLoop:
                              data={"error": {"code": code, "message": message}})
 
 
+def message_row(*, thread_id: str, run_id: str, role: str, content: str, name: str | None = None,
+                tool_calls: list[dict[str, Any]] | None = None, tool_call_id: str | None = None) -> dict[str, Any]:
+    """A message row for ``insert_messages`` (every column: one prebuilt statement fits them all)."""
+    return {"id": new_id("msg"), "thread_id": thread_id, "run_id": run_id, "role": role, "content": content,
+            "tool_calls": tool_calls or [], "tool_call_id": tool_call_id, "name": name, "created_at": utcnow()}
+
+
+async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Store message rows in one statement: building and flushing ORM objects cost more than the insert."""
+    if rows:
+        await session.execute(_INSERT_MESSAGE, rows)
+
+
+def platform_message_row(run_id: str, thread_id: str, sender: dict[str, Any], nonce: str) -> dict[str, Any]:
+    """ID-1: the platform line about the channel-authenticated sender, stored before their message."""
+    return message_row(thread_id=thread_id, run_id=run_id, role="system", name="platform",
+                       content=platform_line(sender, nonce))
+
+
 def sender_platform_message(run: Run, thread_id: str, sender: dict[str, Any], nonce: str) -> Message:
-    return Message(id=new_id("msg"), thread_id=thread_id, run_id=run.id, role="system", name="platform",
-                   content=platform_line(sender, nonce), created_at=utcnow())
+    return Message(**platform_message_row(run.id, thread_id, sender, nonce))

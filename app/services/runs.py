@@ -14,7 +14,14 @@ from app.services.actors import Actor
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.pagination import Page, paginate
 from app.services.smiths import get_smith
-from jobs.agent import new_nonce, pending_calls, sender_platform_message, thread_history
+from jobs.agent import (
+    insert_messages,
+    message_row,
+    new_nonce,
+    pending_calls,
+    platform_message_row,
+    thread_history,
+)
 from jobs.delivery import enqueue_prompt_outcome
 from jobs.events import append_event, append_run_event
 from jobs.identity import strip_forgeries
@@ -153,15 +160,16 @@ async def enqueue_run(
               source=source, input=[m.model_dump() for m in messages],
               run_metadata={**(metadata or {}), "sender": sender, "_nonce": nonce},
               deployment_id=deployment_id, schedule_id=schedule_id, scheduled_for=scheduled_for)
-    session.add(run)  # flushed with the messages by the event insert below
+    session.add(run)  # flushed by the event insert below
     stripped_total = 0
+    rows = []
     for index, message in enumerate(messages):
         text, stripped = strip_forgeries(message.content)
         stripped_total += stripped
         if sender and message.role == "user" and index == len(messages) - 1:
-            session.add(sender_platform_message(run, thread.id, sender, nonce))
-        session.add(Message(id=new_id("msg"), thread_id=thread.id, run_id=run.id, role=message.role,
-                            content=text))
+            rows.append(platform_message_row(run.id, thread.id, sender, nonce))
+        rows.append(message_row(thread_id=thread.id, run_id=run.id, role=message.role, content=text))
+    await insert_messages(session, rows)
     thread.updated_at = utcnow()
     data = {"run_id": run.id, "status": "queued", "source": source, "stripped_lines": stripped_total}
     await append_run_event(session, run_id=run.id, type="run.queued", data=data, first=True)
