@@ -115,12 +115,5 @@ class AgentsState(AuthState):
 
     @rx.event
     async def delete(self, agent_id: str) -> Any:
-        try:
-            async with self.signed_in() as (session, actor):
-                await agents.delete_agent(session, actor=actor, agent_id=agent_id)
-        except NotSignedIn:
-            return rx.redirect("/login")
-        except DomainError as exc:
-            return rx.toast.error(describe(exc))
-        await self.load()
-        return rx.toast.success("Agent deleted")
+        return await self._change(lambda session, actor: agents.delete_agent(session, actor=actor, agent_id=agent_id),
+                                  "Agent deleted", self.load)

@@ -7,7 +7,7 @@ calls the same services as /v1, so no API token ever reaches the browser.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import reflex as rx
@@ -52,6 +52,21 @@ class AuthState(rx.State):
             if actor is None:
                 raise NotSignedIn
             yield session, actor
+
+    async def _change(self, change: Callable[[AsyncSession, Actor], Awaitable[object]], done: str,
+                      then: Callable[[], Awaitable[object]]) -> Any:
+        """A console action through the services, in one transaction; then ``then`` (the page reloads
+        its list) and the ``done`` toast. A dead session goes to sign-in; a refusal is an error toast
+        with the service's own message."""
+        try:
+            async with self.signed_in() as (session, actor):
+                await change(session, actor)
+        except NotSignedIn:
+            return rx.redirect("/login")
+        except DomainError as exc:
+            return rx.toast.error(describe(exc))
+        await then()
+        return rx.toast.success(done)
 
     @rx.event
     async def sign_in(self, form: dict[str, Any]) -> Any:

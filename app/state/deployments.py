@@ -68,15 +68,9 @@ class DeploymentsState(AuthState):
 
     @rx.event
     async def remove(self, deployment_id: str) -> Any:
-        try:
-            async with self.signed_in() as (session, actor):
-                await deployments.delete_deployment(session, actor=actor, deployment_id=deployment_id)
-        except NotSignedIn:
-            return rx.redirect("/login")
-        except DomainError as exc:
-            return rx.toast.error(describe(exc))
-        await self.load()
-        return rx.toast.success("Deployment removed")
+        return await self._change(
+            lambda session, actor: deployments.delete_deployment(session, actor=actor, deployment_id=deployment_id),
+            "Deployment removed", self.load)
 
 
 class SmithDeploymentsState(AuthState):

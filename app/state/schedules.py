@@ -215,17 +215,12 @@ class SchedulesState(AuthState):
 
     @rx.event
     async def set_enabled(self, schedule_id: str, enabled: bool) -> Any:
-        try:
-            async with self.signed_in() as (session, actor):
-                await schedules.update_schedule(session, actor=actor, smith_id=self._smith_id(),
-                                                schedule_id=schedule_id, body=ScheduleUpdate(enabled=enabled))
-        except NotSignedIn:
-            return rx.redirect("/login")
-        except DomainError as exc:
-            return rx.toast.error(describe(exc))
-        await self.load()
-        return rx.toast.success("Schedule resumed: it fires from its next time on" if enabled
-                                else "Schedule paused")
+        smith_id = self._smith_id()
+        return await self._change(
+            lambda session, actor: schedules.update_schedule(session, actor=actor, smith_id=smith_id,
+                                                             schedule_id=schedule_id,
+                                                             body=ScheduleUpdate(enabled=enabled)),
+            "Schedule resumed: it fires from its next time on" if enabled else "Schedule paused", self.load)
 
     @rx.event
     async def run_now(self, schedule_id: str) -> Any:
@@ -242,16 +237,11 @@ class SchedulesState(AuthState):
 
     @rx.event
     async def delete(self, schedule_id: str) -> Any:
-        try:
-            async with self.signed_in() as (session, actor):
-                await schedules.delete_schedule(session, actor=actor, smith_id=self._smith_id(),
-                                                schedule_id=schedule_id)
-        except NotSignedIn:
-            return rx.redirect("/login")
-        except DomainError as exc:
-            return rx.toast.error(describe(exc))
-        await self.load()
-        return rx.toast.success("Schedule deleted")
+        smith_id = self._smith_id()
+        return await self._change(
+            lambda session, actor: schedules.delete_schedule(session, actor=actor, smith_id=smith_id,
+                                                             schedule_id=schedule_id),
+            "Schedule deleted", self.load)
 
 
 def _describe(exc: Exception) -> str:

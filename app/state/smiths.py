@@ -103,12 +103,5 @@ class SmithsState(AuthState):
 
     @rx.event
     async def delete(self, smith_id: str) -> Any:
-        try:
-            async with self.signed_in() as (session, actor):
-                await smiths.delete_smith(session, actor=actor, smith_id=smith_id)
-        except NotSignedIn:
-            return rx.redirect("/login")
-        except DomainError as exc:
-            return rx.toast.error(describe(exc))
-        await self.load()
-        return rx.toast.success("Smith deleted")
+        return await self._change(lambda session, actor: smiths.delete_smith(session, actor=actor, smith_id=smith_id),
+                                  "Smith deleted", self.load)
