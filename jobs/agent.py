@@ -457,7 +457,3 @@ def platform_message_row(run_id: str, thread_id: str, sender: dict[str, Any], no
     """ID-1: the platform line about the channel-authenticated sender, stored before their message."""
     return message_row(thread_id=thread_id, run_id=run_id, role="system", name="platform",
                        content=platform_line(sender, nonce))
-
-
-def sender_platform_message(run: Run, thread_id: str, sender: dict[str, Any], nonce: str) -> Message:
-    return Message(**platform_message_row(run.id, thread_id, sender, nonce))

@@ -143,6 +143,21 @@ async def _thread_for(session: AsyncSession, smith: Smith, thread_id: str | None
     return thread
 
 
+def input_message_rows(run_id: str, thread_id: str, messages: list[InputMessage], sender: dict[str, Any] | None,
+                       nonce: str) -> tuple[list[dict[str, Any]], int]:
+    """A run's input as stored in its thread: every line imitating the platform line removed (ID-4),
+    and the real platform line, built from the channel-authenticated sender, before the last user
+    message (ID-1). Returns the message rows and how many lines were removed."""
+    rows, stripped_total = [], 0
+    for index, message in enumerate(messages):
+        text, stripped = strip_forgeries(message.content)
+        stripped_total += stripped
+        if sender and message.role == "user" and index == len(messages) - 1:
+            rows.append(platform_message_row(run_id, thread_id, sender, nonce))
+        rows.append(message_row(thread_id=thread_id, run_id=run_id, role=message.role, content=text))
+    return rows, stripped_total
+
+
 async def enqueue_run(
     session: AsyncSession, *, smith: Smith, messages: list[InputMessage], source: str,
     sender: dict[str, Any] | None, thread_id: str | None = None, external_key: str | None = None,
@@ -161,14 +176,7 @@ async def enqueue_run(
               run_metadata={**(metadata or {}), "sender": sender, "_nonce": nonce},
               deployment_id=deployment_id, schedule_id=schedule_id, scheduled_for=scheduled_for)
     session.add(run)  # flushed by the event insert below
-    stripped_total = 0
-    rows = []
-    for index, message in enumerate(messages):
-        text, stripped = strip_forgeries(message.content)
-        stripped_total += stripped
-        if sender and message.role == "user" and index == len(messages) - 1:
-            rows.append(platform_message_row(run.id, thread.id, sender, nonce))
-        rows.append(message_row(thread_id=thread.id, run_id=run.id, role=message.role, content=text))
+    rows, stripped_total = input_message_rows(run.id, thread.id, messages, sender, nonce)
     await insert_messages(session, rows)
     thread.updated_at = utcnow()
     data = {"run_id": run.id, "status": "queued", "source": source, "stripped_lines": stripped_total}

@@ -27,11 +27,10 @@ from app.services.actors import Actor
 from app.services.errors import Invalid, NotFound
 from app.services.events import record_event
 from app.services.pagination import Page, paginate
-from app.services.runs import MAX_INPUT_CHARS, MAX_INPUT_MESSAGES, InputMessage, enqueue_run
+from app.services.runs import MAX_INPUT_CHARS, MAX_INPUT_MESSAGES, InputMessage, enqueue_run, input_message_rows
 from app.services.smiths import get_smith
-from jobs.agent import new_nonce, sender_platform_message
+from jobs.agent import new_nonce
 from jobs.cron import CronError, TimezoneError, describe, next_fires, parse_cron, validate_timezone
-from jobs.identity import strip_forgeries
 from jobs.leader import lead_forever
 from jobs.scheduler import Clock, FireRequest, FireResult, Missed, Scheduler, clock_from_env
 from models import Event, Message, Run, RunEvent, Schedule, Smith, Thread
@@ -320,14 +319,8 @@ def _queued_run_rows(schedule: Schedule, smith: Smith, slot: datetime,
               run_metadata={"schedule": {"id": schedule.id, "name": schedule.name, **trigger}, "sender": sender,
                             "_nonce": nonce},
               schedule_id=schedule.id, scheduled_for=slot)
-    rows: list[Any] = []
-    stripped_total = 0
-    for index, message in enumerate(messages):
-        text, stripped = strip_forgeries(message.content)
-        stripped_total += stripped
-        if message.role == "user" and index == len(messages) - 1:
-            rows.append(sender_platform_message(run, thread.id, sender, nonce))
-        rows.append(Message(id=new_id("msg"), thread_id=thread.id, run_id=run.id, role=message.role, content=text))
+    message_rows, stripped_total = input_message_rows(run.id, thread.id, messages, sender, nonce)
+    rows: list[Any] = [Message(**row) for row in message_rows]
     data = {"run_id": run.id, "status": "queued", "source": "schedule", "stripped_lines": stripped_total}
     rows.append(RunEvent(id=new_id("rev"), run_id=run.id, seq=1, type="run.queued", data=data))
     rows.append(Event(id=new_id("evt"), project_id=run.project_id, type="run.queued", data=data, run_id=run.id,
