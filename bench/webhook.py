@@ -97,6 +97,7 @@ async def drive(url: str, headers: dict[str, str], chats: int, per_chat: int, co
     statuses: dict[int, int] = {}
     gate = asyncio.Semaphore(concurrency)
     base_chat = 700_000_000 + int(time.time()) % 1_000_000 * 100
+    cpu_before = time.process_time()  # this process: the load generator and the fake (and PTB, for its rows)
     start_count = len(fake.sent_messages) if fake else 0
 
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency), timeout=120) as client:
@@ -142,7 +143,8 @@ async def drive(url: str, headers: dict[str, str], chats: int, per_chat: int, co
             order_ok = False
         last_k[chat_index] = int(k)
     last_reply = max((m["received_at"] for m in replies), default=first_sent + 1e-9)
-    result.update(e2e_rps=len(e2e) / max(last_reply - first_sent, 1e-9), e2e_p50=pct(e2e, 50), e2e_p95=pct(e2e, 95),
+    result.update(bench_cpu_ms=(time.process_time() - cpu_before) / max(len(sent_at), 1) * 1000,
+                  e2e_rps=len(e2e) / max(last_reply - first_sent, 1e-9), e2e_p50=pct(e2e, 50), e2e_p95=pct(e2e, 95),
                   e2e_p99=pct(e2e, 99), lost=len(expected) - len(seen),
                   duplicated=sum(c - 1 for c in seen.values()), in_order=order_ok)
     return result
@@ -155,6 +157,9 @@ def show(name: str, r: dict[str, Any]) -> None:
         line += (f"\n{'':<9} e2e    {r['e2e_rps']:7.0f}/s  p50 {r['e2e_p50']:6.1f} ms  p95 {r['e2e_p95']:6.1f} ms"
                  f"  p99 {r['e2e_p99']:6.1f} ms  lost {r['lost']}  duplicated {r['duplicated']}"
                  f"  per-chat order {'ok' if r['in_order'] else 'BROKEN'}")
+    if "bench_cpu_ms" in r:
+        line += (f"\n{'':<9} bench process CPU per update {r['bench_cpu_ms']:.1f} ms"
+                 " (load generator and fake Bot API; PTB too in its rows)")
     if "server_cpu_ms" in r:
         line += f"\n{'':<9} server CPU per update {r['server_cpu_ms']:.1f} ms (all its processes)"
     print(line, flush=True)
