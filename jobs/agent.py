@@ -119,6 +119,25 @@ _RECENT_TURNS = union_all(
 _INSERT_MESSAGE = insert(_MESSAGE)
 
 
+def message_row(*, thread_id: str, run_id: str, role: str, content: str, name: str | None = None,
+                tool_calls: list[dict[str, Any]] | None = None, tool_call_id: str | None = None) -> dict[str, Any]:
+    """A message row for ``insert_messages`` (every column: one prebuilt statement fits them all)."""
+    return {"id": new_id("msg"), "thread_id": thread_id, "run_id": run_id, "role": role, "content": content,
+            "tool_calls": tool_calls or [], "tool_call_id": tool_call_id, "name": name, "created_at": utcnow()}
+
+
+async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Store message rows in one statement: building and flushing ORM objects cost more than the insert."""
+    if rows:
+        await session.execute(_INSERT_MESSAGE, rows)
+
+
+def platform_message_row(run_id: str, thread_id: str, sender: dict[str, Any], nonce: str) -> dict[str, Any]:
+    """ID-1: the platform line about the channel-authenticated sender, stored before their message."""
+    return message_row(thread_id=thread_id, run_id=run_id, role="system", name="platform",
+                       content=platform_line(sender, nonce))
+
+
 async def recent_turns(session: AsyncSession, run: Run) -> list[Turn]:
     """What the loop needs of the thread: every message of this run (it reasons over its own steps)
     after the last HISTORY_LIMIT messages of earlier runs (the model never sees more), in
@@ -438,22 +457,3 @@ class AgentLoop:
             await transition(session, run, "failed", lease_owner=self.env.worker_id,
                              values={"error": {"code": code, "message": message}},
                              data={"error": {"code": code, "message": message}})
-
-
-def message_row(*, thread_id: str, run_id: str, role: str, content: str, name: str | None = None,
-                tool_calls: list[dict[str, Any]] | None = None, tool_call_id: str | None = None) -> dict[str, Any]:
-    """A message row for ``insert_messages`` (every column: one prebuilt statement fits them all)."""
-    return {"id": new_id("msg"), "thread_id": thread_id, "run_id": run_id, "role": role, "content": content,
-            "tool_calls": tool_calls or [], "tool_call_id": tool_call_id, "name": name, "created_at": utcnow()}
-
-
-async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Store message rows in one statement: building and flushing ORM objects cost more than the insert."""
-    if rows:
-        await session.execute(_INSERT_MESSAGE, rows)
-
-
-def platform_message_row(run_id: str, thread_id: str, sender: dict[str, Any], nonce: str) -> dict[str, Any]:
-    """ID-1: the platform line about the channel-authenticated sender, stored before their message."""
-    return message_row(thread_id=thread_id, run_id=run_id, role="system", name="platform",
-                       content=platform_line(sender, nonce))

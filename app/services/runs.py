@@ -20,6 +20,7 @@ from jobs.agent import (
     new_nonce,
     pending_calls,
     platform_message_row,
+    recent_turns,
     thread_history,
 )
 from jobs.delivery import enqueue_prompt_outcome
@@ -285,7 +286,7 @@ async def submit_decision(session: AsyncSession, *, actor: Actor | None, run_id:
     approval.decided_at = utcnow()
     approval.message = decision.message
     if decision.decision != "approve":
-        for call in pending_calls(await thread_history(session, run)):
+        for call in pending_calls(await recent_turns(session, run)):  # the run's own messages suffice
             note = ("The owner rejected this call." if decision.decision == "reject"
                     else "The owner rejected this call and sent a correction.")
             session.add(Message(id=new_id("msg"), thread_id=run.thread_id or "", run_id=run.id, role="tool",
