@@ -42,7 +42,7 @@ from app.services.runtime import Runtime, set_runtime
 from app.settings import Settings
 from channels.types import RawRequest
 from jobs.runstate import TERMINAL
-from models import Integration, OutboxEntry, Run
+from models import Integration, OutboxEntry, Run, hot
 from models.db import migrate
 from tests.fakes.telegram import FAKE_TOKEN, private_message
 
@@ -52,7 +52,8 @@ FAKE_SERVER = ("import sys, time\nfrom tests.fakes.telegram import serve_fake_te
 
 
 class Counter:
-    """SQL statements and transactions issued through the engine."""
+    """SQL statements and transactions issued through the engine, and hot statements (models/hot.py,
+    which bypass the engine's events; an executemany counts once)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.statements = 0
@@ -60,10 +61,15 @@ class Counter:
         self.kinds: collections.Counter[str] = collections.Counter()
         event.listen(runtime.engine.sync_engine, "before_cursor_execute", self._statement)
         event.listen(runtime.engine.sync_engine, "commit", self._commit)
+        hot.observers.append(self._hot)
 
     def _statement(self, *args: Any) -> None:
         self.statements += 1
         self.kinds[" ".join(str(args[2]).split())[:90]] += 1
+
+    def _hot(self, sql: str, _rows: int) -> None:
+        self.statements += 1
+        self.kinds["(hot) " + " ".join(sql.split())[:84]] += 1
 
     def _commit(self, *_: Any) -> None:
         self.transactions += 1

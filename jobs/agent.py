@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import httpx
-from sqlalchemy import bindparam, insert, select, union_all
+from sqlalchemy import bindparam, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -30,6 +30,7 @@ from jobs.queue import claim_run, renew_lease
 from jobs.runstate import transition
 from jobs.tools import BUILTIN_TOOLS, Tool, ToolContext, ToolError, chip_labels
 from models import Agent, Approval, Message, Run, Smith
+from models.hot import Hot, flush_pending, insert_all_columns
 from models.types import new_id, utcnow
 
 log = logging.getLogger("ingram.agent")
@@ -113,10 +114,11 @@ _TURN = tuple(_MESSAGE.c[name] for name in Turn._fields)
 _EARLIER_TURNS = (select(*_TURN).where(_MESSAGE.c.thread_id == bindparam("thread_id"),
                                        _MESSAGE.c.run_id < bindparam("run_id"))
                   .order_by(_MESSAGE.c.run_id.desc(), _MESSAGE.c.id.desc()).limit(HISTORY_LIMIT).subquery())
-_RECENT_TURNS = union_all(
+# Hot statements (models/hot.py): the loop holds messages as Turns, never as ORM objects.
+_RECENT_TURNS = Hot(union_all(
     select(*_EARLIER_TURNS.c),
-    select(*_TURN).where(_MESSAGE.c.thread_id == bindparam("thread_id"), _MESSAGE.c.run_id == bindparam("run_id")))
-_INSERT_MESSAGE = insert(_MESSAGE)
+    select(*_TURN).where(_MESSAGE.c.thread_id == bindparam("thread_id"), _MESSAGE.c.run_id == bindparam("run_id"))))
+_INSERT_MESSAGE = insert_all_columns(_MESSAGE)
 
 
 def message_row(*, thread_id: str, run_id: str, role: str, content: str, name: str | None = None,
@@ -127,9 +129,10 @@ def message_row(*, thread_id: str, run_id: str, role: str, content: str, name: s
 
 
 async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Store message rows in one statement: building and flushing ORM objects cost more than the insert."""
+    """Store message rows in one driver call: building and flushing ORM objects cost more than the insert."""
     if rows:
-        await session.execute(_INSERT_MESSAGE, rows)
+        await flush_pending(session)  # their run and thread may be new in this transaction
+        await _INSERT_MESSAGE.many(session, rows)
 
 
 def platform_message_row(run_id: str, thread_id: str, sender: dict[str, Any], nonce: str) -> dict[str, Any]:
@@ -142,7 +145,8 @@ async def recent_turns(session: AsyncSession, run: Run) -> list[Turn]:
     """What the loop needs of the thread: every message of this run (it reasons over its own steps)
     after the last HISTORY_LIMIT messages of earlier runs (the model never sees more), in
     ``thread_history``'s order. A long chat does not load its whole past on every run."""
-    rows = (await session.execute(_RECENT_TURNS, {"thread_id": run.thread_id, "run_id": run.id})).all()
+    await flush_pending(session)
+    rows = await _RECENT_TURNS.all(session, {"thread_id": run.thread_id, "run_id": run.id})
     return sorted((Turn(*row) for row in rows), key=lambda turn: (turn.run_id or "", turn.id))
 
 

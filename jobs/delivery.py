@@ -28,7 +28,7 @@ from channels.types import SendResult
 from jobs.events import append_event, append_run_event
 from jobs.waiting import idle_wait, inbound_first
 from models import OutboxEntry
-from models.db import insert_once
+from models.hot import Hot, flush_pending, insert_once
 from models.types import new_id, utcnow
 
 log = logging.getLogger("ingram.delivery")
@@ -60,14 +60,17 @@ async def enqueue_send(
               "kind": kind, "idempotency_key": idempotency_key, "address": address, "payload": payload,
               "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
               "last_error": None, "provider_message_id": None, "sent_at": None}
-    stmt = insert_once(session, _OUTBOX, conflict_on=("idempotency_key",))
-    return (await session.execute(stmt, values)).first() is not None
+    await flush_pending(session)  # the run or deployment it refers to may be new in this transaction
+    return bool(await _INSERT_ONCE.all(session, values))
 
 
+# Hot statements (models/hot.py): the outbox's rows are never loaded as objects in the transactions
+# that write them here.
 _OUTBOX = OutboxEntry.__table__
-_SENT = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("entry_id"))
-         .values(status="sent", last_error=None, provider_message_id=bindparam("provider_message_id"),
-                 sent_at=bindparam("sent_at")))
+_INSERT_ONCE = insert_once(_OUTBOX, conflict_on=("idempotency_key",))
+_SENT = Hot(update(_OUTBOX).where(_OUTBOX.c.id == bindparam("entry_id"))
+            .values(status="sent", last_error=None, provider_message_id=bindparam("provider_message_id"),
+                    sent_at=bindparam("sent_at")))
 
 
 def prompt_key(run_id: str, approval_id: str) -> str:
@@ -200,8 +203,8 @@ class Deliverer:
                 result = SendResult.failed("channel_error", f"{type(exc).__name__}: {exc}", retryable=True)
         async with self.sessions() as session, session.begin():
             if result.ok:  # the common case, in two statements
-                await session.execute(_SENT, {"entry_id": entry_id, "sent_at": utcnow(),
-                                              "provider_message_id": result.provider_message_id})
+                await _SENT.all(session, {"entry_id": entry_id, "sent_at": utcnow(),
+                                          "provider_message_id": result.provider_message_id})
                 if entry.run_id:
                     await append_run_event(session, run_id=entry.run_id, type="delivery.sent", data={
                         "outbox_id": entry_id, "kind": entry.kind, "status": "sent", "error": None,

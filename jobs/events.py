@@ -8,31 +8,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, func, insert, literal_column, select
+from sqlalchemy import Integer, bindparam, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Event, Run, RunEvent
+from models.hot import Hot, flush_pending, insert_all_columns
 from models.types import new_id, utcnow
 
-# Core inserts of prebuilt statements: events are written on every step, and building ORM objects
-# (and statements) for them cost more than the inserts themselves.
-_INSERT_EVENT = insert(Event.__table__)
-_INSERT_RUN_EVENT = insert(RunEvent.__table__)
-
-
-async def _flush_pending(session: AsyncSession) -> None:
-    """Core inserts do not autoflush: rows the event refers to (a run added just before) go first."""
-    if session.new or session.dirty:
-        await session.flush()
+# Hot statements (models/hot.py): events are written on every step, and the session's machinery
+# around an insert cost several times the insert. Rows they refer to (a run added just before) are
+# flushed first; nothing loads event rows as ORM objects in the transaction that writes them.
+_INSERT_EVENT = insert_all_columns(Event.__table__)
+_INSERT_RUN_EVENT = insert_all_columns(RunEvent.__table__)
 
 
 async def append_event(
     session: AsyncSession, *, project_id: str, type: str, data: dict[str, Any] | None = None,
     run_id: str | None = None, smith_id: str | None = None, deployment_id: str | None = None,
 ) -> str:
-    await _flush_pending(session)
+    await flush_pending(session)
     event_id = new_id("evt")
-    await session.execute(_INSERT_EVENT, {
+    await _INSERT_EVENT.all(session, {
         "id": event_id, "project_id": project_id, "type": type, "data": data or {}, "run_id": run_id,
         "smith_id": smith_id, "deployment_id": deployment_id, "created_at": utcnow()})
     return event_id
@@ -50,6 +46,7 @@ async def append_run_event(
     writers wait on each other: the outbox holding its entry and waiting for the run row, a decision
     holding the run row and waiting for the outbox's seq: a deadlock.) ``first`` skips the lookup for a
     run created in this transaction."""
+    await flush_pending(session)
     seqs = _seqs(session)
     if first:
         last = 0
@@ -57,12 +54,12 @@ async def append_run_event(
         last = seqs[run_id]
     else:
         if session.bind.dialect.name != "sqlite":
-            await session.execute(_LOCK_RUN, {"run_id": run_id})
-        last = (await session.execute(_LAST_SEQ, {"run_id": run_id})).scalar_one() or 0
-    await _flush_pending(session)
+            await _LOCK_RUN.all(session, {"run_id": run_id})
+        found = await _LAST_SEQ.first(session, {"run_id": run_id})
+        last = (found[0] if found else None) or 0
     row = {"id": new_id("rev"), "run_id": run_id, "seq": last + 1, "type": type, "data": data or {},
            "created_at": utcnow()}
-    await session.execute(_INSERT_RUN_EVENT, row)
+    await _INSERT_RUN_EVENT.all(session, row)
     seqs[run_id] = last + 1
     return str(row["id"])
 
@@ -86,5 +83,5 @@ def note_last_seq(session: AsyncSession, run_id: str, last: int | None) -> None:
 # unqualified ``id`` would be run_event's own.
 LAST_SEQ_OF_RUN = literal_column(
     "(SELECT max(run_event.seq) FROM run_event WHERE run_event.run_id = run.id)", Integer)
-_LOCK_RUN = select(Run.id).where(Run.id == bindparam("run_id")).with_for_update(key_share=True)
-_LAST_SEQ = select(func.max(RunEvent.seq)).where(RunEvent.run_id == bindparam("run_id"))
+_LOCK_RUN = Hot(select(Run.id).where(Run.id == bindparam("run_id")).with_for_update(key_share=True))
+_LAST_SEQ = Hot(select(func.max(RunEvent.seq)).where(RunEvent.run_id == bindparam("run_id")))

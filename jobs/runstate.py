@@ -18,21 +18,23 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from jobs.events import append_event, append_run_event
 from models import Run
+from models.hot import Hot, flush_pending
 from models.types import utcnow
 
 _RUN = Run.__table__
-_UPDATES: dict[tuple[tuple[str, ...], bool], Any] = {}
+_UPDATES: dict[tuple[tuple[str, ...], bool], Hot] = {}
 
 
-def _update_for(columns: tuple[str, ...], leased: bool) -> Any:
-    """The conditional UPDATE for this set of columns, built once (Core, on the table: the ORM's
-    bulk-update path and building the statement each time cost more than running it)."""
+def _update_for(columns: tuple[str, ...], leased: bool) -> Hot:
+    """The conditional UPDATE for this set of columns, built once and run as a hot statement
+    (models/hot.py): the ORM's bulk-update path, and building the statement each time, cost more
+    than running it. The caller's Run object is brought up to date by hand (set_committed_value)."""
     key = (columns, leased)
     if key not in _UPDATES:
         stmt = update(_RUN).where(_RUN.c.id == bindparam("w_id"), _RUN.c.status == bindparam("w_status"))
         if leased:
             stmt = stmt.where(_RUN.c.lease_owner == bindparam("w_lease"))
-        _UPDATES[key] = stmt.values({name: bindparam(name) for name in columns})
+        _UPDATES[key] = Hot(stmt.values({name: bindparam(name) for name in columns}))
     return _UPDATES[key]
 
 
@@ -70,8 +72,8 @@ async def transition(
         if to == "queued":
             changes["available_at"] = available_at or now
     params = {**changes, "w_id": run.id, "w_status": current, "w_lease": lease_owner}
-    result = await session.execute(_update_for(tuple(changes), lease_owner is not None), params)
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    await flush_pending(session)  # the run's own pending changes, if any, go before this UPDATE
+    if await _update_for(tuple(changes), lease_owner is not None).rowcount(session, params) != 1:
         return False
     for key, value in changes.items():  # what the row now holds: nothing left for the ORM to flush
         set_committed_value(run, key, value)

@@ -11,8 +11,6 @@ from alembic import command
 from alembic.config import Config
 from filelock import FileLock
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -65,21 +63,6 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("max_overflow", 10)
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
-
-
-_ONCE_ONLY: dict[tuple[str, Any, tuple[str, ...]], Any] = {}
-
-
-def insert_once(session: AsyncSession, table: Any, *, conflict_on: tuple[str, ...] = ()) -> Any:
-    """``INSERT … ON CONFLICT DO NOTHING RETURNING id`` on ``table`` in the session's dialect: a
-    once-only insert in one statement (no row back: it existed). Built once per dialect and table,
-    with the values passed at execution: building the statement costs more than running it."""
-    key = (session.bind.dialect.name, table, conflict_on)
-    if key not in _ONCE_ONLY:
-        dialect_insert = sqlite_insert if key[0] == "sqlite" else pg_insert
-        _ONCE_ONLY[key] = (dialect_insert(table).on_conflict_do_nothing(index_elements=list(conflict_on) or None)
-                           .returning(table.c.id))
-    return _ONCE_ONLY[key]
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

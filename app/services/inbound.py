@@ -19,7 +19,7 @@ from app.services import deployments
 from app.services.channel_hub import get_hub
 from app.services.errors import DomainError, NotFound, Unauthorized
 from app.services.projects import require_project_by_slug
-from app.services.runs import OUTCOME_TEXT, Decision, InputMessage, enqueue_run, submit_decision
+from app.services.runs import OUTCOME_TEXT, Decision, InputMessage, enqueue_run_id, submit_decision
 from app.services.runtime import Runtime
 from channels.base import Channel, MalformedPayload
 from channels.types import Inbound, InboundAction, InboundMessage, Outbound, RawRequest
@@ -27,7 +27,7 @@ from jobs.delivery import enqueue_prompt_outcome, enqueue_send, wake_deliverers
 from jobs.runner import wake_workers
 from jobs.waiting import inbound_request
 from models import Approval, InboundDelivery, Integration, Project, Run, Smith
-from models.db import insert_once
+from models.hot import insert_once
 from models.types import new_id, utcnow
 
 log = logging.getLogger("ingram.inbound")
@@ -149,9 +149,12 @@ async def _touch(session: AsyncSession, integration_id: str) -> None:
 async def _record(session: AsyncSession, integration: Integration, item: Inbound) -> bool:
     """Insert the delivery once; False for a redelivery (one statement: ON CONFLICT DO NOTHING)."""
     values = {"id": new_id("inb"), "project_id": integration.project_id, "integration_id": integration.id,
-              "kind": integration.kind, "dedupe_key": item.dedupe_key, "received_at": utcnow(),
+              "kind": integration.kind, "dedupe_key": item.dedupe_key, "received_at": utcnow(), "run_id": None,
               "payload": {"type": type(item).__name__, "address": item.address, "sender": item.sender_id}}
-    return (await session.execute(insert_once(session, InboundDelivery.__table__), values)).first() is not None
+    return bool(await _INSERT_DELIVERY_ONCE.all(session, values))
+
+
+_INSERT_DELIVERY_ONCE = insert_once(InboundDelivery.__table__)  # hot (models/hot.py): the first statement
 
 
 async def _reply(session: AsyncSession, channel: Channel, integration: Integration, address: str, text: str,
@@ -186,10 +189,10 @@ async def _on_message(session: AsyncSession, integration: Integration, channel: 
         return
     sender = {"is_owner": is_owner, "channel": kind, "identity": message.sender_id,
               "display": message.sender_display, "verified": True}
-    await enqueue_run(session, smith=smith, messages=[InputMessage(role="user", content=message.text[:32_000] or " ")],
-                      source="deployment", sender=sender, external_key=f"{kind}:{message.address}",
-                      deployment_id=deployment.id,
-                      metadata={"address": message.address, "owner_identity": _owner_of(deployment, smith)})
+    text = InputMessage(role="user", content=message.text[:32_000] or " ")
+    await enqueue_run_id(session, smith=smith, messages=[text], source="deployment", sender=sender,
+                         external_key=f"{kind}:{message.address}", deployment_id=deployment.id,
+                         metadata={"address": message.address, "owner_identity": _owner_of(deployment, smith)})
 
 
 def _owner_of(deployment: Any, smith: Any) -> str | None:

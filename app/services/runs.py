@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
@@ -28,6 +28,7 @@ from jobs.events import append_event, append_run_event
 from jobs.identity import strip_forgeries
 from jobs.runstate import TERMINAL, transition
 from models import Approval, Message, Run, RunEvent, Smith, Thread
+from models.hot import Hot, flush_pending, insert_all_columns
 from models.types import new_id, utcnow
 
 MAX_INPUT_MESSAGES = 50
@@ -120,28 +121,28 @@ def api_sender(actor: Actor) -> dict[str, Any]:
             "display": actor.subject, "verified": True}
 
 
-_THREAD_BY_KEY = select(Thread).where(Thread.smith_id == bindparam("smith_id"),
-                                      Thread.external_key == bindparam("key"))
+_THREAD_ID_BY_KEY = Hot(select(Thread.id).where(Thread.smith_id == bindparam("smith_id"),
+                                                Thread.external_key == bindparam("key")))
 
 
-async def _thread_for(session: AsyncSession, smith: Smith, thread_id: str | None,
-                      deployment_id: str | None = None, external_key: str | None = None) -> Thread:
+async def _thread_id_for(session: AsyncSession, smith: Smith, thread_id: str | None,
+                         deployment_id: str | None = None, external_key: str | None = None) -> str:
     if thread_id:
         thread = await session.get(Thread, thread_id)
         if thread is None or thread.smith_id != smith.id:
             raise NotFound(f"no thread {thread_id} on smith {smith.id}", code="thread_not_found",
                            field="thread_id")
-        return thread
+        return thread.id
     if external_key:
-        found = (await session.execute(_THREAD_BY_KEY, {"smith_id": smith.id, "key": external_key})
-                 ).scalar_one_or_none()
+        await flush_pending(session)  # a thread made earlier in this transaction counts
+        found = await _THREAD_ID_BY_KEY.first(session, {"smith_id": smith.id, "key": external_key})
         if found:
-            return found
+            return str(found[0])
     thread = Thread(id=new_id("thr"), project_id=smith.project_id, smith_id=smith.id,
                     deployment_id=deployment_id, external_key=external_key)
     session.add(thread)
     await session.flush()
-    return thread
+    return thread.id
 
 
 def input_message_rows(run_id: str, thread_id: str, messages: list[InputMessage], sender: dict[str, Any] | None,
@@ -165,26 +166,51 @@ async def enqueue_run(
     deployment_id: str | None = None, schedule_id: str | None = None,
     scheduled_for: datetime | None = None, metadata: dict[str, Any] | None = None,
 ) -> Run:
-    """Insert a queued run with its input stored in the thread, in the caller's transaction.
+    """Insert a queued run with its input stored in the thread, in the caller's transaction
+    (``enqueue_run_id``), and load it."""
+    run_id = await enqueue_run_id(session, smith=smith, messages=messages, source=source, sender=sender,
+                                  thread_id=thread_id, external_key=external_key, deployment_id=deployment_id,
+                                  schedule_id=schedule_id, scheduled_for=scheduled_for, metadata=metadata)
+    run = await session.get(Run, run_id)
+    assert run is not None
+    return run
+
+
+async def enqueue_run_id(
+    session: AsyncSession, *, smith: Smith, messages: list[InputMessage], source: str,
+    sender: dict[str, Any] | None, thread_id: str | None = None, external_key: str | None = None,
+    deployment_id: str | None = None, schedule_id: str | None = None,
+    scheduled_for: datetime | None = None, metadata: dict[str, Any] | None = None,
+) -> str:
+    """Insert a queued run with its input stored in the thread, in the caller's transaction; its id.
 
     Inbound text loses any line that imitates the platform line (ID-4); the real one, built from
-    the channel-authenticated sender, goes before the message (ID-1).
+    the channel-authenticated sender, goes before the message (ID-1). Every row is written with a hot
+    statement (models/hot.py), not through ORM objects: this is every inbound message's path.
     """
-    thread = await _thread_for(session, smith, thread_id, deployment_id, external_key)
-    nonce = new_nonce()
-    run = Run(id=new_id("run"), project_id=smith.project_id, smith_id=smith.id, thread_id=thread.id,
-              source=source, input=[m.model_dump() for m in messages],
-              run_metadata={**(metadata or {}), "sender": sender, "_nonce": nonce},
-              deployment_id=deployment_id, schedule_id=schedule_id, scheduled_for=scheduled_for)
-    session.add(run)  # flushed by the event insert below
-    rows, stripped_total = input_message_rows(run.id, thread.id, messages, sender, nonce)
+    thread = await _thread_id_for(session, smith, thread_id, deployment_id, external_key)
+    nonce, now = new_nonce(), utcnow()
+    run = {"id": new_id("run"), "project_id": smith.project_id, "smith_id": smith.id, "thread_id": thread,
+           "status": "queued", "source": source, "input": [m.model_dump() for m in messages], "output": {},
+           "run_metadata": {**(metadata or {}), "sender": sender, "_nonce": nonce}, "usage": {}, "error": None,
+           "deployment_id": deployment_id, "schedule_id": schedule_id, "scheduled_for": scheduled_for,
+           "attempts": 0, "lease_owner": None, "lease_expires_at": None, "available_at": now, "created_at": now,
+           "started_at": None, "finished_at": None, "updated_at": now}
+    await flush_pending(session)  # the smith or thread may be new in this transaction
+    await _INSERT_RUN.all(session, run)
+    rows, stripped_total = input_message_rows(run["id"], thread, messages, sender, nonce)
     await insert_messages(session, rows)
-    thread.updated_at = utcnow()
-    data = {"run_id": run.id, "status": "queued", "source": source, "stripped_lines": stripped_total}
-    await append_run_event(session, run_id=run.id, type="run.queued", data=data, first=True)
-    await append_event(session, project_id=run.project_id, type="run.queued", data=data, run_id=run.id,
-                       smith_id=run.smith_id, deployment_id=deployment_id)
-    return run
+    await _TOUCH_THREAD.all(session, {"thread_id": thread, "now": now})
+    data = {"run_id": run["id"], "status": "queued", "source": source, "stripped_lines": stripped_total}
+    await append_run_event(session, run_id=run["id"], type="run.queued", data=data, first=True)
+    await append_event(session, project_id=smith.project_id, type="run.queued", data=data, run_id=run["id"],
+                       smith_id=smith.id, deployment_id=deployment_id)
+    return str(run["id"])
+
+
+_INSERT_RUN = insert_all_columns(Run.__table__)
+_THREAD = Thread.__table__
+_TOUCH_THREAD = Hot(update(_THREAD).where(_THREAD.c.id == bindparam("thread_id")).values(updated_at=bindparam("now")))
 
 
 async def create_run(session: AsyncSession, *, actor: Actor, smith_id: str, body: RunCreate) -> Run:
