@@ -6,14 +6,21 @@ One instance per integration and process, so each provider keeps one HTTP connec
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import select
 
 from app.services.integrations import open_secrets
 from app.services.runtime import Runtime
 from channels import get_channel_class
 from channels.base import Channel
 from models import Integration
+from models.hot import Hot, flush_pending
+
+# Hot (models/hot.py): every reply and delivery asks; the row is loaded only when it changed.
+_STAMP = Hot(select(Integration.id, Integration.updated_at).where(Integration.project_id == bindparam("project_id"),
+                                                                  Integration.kind == bindparam("kind")))
 
 
 def api_url_for(runtime: Runtime, kind: str) -> str:
@@ -45,9 +52,18 @@ class ChannelHub:
         return channel
 
     async def for_project(self, session: AsyncSession, project_id: str, kind: str) -> Channel | None:
-        """The Deliverer's lookup: the project's channel of this kind, if connected."""
-        integration = (await session.execute(select(Integration).where(
-            Integration.project_id == project_id, Integration.kind == kind))).scalar_one_or_none()
+        """The project's channel of this kind, if connected (replies, deliveries)."""
+        await flush_pending(session)
+        row = await _STAMP.first(session, {"project_id": project_id, "kind": kind})
+        return None if row is None else await self.for_stamp(session, row[0], row[1])
+
+    async def for_stamp(self, session: AsyncSession, integration_id: str, updated_at: datetime) -> Channel | None:
+        """The channel of an integration whose id and ``updated_at`` were just read: the cached one
+        while it is current, else built from the integration's row (loaded only then)."""
+        cached = self._cache.get(integration_id)
+        if cached and cached[0] == updated_at.isoformat():
+            return cached[1]
+        integration = await session.get(Integration, integration_id)
         return None if integration is None else await self.for_integration(integration)
 
     async def aclose(self) -> None:

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.channel_hub import ChannelHub
 from app.services.deployments import address_for, deployments_of_smith
-from app.services.integrations import find_integration
 from channels.base import Channel
 from channels.types import ApprovalPrompt, Outbound
 from jobs.delivery import enqueue_send
@@ -33,8 +32,7 @@ class Conversations:
         self.hub = hub
 
     async def _channel(self, session: AsyncSession, project_id: str, kind: str) -> Channel | None:
-        integration = await find_integration(session, project_id=project_id, kind=kind)
-        return None if integration is None else await self.hub.for_integration(integration)
+        return await self.hub.for_project(session, project_id, kind)
 
     async def _send(self, session: AsyncSession, run: Run, outbound: Outbound, key: str) -> None:
         address = run.run_metadata.get("address")

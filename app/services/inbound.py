@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,7 +27,7 @@ from jobs.delivery import enqueue_prompt_outcome, enqueue_send, wake_deliverers
 from jobs.runner import wake_workers
 from jobs.waiting import inbound_request
 from models import Approval, InboundDelivery, Integration, Project, Run, Smith
-from models.hot import insert_once
+from models.hot import Hot, insert_once
 from models.types import new_id, utcnow
 
 log = logging.getLogger("ingram.inbound")
@@ -55,17 +55,32 @@ class _AfterCommit:
     toast: str | None = None
 
 
-_INTEGRATION_OF_TENANT = (select(Integration).join(Project, Project.id == Integration.project_id)
-                          .where(Project.slug == bindparam("tenant"), Integration.kind == bindparam("kind")))
+class Source(NamedTuple):
+    """The integration an item came through: what routing needs of it."""
+
+    id: str
+    project_id: str
+    kind: str
+
+    @classmethod
+    def of(cls, integration: Integration) -> Source:
+        return cls(integration.id, integration.project_id, integration.kind)
 
 
-async def _integration_for(session: AsyncSession, kind: str, tenant: str) -> Integration:
-    integration = (await session.execute(_INTEGRATION_OF_TENANT, {"tenant": tenant, "kind": kind})
-                   ).scalar_one_or_none()
-    if integration is None:
+# Hot (models/hot.py): the first statement of every webhook. The integration's row is loaded only
+# when its channel must be (re)built (ChannelHub.for_stamp).
+_INTEGRATION_OF_TENANT = Hot(
+    select(Integration.id, Integration.project_id, Integration.kind, Integration.updated_at)
+    .join(Project, Project.id == Integration.project_id)
+    .where(Project.slug == bindparam("tenant"), Integration.kind == bindparam("kind")))
+
+
+async def _integration_for(session: AsyncSession, kind: str, tenant: str) -> tuple[Source, datetime]:
+    row = await _INTEGRATION_OF_TENANT.first(session, {"tenant": tenant, "kind": kind})
+    if row is None:
         await require_project_by_slug(session, tenant)  # an unknown tenant says so
         raise NotFound(f"no {kind} integration for tenant {tenant!r}", code="integration_not_found")
-    return integration
+    return Source(row[0], row[1], row[2]), row[3]
 
 
 async def receive_webhook(runtime: Runtime, *, kind: str, tenant: str, raw: RawRequest) -> Answer:
@@ -77,8 +92,10 @@ async def receive_webhook(runtime: Runtime, *, kind: str, tenant: str, raw: RawR
 
 async def _receive(runtime: Runtime, kind: str, tenant: str, raw: RawRequest) -> Answer:
     async with runtime.transaction() as session:
-        integration = await _integration_for(session, kind, tenant)
-        channel = await get_hub(runtime).for_integration(integration)
+        integration, updated_at = await _integration_for(session, kind, tenant)
+        channel = await get_hub(runtime).for_stamp(session, integration.id, updated_at)
+        if channel is None:  # deleted since the lookup, in another transaction
+            raise NotFound(f"no {kind} integration for tenant {tenant!r}", code="integration_not_found")
         verdict = channel.verify(raw)  # before any parsing
         if verdict.kind == "reject":
             log.warning("rejected %s webhook for %s: %s", kind, tenant, verdict.reason)
@@ -99,14 +116,14 @@ async def handle(runtime: Runtime, *, integration: Integration, channel: Channel
     afters: list[_AfterCommit] = []
     for item in items:
         async with runtime.transaction() as session:
-            after = await _store(session, integration, channel, item)
+            after = await _store(session, Source.of(integration), channel, item)
         if after:
             afters.append(after)
     await _after_commit(channel, afters)
     return len(afters)
 
 
-async def _store(session: AsyncSession, integration: Integration, channel: Channel,
+async def _store(session: AsyncSession, integration: Source, channel: Channel,
                  item: Inbound) -> _AfterCommit | None:
     """Record one item and route it; None for a redelivery (already handled)."""
     if not await _record(session, integration, item):
@@ -146,7 +163,7 @@ async def _touch(session: AsyncSession, integration_id: str) -> None:
     ).values(last_delivery_at=now))
 
 
-async def _record(session: AsyncSession, integration: Integration, item: Inbound) -> bool:
+async def _record(session: AsyncSession, integration: Source, item: Inbound) -> bool:
     """Insert the delivery once; False for a redelivery (one statement: ON CONFLICT DO NOTHING)."""
     values = {"id": new_id("inb"), "project_id": integration.project_id, "integration_id": integration.id,
               "kind": integration.kind, "dedupe_key": item.dedupe_key, "received_at": utcnow(), "run_id": None,
@@ -157,14 +174,14 @@ async def _record(session: AsyncSession, integration: Integration, item: Inbound
 _INSERT_DELIVERY_ONCE = insert_once(InboundDelivery.__table__)  # hot (models/hot.py): the first statement
 
 
-async def _reply(session: AsyncSession, channel: Channel, integration: Integration, address: str, text: str,
+async def _reply(session: AsyncSession, channel: Channel, integration: Source, address: str, text: str,
                  key: str) -> None:
     for index, payload in enumerate(channel.render(Outbound(text=text))):
         await enqueue_send(session, project_id=integration.project_id, kind=integration.kind, address=address,
                            payload=payload, idempotency_key=f"{key}:{index}")
 
 
-async def _on_message(session: AsyncSession, integration: Integration, channel: Channel,
+async def _on_message(session: AsyncSession, integration: Source, channel: Channel,
                       message: InboundMessage) -> None:
     project_id, kind = integration.project_id, integration.kind
     if message.start_payload:
@@ -216,7 +233,7 @@ async def _correction(session: AsyncSession, smith_id: str, message: InboundMess
     return True
 
 
-async def _on_action(session: AsyncSession, integration: Integration, action: InboundAction) -> _AfterCommit:
+async def _on_action(session: AsyncSession, integration: Source, action: InboundAction) -> _AfterCommit:
     code, _, token = action.token.partition(":")
     approval = (await session.execute(select(Approval).where(Approval.callback_token == token))).scalar_one_or_none()
     run = await session.get(Run, approval.run_id) if approval else None
