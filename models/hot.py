@@ -27,7 +27,7 @@ from sqlalchemy import Table, bindparam, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ClauseElement
 
@@ -39,26 +39,59 @@ observers: list[Callable[[str, int], None]] = []
 
 
 @dataclass(frozen=True)
+class _Bind:
+    """One parameter of the compiled SQL: where its value comes from, and its processor."""
+
+    key: str  # the bindparam's key, as callers pass it
+    name: str  # its name in the compiled statement (differs for anonymous literals)
+    required: bool
+    value: Any  # the literal's value when not required
+    process: Processor | None
+
+
+@dataclass(frozen=True)
 class _Plan:
     sql: str
-    compiled: Any
-    positional: tuple[str, ...] | None  # parameter order for qmark/format drivers; None: by name
+    binds: tuple[_Bind, ...]
+    positional: bool  # qmark/format drivers take a tuple; the others a dict by (escaped) name
     escaped: Mapping[str, str]
-    binds: Mapping[str, Processor]
     results: tuple[Processor | None, ...]
     driver_error: type[Exception]
 
     def args(self, params: Params) -> Any:
-        values = self.compiled.construct_params(params, escape_names=False)
-        binds = self.binds
-        if self.positional is not None:
-            return tuple(binds[k](values[k]) if k in binds else values[k] for k in self.positional)
-        escaped = self.escaped
-        return {escaped.get(k, k): binds[k](v) if k in binds else v for k, v in values.items()}
+        """What SQLAlchemy's construct_params and bind processors make of ``params``, in one pass."""
+        values = []
+        for bind in self.binds:
+            if bind.key in params:
+                value = params[bind.key]
+            elif bind.name in params:
+                value = params[bind.name]
+            elif bind.required:
+                raise InvalidRequestError(f"A value is required for bind parameter {bind.key!r}")
+            else:
+                value = bind.value
+            values.append(value if bind.process is None else bind.process(value))
+        if self.positional:
+            return tuple(values)
+        return {self.escaped.get(bind.name, bind.name): value for bind, value in zip(self.binds, values, strict=True)}
 
     def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
         return tuple(value if process is None or value is None else process(value)
                      for process, value in zip(self.results, raw, strict=True))
+
+
+def _binds(compiled: Any) -> tuple[_Bind, ...]:
+    by_name = {name: bind for bind, name in compiled.bind_names.items()}
+    order = compiled.positiontup if compiled.positional else list(by_name)
+    processors = compiled._bind_processors
+    binds = []
+    for name in order:
+        bind = by_name[name]
+        if bind.callable is not None:
+            raise ValueError("a hot statement cannot have bind parameters with callable values")
+        binds.append(_Bind(key=bind.key, name=name, required=bind.required, value=bind.value,
+                           process=processors.get(name)))
+    return tuple(binds)
 
 
 class Hot:
@@ -79,11 +112,9 @@ class Hot:
             results = tuple(entry.type._cached_result_processor(dialect, None)
                             for entry in getattr(compiled, "_result_columns", ()))
             plan = self._plans[dialect.name] = _Plan(
-                sql=compiled.string, compiled=compiled,
-                positional=tuple(compiled.positiontup) if compiled.positional else None,
-                escaped=dict(compiled.escaped_bind_names or {}),
-                binds={k: v for k, v in compiled._bind_processors.items() if v is not None},
-                results=results, driver_error=dialect.loaded_dbapi.Error)
+                sql=compiled.string, binds=_binds(compiled), positional=compiled.positional,
+                escaped=dict(compiled.escaped_bind_names or {}), results=results,
+                driver_error=dialect.loaded_dbapi.Error)
         return plan
 
     async def all(self, session: AsyncSession, params: Params | None = None) -> list[tuple[Any, ...]]:
