@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, bindparam, or_
@@ -23,6 +23,7 @@ from app.services.runtime import get_runtime
 from app.services.smiths import get_smith
 from channels.telegram import deep_link
 from models import Agent, Deployment, Smith
+from models.hot import Hot, flush_pending
 from models.types import new_id, utcnow
 
 KINDS = ("telegram", "whatsapp", "slack", "email", "linkedin", "mcp")
@@ -175,14 +176,29 @@ async def create_deployment(session: AsyncSession, *, actor: Actor,
 _CATCH_ALL = select(Deployment).where(
     Deployment.project_id == bindparam("project_id"), Deployment.kind == bindparam("kind"),
     Deployment.target_type == "agent", Deployment.deleted_at.is_(None))  # type: ignore[union-attr]
-_BINDING_OR_CATCH_ALL = select(Deployment).where(  # one query for both: the binding wins in resolve()
+# Hot (models/hot.py): routing reads ids, not ORM rows; only minting builds a Smith.
+_BINDING_OR_CATCH_ALL = Hot(select(  # one query for both: the binding wins in resolve()
+    Deployment.id, Deployment.target_type, Deployment.target_id, Deployment.status, Deployment.owner_identity
+).where(
     Deployment.project_id == bindparam("project_id"), Deployment.kind == bindparam("kind"),
     Deployment.deleted_at.is_(None),  # type: ignore[union-attr]
     or_(and_(Deployment.target_type == "smith", Deployment.status == "active",
              Deployment.address == bindparam("address")),
-        Deployment.target_type == "agent")).order_by(Deployment.id)
+        Deployment.target_type == "agent")).order_by(Deployment.id))
+_SMITH_ID = Hot(select(Smith.id).where(Smith.id == bindparam("smith_id")))
+_MINTED_ID = Hot(select(Smith.id).where(Smith.minted_by_deployment_id == bindparam("deployment_id"),
+                                        Smith.provider_identity == bindparam("identity")))
 _MINTED = select(Smith).where(Smith.minted_by_deployment_id == bindparam("deployment_id"),
                               Smith.provider_identity == bindparam("identity"))
+
+
+class Route(NamedTuple):
+    """Who answers an inbound message (``resolve``)."""
+
+    smith_id: str
+    deployment_id: str
+    is_owner: bool  # the sender owns the conversation (ID-2, ID-3)
+    owner_identity: str | None  # who may decide the conversation's approvals
 
 
 async def find_catch_all(session: AsyncSession, *, project_id: str, kind: str) -> Deployment | None:
@@ -275,21 +291,27 @@ async def bind_start_token(session: AsyncSession, *, project_id: str, kind: str,
 
 
 async def resolve(session: AsyncSession, *, project_id: str, kind: str, address: str, sender_id: str,
-                  sender_display: str) -> tuple[Smith, Deployment, bool] | None:
+                  sender_display: str) -> Route | None:
     """Who answers a message: an exact smith binding wins, else the kind's catch-all mints or finds the
-    sender's own smith (DEP-3..DEP-5). Returns (smith, deployment, sender is owner)."""
-    candidates = list((await session.execute(
-        _BINDING_OR_CATCH_ALL, {"project_id": project_id, "kind": kind, "address": address})).scalars())
-    exact = next((d for d in candidates if d.target_type == "smith"), None)
-    if exact is not None:
-        smith = await session.get(Smith, exact.target_id)
-        if smith is not None:
-            return smith, exact, sender_id == exact.owner_identity
-    catch_all = next((d for d in candidates if d.target_type == "agent"), None)
-    if catch_all is None or catch_all.status != "active":
+    sender's own smith (DEP-3..DEP-5)."""
+    await flush_pending(session)
+    candidates = await _BINDING_OR_CATCH_ALL.all(session, {"project_id": project_id, "kind": kind,
+                                                           "address": address})
+    exact = next((d for d in candidates if d[1] == "smith"), None)
+    if exact is not None and await _SMITH_ID.first(session, {"smith_id": exact[2]}):
+        deployment_id, _, smith_id, _, owner = exact
+        return Route(smith_id, deployment_id, sender_id == owner, owner)
+    catch_all = next((d for d in candidates if d[1] == "agent"), None)
+    if catch_all is None or catch_all[3] != "active":
         return None
-    smith = await mint_smith(session, deployment=catch_all, identity=sender_id, display=sender_display)
-    return smith, catch_all, True  # a minted smith belongs to its sender (ID-3)
+    found = await _MINTED_ID.first(session, {"deployment_id": catch_all[0], "identity": sender_id})
+    if found is not None:
+        smith_id = str(found[0])
+    else:
+        deployment = await session.get(Deployment, catch_all[0])
+        assert deployment is not None
+        smith_id = (await mint_smith(session, deployment=deployment, identity=sender_id, display=sender_display)).id
+    return Route(smith_id, catch_all[0], True, sender_id)  # a minted smith belongs to its sender (ID-3)
 
 
 async def mint_smith(session: AsyncSession, *, deployment: Deployment, identity: str, display: str) -> Smith:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -196,38 +196,35 @@ async def _on_message(session: AsyncSession, integration: Source, channel: Chann
         if await deployments.find_catch_all(session, project_id=project_id, kind=kind) is None:
             await _reply(session, channel, integration, message.address, BAD_LINK, f"badlink:{message.dedupe_key}")
             return
-    resolved = await deployments.resolve(session, project_id=project_id, kind=kind, address=message.address,
-                                         sender_id=message.sender_id, sender_display=message.sender_display)
-    if resolved is None:
+    route = await deployments.resolve(session, project_id=project_id, kind=kind, address=message.address,
+                                      sender_id=message.sender_id, sender_display=message.sender_display)
+    if route is None:
         log.info("%s message from %s matches no deployment; ignored", kind, message.sender_id)
         return
-    smith, deployment, is_owner = resolved
-    if is_owner and await _correction(session, smith.id, message):
+    if route.is_owner and await _correction(session, route.smith_id, message):
         return
-    sender = {"is_owner": is_owner, "channel": kind, "identity": message.sender_id,
+    sender = {"is_owner": route.is_owner, "channel": kind, "identity": message.sender_id,
               "display": message.sender_display, "verified": True}
     text = InputMessage(role="user", content=message.text[:32_000] or " ")
-    await enqueue_run_id(session, smith=smith, messages=[text], source="deployment", sender=sender,
-                         external_key=f"{kind}:{message.address}", deployment_id=deployment.id,
-                         metadata={"address": message.address, "owner_identity": _owner_of(deployment, smith)})
+    await enqueue_run_id(session, project_id=project_id, smith_id=route.smith_id, messages=[text],
+                         source="deployment", sender=sender, external_key=f"{kind}:{message.address}",
+                         deployment_id=route.deployment_id,
+                         metadata={"address": message.address, "owner_identity": route.owner_identity})
 
 
-def _owner_of(deployment: Any, smith: Any) -> str | None:
-    return deployment.owner_identity if deployment.target_type == "smith" else smith.provider_identity
-
-
-_EDIT_REQUESTED = (select(Approval, Run).join(Run, Run.id == Approval.run_id)
-                   .where(Run.smith_id == bindparam("smith_id"), Run.status == "awaiting_approval",
-                          Approval.status == "edit_requested"))
+# Hot (models/hot.py): asked for every message of an owner.
+_EDIT_REQUESTED = Hot(select(Run.id, Run.project_id, Run.run_metadata).join(Approval, Approval.run_id == Run.id)
+                      .where(Run.smith_id == bindparam("smith_id"), Run.status == "awaiting_approval",
+                             Approval.status == "edit_requested"))
 
 
 async def _correction(session: AsyncSession, smith_id: str, message: InboundMessage) -> bool:
     """APR-2: after an Edit tap, the owner's next message is the correction for that paused run."""
-    row = (await session.execute(_EDIT_REQUESTED, {"smith_id": smith_id})).first()
-    if row is None or row[1].run_metadata.get("address") != message.address:
+    row = await _EDIT_REQUESTED.first(session, {"smith_id": smith_id})
+    if row is None or row[2].get("address") != message.address:
         return False
-    _, run = row
-    await submit_decision(session, actor=None, run_id=run.id, project_id=run.project_id,
+    run_id, project_id, _ = row
+    await submit_decision(session, actor=None, run_id=run_id, project_id=project_id,
                           decision=Decision(decision="edit", message=message.text[:32_000]),
                           decided_by=message.sender_id)
     return True

@@ -125,20 +125,20 @@ _THREAD_ID_BY_KEY = Hot(select(Thread.id).where(Thread.smith_id == bindparam("sm
                                                 Thread.external_key == bindparam("key")))
 
 
-async def _thread_id_for(session: AsyncSession, smith: Smith, thread_id: str | None,
+async def _thread_id_for(session: AsyncSession, project_id: str, smith_id: str, thread_id: str | None,
                          deployment_id: str | None = None, external_key: str | None = None) -> str:
     if thread_id:
         thread = await session.get(Thread, thread_id)
-        if thread is None or thread.smith_id != smith.id:
-            raise NotFound(f"no thread {thread_id} on smith {smith.id}", code="thread_not_found",
+        if thread is None or thread.smith_id != smith_id:
+            raise NotFound(f"no thread {thread_id} on smith {smith_id}", code="thread_not_found",
                            field="thread_id")
         return thread.id
     if external_key:
         await flush_pending(session)  # a thread made earlier in this transaction counts
-        found = await _THREAD_ID_BY_KEY.first(session, {"smith_id": smith.id, "key": external_key})
+        found = await _THREAD_ID_BY_KEY.first(session, {"smith_id": smith_id, "key": external_key})
         if found:
             return str(found[0])
-    thread = Thread(id=new_id("thr"), project_id=smith.project_id, smith_id=smith.id,
+    thread = Thread(id=new_id("thr"), project_id=project_id, smith_id=smith_id,
                     deployment_id=deployment_id, external_key=external_key)
     session.add(thread)
     await session.flush()
@@ -168,7 +168,8 @@ async def enqueue_run(
 ) -> Run:
     """Insert a queued run with its input stored in the thread, in the caller's transaction
     (``enqueue_run_id``), and load it."""
-    run_id = await enqueue_run_id(session, smith=smith, messages=messages, source=source, sender=sender,
+    run_id = await enqueue_run_id(session, project_id=smith.project_id, smith_id=smith.id, messages=messages,
+                                  source=source, sender=sender,
                                   thread_id=thread_id, external_key=external_key, deployment_id=deployment_id,
                                   schedule_id=schedule_id, scheduled_for=scheduled_for, metadata=metadata)
     run = await session.get(Run, run_id)
@@ -177,7 +178,7 @@ async def enqueue_run(
 
 
 async def enqueue_run_id(
-    session: AsyncSession, *, smith: Smith, messages: list[InputMessage], source: str,
+    session: AsyncSession, *, project_id: str, smith_id: str, messages: list[InputMessage], source: str,
     sender: dict[str, Any] | None, thread_id: str | None = None, external_key: str | None = None,
     deployment_id: str | None = None, schedule_id: str | None = None,
     scheduled_for: datetime | None = None, metadata: dict[str, Any] | None = None,
@@ -188,9 +189,9 @@ async def enqueue_run_id(
     the channel-authenticated sender, goes before the message (ID-1). Every row is written with a hot
     statement (models/hot.py), not through ORM objects: this is every inbound message's path.
     """
-    thread = await _thread_id_for(session, smith, thread_id, deployment_id, external_key)
+    thread = await _thread_id_for(session, project_id, smith_id, thread_id, deployment_id, external_key)
     nonce, now = new_nonce(), utcnow()
-    run = {"id": new_id("run"), "project_id": smith.project_id, "smith_id": smith.id, "thread_id": thread,
+    run = {"id": new_id("run"), "project_id": project_id, "smith_id": smith_id, "thread_id": thread,
            "status": "queued", "source": source, "input": [m.model_dump() for m in messages], "output": {},
            "run_metadata": {**(metadata or {}), "sender": sender, "_nonce": nonce}, "usage": {}, "error": None,
            "deployment_id": deployment_id, "schedule_id": schedule_id, "scheduled_for": scheduled_for,
@@ -203,8 +204,8 @@ async def enqueue_run_id(
     await _TOUCH_THREAD.all(session, {"thread_id": thread, "now": now})
     data = {"run_id": run["id"], "status": "queued", "source": source, "stripped_lines": stripped_total}
     await append_run_event(session, run_id=run["id"], type="run.queued", data=data, first=True)
-    await append_event(session, project_id=smith.project_id, type="run.queued", data=data, run_id=run["id"],
-                       smith_id=smith.id, deployment_id=deployment_id)
+    await append_event(session, project_id=project_id, type="run.queued", data=data, run_id=run["id"],
+                       smith_id=smith_id, deployment_id=deployment_id)
     return str(run["id"])
 
 
