@@ -66,7 +66,15 @@ def new_nonce() -> str:
     return secrets.token_hex(6)
 
 
-def model_config_for(agent: Agent, default: ModelConfig) -> ModelConfig:
+class AgentSettings(NamedTuple):
+    """What the loop uses of the run's agent (read with one hot statement, not as an ORM row)."""
+
+    instructions: str
+    model: dict[str, Any]
+    approval_required_tools: list[str]
+
+
+def model_config_for(agent: Agent | AgentSettings, default: ModelConfig) -> ModelConfig:
     overrides = agent.model or {}
     provider = overrides.get("provider") or default.provider
     same_provider = provider == default.provider
@@ -91,7 +99,8 @@ async def thread_history(session: AsyncSession, run: Run) -> list[Message]:
     return list((await session.execute(_HISTORY, params)).scalars())
 
 
-_SMITH_AND_AGENT = select(Smith, Agent).join(Agent, Agent.id == Smith.agent_id).where(Smith.id == bindparam("smith_id"))
+_AGENT_OF_SMITH = Hot(select(Agent.instructions, Agent.model, Agent.approval_required_tools)
+                      .join(Smith, Smith.agent_id == Agent.id).where(Smith.id == bindparam("smith_id")))
 _HISTORY = (select(Message).where(Message.thread_id == bindparam("thread_id"), Message.run_id <= bindparam("run_id"))
             .order_by(Message.run_id, Message.id))
 
@@ -198,13 +207,10 @@ def suggested_replies_of(messages: list[Turn], run_id: str) -> list[str]:
 
 @dataclass
 class _State:
-    """What one transaction of the loop works on; ``messages`` stays current as steps add to it.
-    Holding the rows (smith, the tools' deployments) also keeps them in the session's weak identity
-    map, so later lookups in the transaction need no query."""
+    """What one transaction of the loop works on; ``messages`` stays current as steps add to it."""
 
     run: Run
-    smith: Smith
-    agent: Agent
+    agent: AgentSettings
     messages: list[Turn]
     tools: dict[str, Tool] | None = None
 
@@ -237,10 +243,11 @@ class AgentLoop:
             if not await renew_lease(session, run_id=run.id, worker_id=self.env.worker_id,
                                      lease_seconds=self.env.lease_seconds):
                 raise LeaseLost
-        row = (await session.execute(_SMITH_AND_AGENT, {"smith_id": run.smith_id})).first()
+        await flush_pending(session)
+        row = await _AGENT_OF_SMITH.first(session, {"smith_id": run.smith_id})
         if row is None:
             raise ToolError("the run's smith or agent no longer exists")
-        return _State(run, row[0], row[1], await recent_turns(session, run))
+        return _State(run, AgentSettings(*row), await recent_turns(session, run))
 
     async def _tools(self, session: AsyncSession, state: _State) -> dict[str, Tool]:
         if state.tools is None:
@@ -337,7 +344,7 @@ class AgentLoop:
                 return lambda: provider.complete(context, specs)
             await self._store_reply(session, state, await provider.complete(context, specs))
 
-    def _context(self, run: Run, agent: Agent, messages: list[Turn]) -> list[dict[str, Any]]:
+    def _context(self, run: Run, agent: AgentSettings, messages: list[Turn]) -> list[dict[str, Any]]:
         nonce = str(run.run_metadata.get("_nonce", ""))
         system = "\n\n".join(p for p in (agent.instructions.strip(), platform_instructions(nonce)) if p)
         return [{"role": "system", "content": system}] + [to_model_message(m) for m in _trim(messages)]

@@ -12,12 +12,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.channel_hub import ChannelHub
-from app.services.deployments import address_for, deployments_of_smith
+from app.services.deployments import SendTarget, deployment_kind, send_targets
 from channels.base import Channel
 from channels.types import ApprovalPrompt, Outbound
 from jobs.delivery import enqueue_send
 from jobs.tools import Tool, ToolContext, ToolError, chip_labels
-from models import Approval, Deployment, Run, Smith
+from models import Approval, Run
 
 SEND_TOOLS = {"telegram": "telegram_send_message"}
 APPROVE, REJECT, EDIT = "a", "r", "e"
@@ -38,16 +38,16 @@ class Conversations:
         address = run.run_metadata.get("address")
         if not run.deployment_id or not address:
             return  # API, MCP and schedule runs: the reply stays on the run (SCH-2)
-        deployment = await session.get(Deployment, run.deployment_id)
-        if deployment is None:
+        kind = await deployment_kind(session, run.deployment_id)
+        if kind is None:
             return
-        channel = await self._channel(session, run.project_id, deployment.kind)
+        channel = await self._channel(session, run.project_id, kind)
         if channel is None:
             return
         for index, payload in enumerate(channel.render(outbound)):
-            await enqueue_send(session, project_id=run.project_id, kind=deployment.kind, address=str(address),
+            await enqueue_send(session, project_id=run.project_id, kind=kind, address=str(address),
                                payload=payload, idempotency_key=f"{key}:{index}", run_id=run.id,
-                               deployment_id=deployment.id)
+                               deployment_id=run.deployment_id)
 
     async def on_reply(self, session: AsyncSession, run: Run, text: str, chips: list[str]) -> None:
         if text.strip():
@@ -63,18 +63,14 @@ class Conversations:
 
     async def extra_tools(self, session: AsyncSession, run: Run) -> list[Tool]:
         """DEP-6: each active deployment of the smith adds its channel's send tool."""
-        smith = await session.get(Smith, run.smith_id)
-        if smith is None:
-            return []
         tools = []
-        for deployment in await deployments_of_smith(session, smith):
-            name = SEND_TOOLS.get(deployment.kind)
-            address = address_for(deployment, smith)
-            if name and address:
-                tools.append(self._send_tool(name, deployment, address))
+        for target in await send_targets(session, run.smith_id):
+            name = SEND_TOOLS.get(target.kind)
+            if name and target.address:
+                tools.append(self._send_tool(name, target, target.address))
         return tools
 
-    def _send_tool(self, name: str, deployment: Deployment, address: str) -> Tool:
+    def _send_tool(self, name: str, deployment: SendTarget, address: str) -> Tool:
         async def handler(ctx: ToolContext, args: dict[str, Any]) -> str:
             text = str(args.get("text", "")).strip()
             if not text:
@@ -86,7 +82,7 @@ class Conversations:
             for index, payload in enumerate(channel.render(Outbound(text=text, suggested_replies=chips))):
                 await enqueue_send(ctx.session, project_id=deployment.project_id, kind=deployment.kind,
                                    address=address, payload=payload, idempotency_key=f"{ctx.step_key}:{index}",
-                                   run_id=ctx.run.id, deployment_id=deployment.id)
+                                   run_id=ctx.run.id, deployment_id=deployment.deployment_id)
             return f"Message queued for delivery on {deployment.kind}."
 
         return Tool(

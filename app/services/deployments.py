@@ -336,21 +336,42 @@ async def mint_smith(session: AsyncSession, *, deployment: Deployment, identity:
     return smith
 
 
-async def deployments_of_smith(session: AsyncSession, smith: Smith) -> list[Deployment]:
-    """Active deployments that reach this smith: its own bindings, or the catch-all that minted it."""
-    params = {"smith_id": smith.id, "minted_by": smith.minted_by_deployment_id or ""}
-    return list((await session.execute(_OF_SMITH, params)).scalars())
+class SendTarget(NamedTuple):
+    """An active deployment that reaches a smith, and the address its outbound messages go to."""
+
+    deployment_id: str
+    project_id: str
+    kind: str
+    address: str | None
 
 
-_OF_SMITH = select(Deployment).where(
+async def send_targets(session: AsyncSession, smith_id: str) -> list[SendTarget]:
+    """Active deployments that reach this smith: its own bindings (sending to the bound chat), or the
+    catch-all that minted it (sending to the minted sender's own chat)."""
+    await flush_pending(session)
+    smith = await _SMITH_REACH.first(session, {"smith_id": smith_id})
+    if smith is None:
+        return []
+    minted_by, identity = smith
+    own_chat = identity.split(":", 1)[1] if identity and ":" in identity else None
+    rows = await _OF_SMITH.all(session, {"smith_id": smith_id, "minted_by": minted_by or ""})
+    return [SendTarget(deployment_id, project_id, kind, address if target_type == "smith" else own_chat)
+            for deployment_id, project_id, kind, target_type, address in rows]
+
+
+async def deployment_kind(session: AsyncSession, deployment_id: str) -> str | None:
+    """The kind of a deployment (also when revoked since: a run started before still replies)."""
+    await flush_pending(session)
+    row = await _KIND.first(session, {"deployment_id": deployment_id})
+    return None if row is None else str(row[0])
+
+
+# Hot (models/hot.py): every run asks, for its send tools and its reply.
+_SMITH_REACH = Hot(select(Smith.minted_by_deployment_id, Smith.provider_identity)
+                   .where(Smith.id == bindparam("smith_id")))
+_OF_SMITH = Hot(select(Deployment.id, Deployment.project_id, Deployment.kind, Deployment.target_type,
+                       Deployment.address).where(
     or_(and_(Deployment.target_type == "smith", Deployment.target_id == bindparam("smith_id")),
         Deployment.id == bindparam("minted_by")),
-    Deployment.status == "active", Deployment.deleted_at.is_(None))  # type: ignore[union-attr]
-
-
-def address_for(deployment: Deployment, smith: Smith) -> str | None:
-    """Where the smith's outbound messages go: the bound chat, or the minted sender's own chat."""
-    if deployment.target_type == "smith":
-        return deployment.address
-    identity = smith.provider_identity or ""
-    return identity.split(":", 1)[1] if ":" in identity else None
+    Deployment.status == "active", Deployment.deleted_at.is_(None)))  # type: ignore[union-attr]
+_KIND = Hot(select(Deployment.kind).where(Deployment.id == bindparam("deployment_id")))
