@@ -29,6 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 
 Params = Mapping[str, Any]
@@ -211,12 +212,14 @@ async def _driver(session: AsyncSession) -> _SQLite | _Async:
     cached = session.info.get("hot_driver")
     if transaction is not None and cached is not None and cached[0] is transaction:
         return cached[1]
-    connection = await session.connection()
-    fairy = await connection.get_raw_connection()
-    raw = fairy.driver_connection
+    raw = await session.run_sync(_driver_connection)  # one hop into SQLAlchemy's greenlet, not two
     driver: _SQLite | _Async = _SQLite(raw._conn) if session.bind.dialect.name == "sqlite" else _Async(raw)
     session.info["hot_driver"] = (sync.get_transaction(), driver)
     return driver
+
+
+def _driver_connection(session: Session) -> Any:
+    return session.connection().connection.driver_connection
 
 
 def _wrapped(plan: _Plan, args: Any, exc: Exception) -> Exception:

@@ -195,6 +195,14 @@ class InlineConnection:
         some may not change inside the open group transaction."""
         return not self._first and sql.lstrip()[:6].upper() == "PRAGMA"
 
+    async def begin_immediate(self) -> None:
+        """``BEGIN IMMEDIATE`` without a statement's round trip through the engine."""
+        cursor = self._conn.cursor()
+        try:
+            await self.begin(cursor, "BEGIN IMMEDIATE")
+        finally:
+            cursor.close()
+
     async def begin(self, cursor: sqlite3.Cursor, sql: str) -> None:
         writer = self._writer
         await writer.acquire()
