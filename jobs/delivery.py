@@ -114,6 +114,8 @@ class Deliverer:
         self._inflight: set[asyncio.Task[None]] = set()
         self.send_lease = send_lease
         self.sent = 0
+        self._outcomes: list[tuple[OutboxEntry, str | None, asyncio.Future[None]]] = []
+        self._recorder: asyncio.Task[None] | None = None
         # Built once (the loop runs it after every delivery): due entries, the oldest per conversation.
         earlier = aliased(OutboxEntry)
         busy = exists().where(and_(earlier.kind == OutboxEntry.kind, earlier.address == OutboxEntry.address,
@@ -149,6 +151,8 @@ class Deliverer:
             _wakeups.discard(self._wake)
             for task in self._inflight:
                 task.cancel()
+            if self._recorder is not None:
+                self._recorder.cancel()
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -201,16 +205,10 @@ class Deliverer:
             except Exception as exc:  # a channel must not raise; if it does, keep the entry visible
                 log.exception("channel %s raised while sending %s", entry.kind, entry.id)
                 result = SendResult.failed("channel_error", f"{type(exc).__name__}: {exc}", retryable=True)
+        if result.ok:  # the common case: recorded together with the other sends that ended meanwhile
+            await self._record_sent(entry, result.provider_message_id)
+            return
         async with self.sessions() as session, session.begin():
-            if result.ok:  # the common case, in two statements
-                await _SENT.all(session, {"entry_id": entry_id, "sent_at": utcnow(),
-                                          "provider_message_id": result.provider_message_id})
-                if entry.run_id:
-                    await append_run_event(session, run_id=entry.run_id, type="delivery.sent", data={
-                        "outbox_id": entry_id, "kind": entry.kind, "status": "sent", "error": None,
-                        "provider_message_id": result.provider_message_id})
-                self.sent += 1
-                return
             entry = await session.get(OutboxEntry, entry_id, populate_existing=True)
             assert entry is not None
             if result.retryable and entry.attempts < MAX_ATTEMPTS:
@@ -222,6 +220,40 @@ class Deliverer:
                 if result.retryable:
                     reason = f"gave up after {entry.attempts} attempts; last error {reason}"
                 await self._finish(session, entry, "dead", reason)
+
+    async def _record_sent(self, entry: OutboxEntry, provider_message_id: str | None) -> None:
+        """Mark the entry sent; returns once that committed. Sends that end while a recording
+        transaction runs wait for the next one, so a burst of replies shares one transaction
+        instead of paying one each."""
+        recorded = asyncio.get_running_loop().create_future()
+        recorded.add_done_callback(_consume)  # read even when this delivery was cancelled meanwhile
+        self._outcomes.append((entry, provider_message_id, recorded))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_outcomes())
+        await asyncio.shield(recorded)  # a cancelled delivery does not cancel the others' record
+
+    async def _record_outcomes(self) -> None:
+        while self._outcomes:
+            batch, self._outcomes = self._outcomes, []
+            try:
+                async with self.sessions() as session, session.begin():
+                    sent_at = utcnow()
+                    await _SENT.many(session, [{"entry_id": entry.id, "sent_at": sent_at, "provider_message_id": pmid}
+                                               for entry, pmid, _ in batch])
+                    for entry, pmid, _ in batch:
+                        if entry.run_id:
+                            await append_run_event(session, run_id=entry.run_id, type="delivery.sent", data={
+                                "outbox_id": entry.id, "kind": entry.kind, "status": "sent", "error": None,
+                                "provider_message_id": pmid})
+            except Exception as exc:  # the entries stay "sending": recovery marks them unknown, never resent
+                for _, _, recorded in batch:
+                    if not recorded.done():
+                        recorded.set_exception(exc)
+                continue
+            self.sent += len(batch)
+            for _, _, recorded in batch:
+                if not recorded.done():
+                    recorded.set_result(None)
 
     async def _send_or_edit(self, channel: Channel, entry: OutboxEntry) -> SendResult:
         edit = entry.payload.get(EDIT_APPROVAL)
@@ -244,3 +276,8 @@ class Deliverer:
         if status != "sent":
             await append_event(session, project_id=entry.project_id, type="delivery.failed", run_id=entry.run_id,
                                deployment_id=entry.deployment_id, data=data)
+
+
+def _consume(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()

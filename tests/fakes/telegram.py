@@ -82,6 +82,9 @@ class FakeTelegram:
         self.webhook: dict[str, Any] = {"url": ""}
         self._updates: list[dict[str, Any]] = []
         self._failures: dict[str, deque[_Failure]] = {}
+        self._held: set[str] = set()
+        self._released = threading.Event()
+        self.holding = 0  # requests waiting for release()
         self._lock = threading.Lock()
         self._next_message_id = 1
         self._next_update_id = 700000
@@ -120,12 +123,27 @@ class FakeTelegram:
     def server_error_next(self, method: str, times: int = 1) -> None:
         self.fail_next(method, 500, "Internal Server Error", times=times)
 
+    def hold(self, method: str) -> None:
+        """Answer no call of ``method`` until ``release()``: they pile up, then all end together."""
+        self._released.clear()
+        self._held.add(method)
+
+    def release(self) -> None:
+        self._held.clear()
+        self._released.set()
+
     # -- HTTP ------------------------------------------------------------------------------------
 
     async def _handle(self, request: Request) -> JSONResponse:
         token, method = request.path_params["token"], request.path_params["method"]
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
+        if method in self._held:
+            with self._lock:
+                self.holding += 1
+            await asyncio.to_thread(self._released.wait)
+            with self._lock:
+                self.holding -= 1
         if token not in self.bots:
             return ApiError(401, "Unauthorized").response()
         try:
