@@ -205,17 +205,25 @@ class _Async:
 
 
 async def _driver(session: AsyncSession) -> _SQLite | _Async:
-    """The driver connection of the session's transaction (begun here if not yet), remembered for
-    the rest of that transaction: finding it through the session costs more than a statement."""
+    """The driver connection of the session's innermost transaction (begun here if not yet),
+    remembered while that transaction lasts: finding it through the session costs more than a
+    statement. Asking the session for it is also what makes a ``begin_nested()`` emit its SAVEPOINT
+    (SQLAlchemy does so lazily, when the savepoint's connection is first wanted): keyed by the
+    innermost transaction, a hot statement inside a savepoint always asks first, so it rolls back
+    with the savepoint."""
     sync = session.sync_session
-    transaction = sync.get_transaction()
+    transaction = _innermost(sync)
     cached = session.info.get("hot_driver")
     if transaction is not None and cached is not None and cached[0] is transaction:
         return cached[1]
     raw = await session.run_sync(_driver_connection)  # one hop into SQLAlchemy's greenlet, not two
     driver: _SQLite | _Async = _SQLite(raw._conn) if session.bind.dialect.name == "sqlite" else _Async(raw)
-    session.info["hot_driver"] = (sync.get_transaction(), driver)
+    session.info["hot_driver"] = (_innermost(sync), driver)
     return driver
+
+
+def _innermost(sync: Session) -> Any:
+    return sync.get_nested_transaction() or sync.get_transaction()
 
 
 def _driver_connection(session: Session) -> Any:

@@ -68,6 +68,26 @@ async def test_driver_errors_are_sqlalchemy_errors_and_roll_back(runtime: Runtim
         assert await _BY_PROJECT.all(session, {"project_id": project_id}) == []  # nothing half-written
 
 
+async def test_a_savepoint_rolls_back_the_hot_statements_run_inside_it(runtime: Runtime, admin: Actor) -> None:
+    # SQLAlchemy emits a savepoint's SAVEPOINT only when the session is asked for its connection:
+    # a hot statement must ask, or its row would survive the savepoint's rollback (a failed tool's
+    # outbox entry would be sent, a failed step's events kept).
+    project_id = admin.project_id
+    async with runtime.transaction() as session:
+        await _INSERT_DELIVERY.all(session, _delivery(project_id, "before"))
+        with pytest.raises(RuntimeError):
+            async with session.begin_nested():
+                await _INSERT_DELIVERY.all(session, _delivery(project_id, "inside"))
+                raise RuntimeError("the step failed")
+        async with session.begin_nested():
+            await _INSERT_DELIVERY.all(session, _delivery(project_id, "kept"))
+        await _INSERT_DELIVERY.all(session, _delivery(project_id, "after"))
+    async with runtime.transaction() as session:
+        rows = (await session.execute(select(InboundDelivery.dedupe_key).where(
+            InboundDelivery.project_id == project_id).order_by(InboundDelivery.id))).scalars().all()
+    assert rows == ["before", "kept", "after"]
+
+
 async def test_a_missing_parameter_is_refused_before_the_database(runtime: Runtime, admin: Actor) -> None:
     project_id = admin.project_id
     row = _delivery(project_id, "x")
