@@ -27,7 +27,7 @@ from jobs.delivery import enqueue_prompt_outcome, enqueue_send, wake_deliverers
 from jobs.runner import wake_workers
 from jobs.waiting import inbound_request
 from models import Approval, InboundDelivery, Integration, Project, Run, Smith
-from models.hot import Hot, insert_once
+from models.hot import Hot, flush_pending, insert_once
 from models.types import new_id, utcnow
 
 log = logging.getLogger("ingram.inbound")
@@ -220,6 +220,7 @@ _EDIT_REQUESTED = Hot(select(Run.id, Run.project_id, Run.run_metadata).join(Appr
 
 async def _correction(session: AsyncSession, smith_id: str, message: InboundMessage) -> bool:
     """APR-2: after an Edit tap, the owner's next message is the correction for that paused run."""
+    await flush_pending(session)  # a tap earlier in the same request may have asked for the edit
     row = await _EDIT_REQUESTED.first(session, {"smith_id": smith_id})
     if row is None or row[2].get("address") != message.address:
         return False

@@ -121,20 +121,21 @@ def api_sender(actor: Actor) -> dict[str, Any]:
             "display": actor.subject, "verified": True}
 
 
+_THREAD_SMITH = Hot(select(Thread.smith_id).where(Thread.id == bindparam("thread_id")))
 _THREAD_ID_BY_KEY = Hot(select(Thread.id).where(Thread.smith_id == bindparam("smith_id"),
                                                 Thread.external_key == bindparam("key")))
 
 
 async def _thread_id_for(session: AsyncSession, project_id: str, smith_id: str, thread_id: str | None,
                          deployment_id: str | None = None, external_key: str | None = None) -> str:
+    await flush_pending(session)  # a thread made earlier in this transaction counts
     if thread_id:
-        thread = await session.get(Thread, thread_id)
-        if thread is None or thread.smith_id != smith_id:
+        owner = await _THREAD_SMITH.first(session, {"thread_id": thread_id})
+        if owner is None or owner[0] != smith_id:
             raise NotFound(f"no thread {thread_id} on smith {smith_id}", code="thread_not_found",
                            field="thread_id")
-        return thread.id
+        return thread_id
     if external_key:
-        await flush_pending(session)  # a thread made earlier in this transaction counts
         found = await _THREAD_ID_BY_KEY.first(session, {"smith_id": smith_id, "key": external_key})
         if found:
             return str(found[0])
