@@ -310,16 +310,21 @@ async def resolve(session: AsyncSession, *, project_id: str, kind: str, address:
     else:
         deployment = await session.get(Deployment, catch_all[0])
         assert deployment is not None
-        smith_id = (await mint_smith(session, deployment=deployment, identity=sender_id, display=sender_display)).id
+        smith_id = (await _mint(session, deployment, sender_id, sender_display)).id  # looked up just above
     return Route(smith_id, catch_all[0], True, sender_id)  # a minted smith belongs to its sender (ID-3)
 
 
 async def mint_smith(session: AsyncSession, *, deployment: Deployment, identity: str, display: str) -> Smith:
     """DEP-4: one smith per (deployment, provider identity), even under concurrent first messages."""
+    found = (await session.execute(_MINTED, {"deployment_id": deployment.id, "identity": identity})
+             ).scalar_one_or_none()
+    return found if found is not None else await _mint(session, deployment, identity, display)
+
+
+async def _mint(session: AsyncSession, deployment: Deployment, identity: str, display: str) -> Smith:
+    """Insert the smith (the caller found none); a concurrent first message that won the unique key
+    gives its smith instead."""
     params = {"deployment_id": deployment.id, "identity": identity}
-    found = (await session.execute(_MINTED, params)).scalar_one_or_none()
-    if found is not None:
-        return found
     agent = await session.get(Agent, deployment.target_id)
     assert agent is not None
     smith = Smith(id=new_id("smt"), project_id=deployment.project_id, agent_id=agent.id,
