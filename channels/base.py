@@ -114,6 +114,20 @@ class Channel(ABC):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    # -- binding -----------------------------------------------------------------------------------
+
+    @classmethod
+    def address_problem(cls, address: str) -> str | None:
+        """Why ``address`` cannot name a conversation on this provider (an admin's literal binding),
+        or None when it can."""
+        return None
+
+    @classmethod
+    def owner_of_address(cls, address: str) -> str | None:
+        """The provider identity that owns a literal address when the address alone proves it (a
+        private chat's id is its user's), so that person can decide approvals; else None."""
+        return None
+
     # -- inbound ---------------------------------------------------------------------------------
 
     @abstractmethod

@@ -86,12 +86,26 @@ APPROVE_LABEL = "✅ Approve"
 REJECT_LABEL = "❌ Reject"
 EDIT_LABEL = "✏️ Edit"
 
+CHAT_ID_RE = re.compile(r"^(-?[1-9][0-9]{0,19}|@[A-Za-z][A-Za-z0-9_]{4,31})$")
+
+
 class TelegramChannel(Channel):
     kind: ClassVar[str] = "telegram"
     display_name: ClassVar[str] = "Telegram"
     capabilities: ClassVar[Capabilities] = Capabilities(
         max_chips=MAX_CHIPS, max_chip_label=MAX_CHIP_LABEL, max_text=MAX_TEXT, native_approvals=True
     )
+
+    @classmethod
+    def address_problem(cls, address: str) -> str | None:
+        if CHAT_ID_RE.match(address):
+            return None
+        return "a Telegram chat id is an integer (e.g. 123456789, or -100… for groups) or a @channelusername"
+
+    @classmethod
+    def owner_of_address(cls, address: str) -> str | None:
+        # A private chat's id is its user's id; groups (negative ids) and channels have no single owner.
+        return f"telegram:{address}" if address.isdigit() else None
 
     class Config(Channel.Config):
         bot_username: str = ""  # learnt from getMe at setup; needed to see @mentions in groups

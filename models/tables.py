@@ -11,7 +11,7 @@ import inspect
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models.types import UTCDateTime, utcnow
@@ -179,6 +179,14 @@ class Deployment(SQLModel, table=True):
     __table_args__ = (
         Index("ix_deployment_target", "target_type", "target_id"),
         Index("ix_deployment_kind_address", "kind", "address"),
+        # One live smith binding per conversation, one live catch-all per kind: constraints, so two
+        # concurrent creates or taps cannot both win (issue 13).
+        Index("uq_deployment_live_binding", "project_id", "kind", "address", unique=True,
+              sqlite_where=text("target_type = 'smith' AND status = 'active'"),
+              postgresql_where=text("target_type = 'smith' AND status = 'active'")),
+        Index("uq_deployment_live_catch_all", "project_id", "kind", unique=True,
+              sqlite_where=text("target_type = 'agent' AND status <> 'revoked'"),
+              postgresql_where=text("target_type = 'agent' AND status <> 'revoked'")),
     )
     id: str = Field(primary_key=True, max_length=40)
     project_id: str = Field(foreign_key="project.id", index=True, max_length=40)
@@ -200,6 +208,9 @@ class Deployment(SQLModel, table=True):
     created_at: datetime = _created()
     updated_at: datetime = _created()
     deleted_at: datetime | None = _when()
+    # Why a deployment stopped answering: deleted | replaced | agent_deleted | uninstalled.
+    revoked_at: datetime | None = _when()
+    revoked_reason: str | None = Field(default=None, max_length=64)
 
 
 class Schedule(SQLModel, table=True):
@@ -213,6 +224,8 @@ class Schedule(SQLModel, table=True):
     input: list[dict[str, Any]] = _json_list()
     enabled: bool = Field(default=True)
     grace_seconds: int = Field(default=3600)
+    # Where the reply goes when the smith has several conversations (None: the most recently active).
+    deployment_id: str | None = Field(default=None, max_length=40)
     next_fire_at: datetime | None = _when()
     last_fired_for: datetime | None = _when()
     last_run_id: str | None = Field(default=None, max_length=40)

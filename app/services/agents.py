@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
 from app.services.actors import Actor
+from app.services.bindings import revoke_catch_alls
 from app.services.errors import Conflict, NotFound
 from app.services.events import record_event
 from app.services.pagination import Page, paginate
@@ -125,6 +126,7 @@ async def delete_agent(session: AsyncSession, *, actor: Actor, agent_id: str) ->
             f"agent {agent.id} still has {smiths} smith(s); delete them first",
             code="agent_has_smiths", details={"smith_count": smiths},
         )
+    await revoke_catch_alls(session, project_id=actor.project_id, agent_id=agent.id)  # never a 500 later
     await session.delete(agent)
     await record_event(session, project_id=actor.project_id, type="agent.deleted",
                        data={"agent_id": agent.id, "name": agent.name})

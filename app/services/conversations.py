@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.services.bindings import delivery_conversation
 from app.services.channel_hub import ChannelHub
 from app.services.deployments import SendTarget, deployment_kind, send_targets
 from channels.base import Channel
@@ -20,6 +21,8 @@ from jobs.tools import Tool, ToolContext, ToolError, chip_labels
 from models import Approval, Run
 
 SEND_TOOLS = {"telegram": "telegram_send_message"}
+# Runs no conversation started whose reply, chips and approval prompt go to the smith's conversation.
+DELIVERED_SOURCES = frozenset({"schedule", "api"})
 APPROVE, REJECT, EDIT = "a", "r", "e"
 
 
@@ -35,10 +38,16 @@ class Conversations:
         return await self.hub.for_project(session, project_id, kind)
 
     async def _send(self, session: AsyncSession, run: Run, outbound: Outbound, key: str) -> None:
-        address = run.run_metadata.get("address")
-        if not run.deployment_id or not address:
-            return  # API, MCP and schedule runs: the reply stays on the run (SCH-2)
-        kind = await deployment_kind(session, run.deployment_id)
+        address, deployment_id = run.run_metadata.get("address"), run.deployment_id
+        if deployment_id and address:  # a conversation started the run: the reply goes back there
+            kind = await deployment_kind(session, deployment_id)
+        elif run.source in DELIVERED_SOURCES:  # SCH-2: the smith's bound conversation, if it has one
+            conversation = await delivery_conversation(session, run)
+            if conversation is None:
+                return  # no conversation: the reply stays on the run
+            deployment_id, kind, address = conversation.deployment_id, conversation.kind, conversation.address
+        else:
+            return  # MCP: the caller gets the reply in its answer
         if kind is None:
             return
         channel = await self._channel(session, run.project_id, kind)
@@ -47,7 +56,7 @@ class Conversations:
         for index, payload in enumerate(channel.render(outbound)):
             await enqueue_send(session, project_id=run.project_id, kind=kind, address=str(address),
                                payload=payload, idempotency_key=f"{key}:{index}", run_id=run.id,
-                               deployment_id=run.deployment_id)
+                               deployment_id=deployment_id)
 
     async def on_reply(self, session: AsyncSession, run: Run, text: str, chips: list[str]) -> None:
         if text.strip():

@@ -15,6 +15,7 @@ from sqlmodel import select
 
 from app.services.actors import Actor
 from app.services.agents import get_agent
+from app.services.bindings import check_literal_address, replace_binding, revoke
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.events import record_event
 from app.services.integrations import find_integration
@@ -32,6 +33,8 @@ AVAILABLE_KINDS = frozenset({"telegram", "mcp"})
 NO_INTEGRATION_KINDS = frozenset({"mcp"})
 START_TOKEN_TTL = timedelta(days=7)
 RENAMABLE_KINDS = frozenset({"slack", "email"})
+# The setup keys each kind understands; any other key is refused (422 invalid_setup), never ignored.
+SETUP_KEYS: dict[str, frozenset[str]] = {"telegram": frozenset({"mode"}), "mcp": frozenset()}
 
 
 class Target(BaseModel):
@@ -67,6 +70,10 @@ class DeploymentView(BaseModel):
     provider_metadata: dict[str, Any]
     created_at: str
     bound_at: str | None
+    revoked_at: str | None = None
+    revoked_reason: str | None = Field(default=None, description="deleted | replaced | agent_deleted | "
+                                       "smith_deleted | uninstalled")
+    owner_email: str | None = None
     deep_link: str | None = Field(default=None, description="Only in the answer that created the link.")
     deep_link_expires_at: str | None = None
     endpoint_url: str | None = Field(default=None, description="MCP deployments: the Streamable HTTP endpoint.")
@@ -80,6 +87,8 @@ class DeploymentView(BaseModel):
             owner_identity=deployment.owner_identity, provider_metadata=deployment.provider_metadata,
             created_at=deployment.created_at.isoformat(),
             bound_at=deployment.bound_at.isoformat() if deployment.bound_at else None,
+            revoked_at=deployment.revoked_at.isoformat() if deployment.revoked_at else None,
+            revoked_reason=deployment.revoked_reason, owner_email=deployment.owner_email,
             deep_link=link,
             deep_link_expires_at=deployment.start_token_expires_at.isoformat()
             if link and deployment.start_token_expires_at else None,
@@ -137,12 +146,20 @@ async def create_deployment(session: AsyncSession, *, actor: Actor,
             raise Conflict(f"this project already has a {body.kind} catch-all: {existing.id}",
                            code="catch_all_exists", details={"existing_id": existing.id})
     setup = body.setup or {}
+    unknown = sorted(set(setup) - SETUP_KEYS.get(body.kind, frozenset()))
+    if unknown:
+        raise Invalid(f"unknown setup key {unknown[0]!r} for {body.kind} deployments", code="invalid_setup",
+                      field=f"setup.{unknown[0]}")
     mode = setup.get("mode")
     if mode is not None and not needs_integration:
         raise Invalid(f"{body.kind} deployments take no setup.mode", code="invalid_setup", field="setup.mode")
     if mode not in (None, "start_token"):
         raise Invalid(f"unknown setup.mode {mode!r} for {body.kind}; use start_token", code="invalid_setup",
                       field="setup.mode")
+    owner = None
+    if body.address and body.target.type == "smith" and needs_integration:
+        owner = await check_literal_address(session, actor=actor, project_id=actor.project_id, kind=body.kind,
+                                            address=body.address)
     deployment = Deployment(
         id=new_id("dep"), project_id=actor.project_id, kind=body.kind, target_type=body.target.type,
         target_id=body.target.id, provider_metadata=body.provider_metadata, setup={"mode": mode} if mode else {},
@@ -154,6 +171,7 @@ async def create_deployment(session: AsyncSession, *, actor: Actor,
         deployment.status, deployment.bound_at = "active", utcnow()
     elif body.address:
         deployment.status, deployment.address, deployment.bound_at = "active", body.address, utcnow()
+        deployment.owner_identity = owner  # a private chat's user may decide approvals by tap
     else:
         deployment.setup = {"mode": "start_token"}
         link = await _issue_link(session, deployment)
@@ -161,7 +179,11 @@ async def create_deployment(session: AsyncSession, *, actor: Actor,
     try:
         async with session.begin_nested():
             await session.flush()
-    except IntegrityError as exc:
+    except IntegrityError as exc:  # a concurrent create won the unique index
+        if body.target.type == "agent":
+            raise Conflict(f"this project already has a {body.kind} catch-all", code="catch_all_exists") from exc
+        if body.address:
+            raise Conflict(f"{body.address} is already bound", code="address_bound") from exc
         raise Conflict("that deployment already exists", code="deployment_exists") from exc
     await record_event(session, project_id=actor.project_id, type="deployment.created",
                        deployment_id=deployment.id,
@@ -175,7 +197,7 @@ async def create_deployment(session: AsyncSession, *, actor: Actor,
 # Built once: every inbound message runs these.
 _CATCH_ALL = select(Deployment).where(
     Deployment.project_id == bindparam("project_id"), Deployment.kind == bindparam("kind"),
-    Deployment.target_type == "agent", Deployment.deleted_at.is_(None))  # type: ignore[union-attr]
+    Deployment.target_type == "agent", Deployment.status != "revoked")
 # Hot (models/hot.py): routing reads ids, not ORM rows; only minting builds a Smith.
 _BINDING_OR_CATCH_ALL = Hot(select(  # one query for both: the binding wins in resolve()
     Deployment.id, Deployment.target_type, Deployment.target_id, Deployment.status, Deployment.owner_identity
@@ -207,7 +229,7 @@ async def find_catch_all(session: AsyncSession, *, project_id: str, kind: str) -
 
 async def get_deployment(session: AsyncSession, *, actor: Actor, deployment_id: str) -> Deployment:
     deployment = await session.get(Deployment, deployment_id)
-    if deployment is None or deployment.project_id != actor.project_id or deployment.deleted_at is not None:
+    if deployment is None or deployment.project_id != actor.project_id:  # revoked ones stay visible
         raise NotFound(f"no deployment {deployment_id}", code="deployment_not_found")
     if not actor.is_admin and not (deployment.target_type == "smith" and deployment.target_id == actor.smith_id):
         raise Forbidden("a smith token may only see its own smith's deployments", code="wrong_smith")
@@ -216,10 +238,12 @@ async def get_deployment(session: AsyncSession, *, actor: Actor, deployment_id: 
 
 async def list_deployments(
     session: AsyncSession, *, actor: Actor, kind: str | None = None, status: str | None = None,
-    target_id: str | None = None, limit: int | None = None, cursor: str | None = None,
+    target_id: str | None = None, include_revoked: bool = True, limit: int | None = None,
+    cursor: str | None = None,
 ) -> Page[Deployment]:
-    stmt = select(Deployment).where(Deployment.project_id == actor.project_id,
-                                    Deployment.deleted_at.is_(None))  # type: ignore[union-attr]
+    stmt = select(Deployment).where(Deployment.project_id == actor.project_id)
+    if not include_revoked:
+        stmt = stmt.where(Deployment.status != "revoked")
     if not actor.is_admin:
         stmt = stmt.where(Deployment.target_type == "smith", Deployment.target_id == actor.smith_id)
     if kind:
@@ -239,6 +263,12 @@ async def update_deployment(session: AsyncSession, *, actor: Actor, deployment_i
                       field="display_name")
     if body.owner_email is not None and deployment.kind != "email":
         raise Invalid("owner_email applies to email deployments only", field="owner_email")
+    if deployment.status == "revoked":
+        raise Conflict(f"deployment {deployment.id} is revoked", code="deployment_revoked")
+    if body.display_name is not None:
+        deployment.display_name = body.display_name
+    if body.owner_email is not None:
+        deployment.owner_email = body.owner_email or None  # ID-5; "" clears it
     if body.provider_metadata is not None:
         deployment.provider_metadata = body.provider_metadata
     deployment.updated_at = utcnow()
@@ -252,6 +282,8 @@ async def new_deep_link(session: AsyncSession, *, actor: Actor, deployment_id: s
     deployment = await get_deployment(session, actor=actor, deployment_id=deployment_id)
     if deployment.target_type != "smith" or deployment.kind != "telegram":
         raise Invalid("only Telegram smith deployments have start links", code="no_start_link")
+    if deployment.status == "revoked":
+        raise Conflict(f"deployment {deployment.id} is revoked; create a new one", code="deployment_revoked")
     link = await _issue_link(session, deployment)
     deployment.updated_at = utcnow()
     return deployment, link
@@ -260,8 +292,9 @@ async def new_deep_link(session: AsyncSession, *, actor: Actor, deployment_id: s
 async def delete_deployment(session: AsyncSession, *, actor: Actor, deployment_id: str) -> Deployment:
     """Unbind: the deployment stops answering and the smith loses its send tool (DEP-2, DEP-6)."""
     deployment = await get_deployment(session, actor=actor, deployment_id=deployment_id)
-    deployment.status, deployment.deleted_at, deployment.updated_at = "revoked", utcnow(), utcnow()
-    deployment.start_token_hash = None
+    if deployment.status == "revoked":
+        return deployment  # already unbound: deleting again changes nothing
+    revoke(deployment, reason="deleted")
     await record_event(session, project_id=actor.project_id, type="deployment.deleted",
                        deployment_id=deployment.id, data={"deployment_id": deployment.id, "kind": deployment.kind})
     return deployment
@@ -270,16 +303,23 @@ async def delete_deployment(session: AsyncSession, *, actor: Actor, deployment_i
 # -- inbound routing (used by app.services.inbound) ---------------------------------------------
 
 
+class Bound(NamedTuple):
+    deployment: Deployment
+    replaced: Deployment | None  # the chat's previous binding, now revoked
+
+
 async def bind_start_token(session: AsyncSession, *, project_id: str, kind: str, token: str, sender_id: str,
-                           address: str) -> Deployment | None:
-    """TG-2: a valid, unused, unexpired token binds the sender's chat. None when not valid."""
+                           address: str) -> Bound | None:
+    """TG-2: a valid, unused, unexpired token binds the sender's chat, replacing the chat's previous
+    binding (the tap proves the person controls the chat). None when not valid."""
     deployment = (await session.execute(select(Deployment).where(
         Deployment.project_id == project_id, Deployment.kind == kind,
         Deployment.start_token_hash == hash_start_token(token)))).scalar_one_or_none()
     now = utcnow()
-    if (deployment is None or deployment.deleted_at is not None or deployment.start_token_expires_at is None
+    if (deployment is None or deployment.status == "revoked" or deployment.start_token_expires_at is None
             or deployment.start_token_expires_at < now):
         return None
+    replaced = await replace_binding(session, deployment=deployment, address=address)  # one per chat
     deployment.status, deployment.address, deployment.owner_identity = "active", address, sender_id
     deployment.bound_at, deployment.updated_at = now, now
     deployment.start_token_hash, deployment.start_token_expires_at = None, None  # single use
@@ -287,7 +327,7 @@ async def bind_start_token(session: AsyncSession, *, project_id: str, kind: str,
                        smith_id=deployment.target_id,
                        data={"deployment_id": deployment.id, "kind": kind, "smith_id": deployment.target_id,
                              "address": address, "identity": sender_id})
-    return deployment
+    return Bound(deployment, replaced)
 
 
 async def resolve(session: AsyncSession, *, project_id: str, kind: str, address: str, sender_id: str,

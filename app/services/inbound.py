@@ -16,6 +16,7 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services import deployments
+from app.services.bindings import conversation_owner
 from app.services.channel_hub import get_hub
 from app.services.errors import DomainError, NotFound, Unauthorized
 from app.services.projects import require_project_by_slug
@@ -33,6 +34,7 @@ from models.types import new_id, utcnow
 log = logging.getLogger("ingram.inbound")
 
 CONNECTED = "You're connected to {name}. Say hello!"
+RECONNECTED = "You're now connected to {name} instead of {old}. Say hello!"
 BAD_LINK = "This link is invalid, already used or expired. Ask for a new link and tap it again."
 TOUCH_EVERY = timedelta(seconds=5)
 DECISIONS = {"a": "approve", "r": "reject", "e": "edit"}
@@ -189,9 +191,8 @@ async def _on_message(session: AsyncSession, integration: Source, channel: Chann
                                                    token=message.start_payload, sender_id=message.sender_id,
                                                    address=message.address)
         if bound is not None:
-            smith = await session.get(Smith, bound.target_id)
-            await _reply(session, channel, integration, message.address,
-                         CONNECTED.format(name=smith.name if smith else "your smith"), f"bind:{message.dedupe_key}")
+            await _reply(session, channel, integration, message.address, await _connected_text(session, bound),
+                         f"bind:{message.dedupe_key}")
             return
         if await deployments.find_catch_all(session, project_id=project_id, kind=kind) is None:
             await _reply(session, channel, integration, message.address, BAD_LINK, f"badlink:{message.dedupe_key}")
@@ -210,6 +211,16 @@ async def _on_message(session: AsyncSession, integration: Source, channel: Chann
                          source="deployment", sender=sender, external_key=f"{kind}:{message.address}",
                          deployment_id=route.deployment_id,
                          metadata={"address": message.address, "owner_identity": route.owner_identity})
+
+
+async def _connected_text(session: AsyncSession, bound: deployments.Bound) -> str:
+    """Tells the person which smith they now talk to (and which one no longer hears them)."""
+    smith = await session.get(Smith, bound.deployment.target_id)
+    name = smith.name if smith else "your smith"
+    old = await session.get(Smith, bound.replaced.target_id) if bound.replaced else None
+    if old is not None and old.id != bound.deployment.target_id:
+        return RECONNECTED.format(name=name, old=old.name)
+    return CONNECTED.format(name=name)
 
 
 # Hot (models/hot.py): asked for every message of an owner.
@@ -231,13 +242,22 @@ async def _correction(session: AsyncSession, smith_id: str, message: InboundMess
     return True
 
 
+async def _approver_of(session: AsyncSession, run: Run, kind: str, address: str) -> str | None:
+    """Who may decide the run's approval by tap: the owner of the conversation that started it, or,
+    for a run no conversation started (a schedule's), the owner of the smith's conversation where the
+    prompt was tapped."""
+    if run.deployment_id and run.run_metadata.get("address"):
+        return run.run_metadata.get("owner_identity")
+    return await conversation_owner(session, smith_id=run.smith_id, kind=kind, address=address)
+
+
 async def _on_action(session: AsyncSession, integration: Source, action: InboundAction) -> _AfterCommit:
     code, _, token = action.token.partition(":")
     approval = (await session.execute(select(Approval).where(Approval.callback_token == token))).scalar_one_or_none()
     run = await session.get(Run, approval.run_id) if approval else None
     if approval is None or run is None or run.project_id != integration.project_id or code not in DECISIONS:
         return _AfterCommit(action=action, toast="This button is no longer valid.")
-    if run.run_metadata.get("owner_identity") != action.sender_id:
+    if await _approver_of(session, run, integration.kind, action.address) != action.sender_id:
         return _AfterCommit(action=action, toast="Only the owner can decide.")
     if approval.status not in ("pending", "edit_requested") or run.status != "awaiting_approval":
         return _AfterCommit(action=action, toast="Already decided.")

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import select
 
 from app.services.actors import Actor
+from app.services.bindings import DELIVERY_RULE, check_delivery_deployment
 from app.services.errors import Invalid, NotFound
 from app.services.events import record_event
 from app.services.pagination import Page, paginate
@@ -59,6 +60,7 @@ class ScheduleCreate(BaseModel):
     input: list[InputMessage] = Field(min_length=1, max_length=MAX_INPUT_MESSAGES)
     enabled: bool = True
     grace_seconds: int = Field(default=DEFAULT_GRACE_SECONDS, ge=0, le=MAX_GRACE_SECONDS)
+    deployment_id: str | None = Field(default=None, max_length=40, description=DELIVERY_RULE)
 
     _input = field_validator("input")(_check_input)
 
@@ -71,6 +73,7 @@ class ScheduleUpdate(BaseModel):
     input: list[InputMessage] | None = Field(default=None, min_length=1, max_length=MAX_INPUT_MESSAGES)
     enabled: bool | None = None
     grace_seconds: int | None = Field(default=None, ge=0, le=MAX_GRACE_SECONDS)
+    deployment_id: str | None = Field(default=None, max_length=40, description=DELIVERY_RULE + " null clears it.")
 
     @field_validator("input")
     @classmethod
@@ -97,6 +100,7 @@ class ScheduleView(BaseModel):
     input: list[dict[str, Any]]
     enabled: bool
     grace_seconds: int
+    deployment_id: str | None
     description: str
     next_fires: list[FireTime]  # empty while paused
     next_fire_at: str | None
@@ -112,7 +116,8 @@ class ScheduleView(BaseModel):
         return cls(
             id=schedule.id, smith_id=schedule.smith_id, name=schedule.name, cron=schedule.cron,
             timezone=schedule.timezone, input=schedule.input, enabled=schedule.enabled,
-            grace_seconds=schedule.grace_seconds, description=describe(schedule.cron, schedule.timezone),
+            grace_seconds=schedule.grace_seconds, deployment_id=schedule.deployment_id,
+            description=describe(schedule.cron, schedule.timezone),
             next_fires=fires, next_fire_at=_iso(schedule.next_fire_at), last_fired_for=_iso(schedule.last_fired_for),
             last_run_id=schedule.last_run_id, last_run_status=last_run_status,
             created_at=schedule.created_at.isoformat(), updated_at=schedule.updated_at.isoformat(),
@@ -190,10 +195,13 @@ async def create_schedule(session: AsyncSession, *, actor: Actor, smith_id: str,
     check_cron(cron)
     check_timezone(body.timezone)
     now = now or utcnow()
+    if body.deployment_id:
+        await check_delivery_deployment(session, smith_id=smith.id, deployment_id=body.deployment_id)
     schedule = Schedule(
         id=new_id("sch"), project_id=smith.project_id, smith_id=smith.id, name=_name(body.name), cron=cron,
         timezone=body.timezone, input=[m.model_dump() for m in body.input], enabled=body.enabled,
-        grace_seconds=body.grace_seconds, next_fire_at=_next_slot(cron, body.timezone, now) if body.enabled else None,
+        grace_seconds=body.grace_seconds, deployment_id=body.deployment_id,
+        next_fire_at=_next_slot(cron, body.timezone, now) if body.enabled else None,
     )
     session.add(schedule)
     await session.flush()
@@ -234,7 +242,10 @@ async def update_schedule(session: AsyncSession, *, actor: Actor, smith_id: str,
         "timezone": body.timezone if body.timezone is not None else schedule.timezone,
         "input": [m.model_dump() for m in body.input] if body.input is not None else schedule.input,
         "grace_seconds": body.grace_seconds if body.grace_seconds is not None else schedule.grace_seconds,
+        "deployment_id": body.deployment_id if "deployment_id" in body.model_fields_set else schedule.deployment_id,
     }
+    if wanted["deployment_id"] and wanted["deployment_id"] != schedule.deployment_id:
+        await check_delivery_deployment(session, smith_id=schedule.smith_id, deployment_id=wanted["deployment_id"])
     if body.cron is not None:
         check_cron(wanted["cron"])
     if body.timezone is not None:

@@ -9,13 +9,13 @@ from sqlmodel import select
 
 from app.services.actors import Actor
 from app.services.agents import get_agent
+from app.services.bindings import revoke_smith_bindings
 from app.services.errors import NotFound
 from app.services.events import record_event
 from app.services.pagination import Page, paginate
 from models import (
     ApiToken,
     Approval,
-    Deployment,
     MemoryEntry,
     Message,
     Run,
@@ -125,11 +125,7 @@ async def delete_smith(session: AsyncSession, *, actor: Actor, smith_id: str) ->
         update(ApiToken).where(ApiToken.smith_id == smith.id, ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
         .values(revoked_at=now)
     )
-    await session.execute(
-        update(Deployment)
-        .where(Deployment.target_type == "smith", Deployment.target_id == smith.id)
-        .values(status="revoked", deleted_at=now, updated_at=now)
-    )
+    await revoke_smith_bindings(session, smith_id=smith.id)
     await session.delete(smith)
     await record_event(session, project_id=actor.project_id, type="smith.deleted",
                        smith_id=smith.id, data={"smith_id": smith.id, "name": smith.name})

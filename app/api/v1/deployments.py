@@ -23,9 +23,10 @@ async def list_deployments(actor: CurrentActor, session: Session, limit: Limit =
                            kind: str | None = Query(default=None, pattern="^(" + "|".join(deployments.KINDS) + ")$"),
                            status: str | None = Query(default=None, pattern="^(pending|active|revoked)$"),
                            target_id: str | None = Query(default=None, max_length=40),
+                           include_revoked: bool = Query(default=True, description="false hides revoked ones"),
                            ) -> ListResponse[DeploymentView]:
     page = await deployments.list_deployments(session, actor=actor, kind=kind, status=status, target_id=target_id,
-                                              limit=limit, cursor=cursor)
+                                              include_revoked=include_revoked, limit=limit, cursor=cursor)
     return ListResponse(data=[DeploymentView.of(d) for d in page.items], next_cursor=page.next_cursor)
 
 

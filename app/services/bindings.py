@@ -1,0 +1,189 @@
+"""Who may bind a conversation, and what a binding replaces (issue 13).
+
+A conversation is bound to a smith only by proof that the person controls it (a deep-link tap: the
+bind happens in ``deployments.bind_start_token``) or by an admin naming a literal address. At most one
+live smith binding exists per (project, kind, address), and at most one live catch-all per kind: both
+are unique indexes (``uq_deployment_live_binding``, ``uq_deployment_live_catch_all``), so concurrent
+creates or taps cannot both win. A proven binding to a new smith replaces the old one; an admin's
+literal address never replaces anything silently (409 with the existing id).
+
+Revoked deployments stay in the table and in lists, with a reason and a time.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.services.actors import Actor
+from app.services.errors import Conflict, Forbidden, Invalid
+from app.services.events import record_event
+from channels import REGISTRY
+from models import Deployment, Run, Schedule, Smith
+from models.hot import Hot, flush_pending
+from models.types import utcnow
+
+REVOKE_REASONS = ("deleted", "replaced", "agent_deleted", "smith_deleted", "uninstalled")
+
+
+def live_binding_query(project_id: str, kind: str, address: str):  # type: ignore[no-untyped-def]
+    return select(Deployment).where(
+        Deployment.project_id == project_id, Deployment.kind == kind, Deployment.address == address,
+        Deployment.target_type == "smith", Deployment.status == "active")
+
+
+async def live_binding(session: AsyncSession, *, project_id: str, kind: str, address: str) -> Deployment | None:
+    return (await session.execute(live_binding_query(project_id, kind, address))).scalars().first()
+
+
+def revoke(deployment: Deployment, *, reason: str) -> None:
+    """The deployment stops answering now and stays listed as revoked, with why and when."""
+    now = utcnow()
+    deployment.status, deployment.revoked_reason, deployment.revoked_at = "revoked", reason, now
+    deployment.deleted_at = deployment.deleted_at or now  # routing skips rows with deleted_at
+    deployment.updated_at = now
+    deployment.start_token_hash, deployment.start_token_expires_at = None, None
+
+
+async def check_literal_address(session: AsyncSession, *, actor: Actor, project_id: str, kind: str,
+                                address: str) -> str | None:
+    """An admin may bind a literal address it names (SL-4's ``address: "C…"``); a smith token may not,
+    because nothing proves that its holder controls that conversation. Returns the address's owner
+    identity when the address alone proves it (a Telegram private chat)."""
+    if not actor.is_admin:
+        raise Forbidden("a smith token cannot bind a literal address; create a link (no address) and let "
+                        "the person tap it", code="address_requires_admin", field="address")
+    channel_class = REGISTRY.get(kind)
+    problem = channel_class.address_problem(address) if channel_class else None
+    if problem:
+        raise Invalid(f"address: {problem}", code="invalid_address", field="address")
+    existing = await live_binding(session, project_id=project_id, kind=kind, address=address)
+    if existing is not None:
+        raise Conflict(f"{address} is already bound by deployment {existing.id}; delete it first",
+                       code="address_bound", details={"existing_id": existing.id})
+    return channel_class.owner_of_address(address) if channel_class else None
+
+
+async def replace_binding(session: AsyncSession, *, deployment: Deployment, address: str) -> Deployment | None:
+    """Before ``deployment`` binds ``address`` by proof: the live binding there (to another smith, or
+    an earlier link of the same one) is revoked as replaced. Returns it, or None."""
+    old = await live_binding(session, project_id=deployment.project_id, kind=deployment.kind, address=address)
+    if old is None or old.id == deployment.id:
+        return None
+    revoke(old, reason="replaced")
+    await session.flush()  # the unique index must see the old binding gone before the new one is live
+    await record_event(session, project_id=deployment.project_id, type="deployment.replaced",
+                       deployment_id=old.id, smith_id=old.target_id,
+                       data={"deployment_id": old.id, "replaced_by": deployment.id, "kind": deployment.kind,
+                             "address": address, "smith_id": old.target_id, "new_smith_id": deployment.target_id})
+    return old
+
+
+async def revoke_catch_alls(session: AsyncSession, *, project_id: str, agent_id: str) -> list[str]:
+    """An agent's live catch-alls stop answering when the agent is deleted (a sender must not reach
+    an agent that no longer exists)."""
+    rows = (await session.execute(select(Deployment).where(
+        Deployment.project_id == project_id, Deployment.target_type == "agent", Deployment.target_id == agent_id,
+        Deployment.status != "revoked"))).scalars().all()
+    for deployment in rows:
+        revoke(deployment, reason="agent_deleted")
+        await record_event(session, project_id=project_id, type="deployment.revoked", deployment_id=deployment.id,
+                           data={"deployment_id": deployment.id, "kind": deployment.kind, "reason": "agent_deleted"})
+    return [d.id for d in rows]
+
+
+async def revoke_smith_bindings(session: AsyncSession, *, smith_id: str) -> None:
+    now = utcnow()
+    await session.execute(
+        update(Deployment)
+        .where(Deployment.target_type == "smith", Deployment.target_id == smith_id,
+               Deployment.status != "revoked")
+        .values(status="revoked", deleted_at=now, updated_at=now, revoked_at=now, revoked_reason="smith_deleted",
+                start_token_hash=None, start_token_expires_at=None))
+
+
+# -- where a smith's own messages go (SCH-2) ------------------------------------------------------------
+
+
+class Conversation(NamedTuple):
+    """A live conversation of a smith: the deployment, its kind and the address to send to."""
+
+    deployment_id: str
+    kind: str
+    address: str
+    owner_identity: str | None
+
+
+async def conversation_owner(session: AsyncSession, *, smith_id: str, kind: str, address: str) -> str | None:
+    """Who owns the smith's live conversation at ``address``: the binding's owner, or for a smith
+    minted by a catch-all, the sender it was minted for."""
+    for conversation in await conversations_of(session, smith_id):
+        if conversation.kind == kind and conversation.address == address:
+            return conversation.owner_identity
+    return None
+
+
+async def conversations_of(session: AsyncSession, smith_id: str) -> list[Conversation]:
+    """Every live conversation of the smith, most recently active first: the deployment whose
+    messages started the smith's latest run, then the most recently bound."""
+    await flush_pending(session)
+    reach = await _SMITH_REACH.first(session, {"smith_id": smith_id})
+    if reach is None:
+        return []
+    minted_by, identity = reach
+    own_chat = identity.split(":", 1)[1] if identity and ":" in identity else None
+    found: list[tuple[str, str, str, str | None, str]] = []
+    for dep_id, kind, target_type, address, owner, bound in await _LIVE_OF_SMITH.all(
+            session, {"smith_id": smith_id, "minted_by": minted_by or ""}):
+        if target_type == "agent":  # a catch-all reaches its minted smith in the sender's own chat
+            address, owner = own_chat, identity
+        if address:
+            found.append((dep_id, kind, address, owner, bound.isoformat() if bound else dep_id))
+    if not found:
+        return []
+    latest = await _LATEST_DEPLOYMENT_RUN.first(session, {"smith_id": smith_id})
+    recent = latest[0] if latest else None
+    found.sort(key=lambda row: (row[0] == recent, row[4]), reverse=True)
+    return [Conversation(dep_id, kind, address, owner) for dep_id, kind, address, owner, _ in found]
+
+
+async def delivery_conversation(session: AsyncSession, run: Run) -> Conversation | None:
+    """Where a run that no conversation started (a schedule's, an API call's) delivers its reply,
+    chips and approval prompt: the schedule's named deployment while it is live, else the smith's
+    most recently active conversation; None when the smith has none (the reply stays on the run)."""
+    conversations = await conversations_of(session, run.smith_id)
+    if not conversations:
+        return None
+    if run.schedule_id:
+        named = (await session.execute(select(Schedule.deployment_id).where(
+            Schedule.id == run.schedule_id))).scalar_one_or_none()
+        for conversation in conversations:
+            if named and conversation.deployment_id == named:
+                return conversation
+    return conversations[0]
+
+
+DELIVERY_RULE = ("Where the replies of this schedule's runs go when the smith has several conversations: "
+                 "this deployment while it is live; otherwise (and by default) the smith's most recently active "
+                 "conversation. With none, the reply stays on the run.")
+
+
+async def check_delivery_deployment(session: AsyncSession, *, smith_id: str, deployment_id: str) -> None:
+    """A schedule may name only a live conversation of its own smith."""
+    if not any(c.deployment_id == deployment_id for c in await conversations_of(session, smith_id)):
+        raise Invalid(f"deployment {deployment_id} is not a live conversation of this smith",
+                      code="invalid_delivery_deployment", field="deployment_id")
+
+
+# Hot (models/hot.py): asked once per scheduled or API run that replies.
+_SMITH_REACH = Hot(select(Smith.minted_by_deployment_id, Smith.provider_identity)
+                   .where(Smith.id == bindparam("smith_id")))
+_LIVE_OF_SMITH = Hot(select(Deployment.id, Deployment.kind, Deployment.target_type, Deployment.address,
+                            Deployment.owner_identity, Deployment.bound_at).where(
+    ((Deployment.target_type == "smith") & (Deployment.target_id == bindparam("smith_id")))
+    | (Deployment.id == bindparam("minted_by")),
+    Deployment.status == "active", Deployment.kind != "mcp"))
+_LATEST_DEPLOYMENT_RUN = Hot(select(Run.deployment_id).where(
+    Run.smith_id == bindparam("smith_id"), Run.source == "deployment").order_by(Run.id.desc()).limit(1))
