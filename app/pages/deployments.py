@@ -18,12 +18,17 @@ def _row(row: rx.Var) -> rx.Component:
                     color=rx.color("gray", 10)),
             spacing="0")),
         rx.table.cell(rx.code(row["address"], size="1")),
-        rx.table.cell(status_badge(row["status"])),
+        rx.table.cell(rx.vstack(
+            status_badge(row["status"]),
+            rx.cond(row["revoked_note"] != "", rx.text(row["revoked_note"], size="1", color=rx.color("gray", 10))),
+            spacing="1")),
         rx.table.cell(rx.text(row["owner"], size="2")),
         rx.table.cell(rx.text(row["created_at"], size="2", white_space="nowrap")),
-        rx.table.cell(confirm_delete("Remove this deployment?",
-                                     "Messages on this surface stop reaching the target, and the smith loses "
-                                     "its send tool.", DeploymentsState.remove(row["id"]), "Remove")),
+        rx.table.cell(rx.cond(
+            row["status"] != "revoked",
+            confirm_delete("Remove this deployment?",
+                           "Messages on this surface stop reaching the target, and the smith loses "
+                           "its send tool.", DeploymentsState.remove(row["id"]), "Remove"))),
         align="center",
     )
 
@@ -32,6 +37,13 @@ def deployments_page() -> rx.Component:
     return page(
         "Deployments",
         "Every binding of a messaging surface to a smith or an agent catch-all.",
+        rx.hstack(
+            rx.switch(checked=DeploymentsState.show_revoked, on_change=DeploymentsState.toggle_revoked,
+                      id="show-revoked"),
+            rx.text("Show revoked (deleted, replaced by a newer link, or their agent deleted)", size="2",
+                    as_="label", html_for="show-revoked"),
+            align="center", spacing="2",
+        ),
         rx.cond(
             DeploymentsState.deployments.length() > 0,
             rx.vstack(

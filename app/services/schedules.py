@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import select
 
 from app.services.actors import Actor
-from app.services.bindings import DELIVERY_RULE, check_delivery_deployment
+from app.services.bindings import DELIVERY_RULE, Conversation, check_delivery_deployment, conversations_of
 from app.services.errors import Invalid, NotFound
 from app.services.events import record_event
 from app.services.pagination import Page, paginate
@@ -219,6 +219,12 @@ async def list_schedules(session: AsyncSession, *, actor: Actor, smith_id: str, 
     smith = await get_smith(session, actor=actor, smith_id=smith_id)
     stmt = select(Schedule).where(Schedule.smith_id == smith.id)
     return await paginate(session, stmt, Schedule.id, limit=limit, cursor=cursor)
+
+
+async def delivery_options(session: AsyncSession, *, actor: Actor, smith_id: str) -> list[Conversation]:
+    """The smith's live conversations a schedule's replies can go to, most recently active first."""
+    smith = await get_smith(session, actor=actor, smith_id=smith_id)
+    return await conversations_of(session, smith.id)
 
 
 async def views(session: AsyncSession, schedules: list[Schedule], *, now: datetime | None = None) -> list[ScheduleView]:

@@ -29,6 +29,9 @@ async def _rows(session: AsyncSession, items: list[Deployment]) -> list[dict[str
             "target_name": getattr(target, "name", view.target.id),
             "target_href": f"/smiths/{view.target.id}" if view.target.type == "smith" else "/agents",
             "owner": view.owner_identity or "", "created_at": view.created_at[:16].replace("T", " "),
+            # Why and when a revoked one stopped answering ("replaced · 2026-12-04 06:10").
+            "revoked_note": f"{view.revoked_reason or 'revoked'} · {(view.revoked_at or '')[:16].replace('T', ' ')}"
+            if view.status == "revoked" else "",
             # MCP endpoints: the URL and ready-to-paste client configurations (token left as a placeholder).
             "endpoint_url": view.endpoint_url or "",
             "client_config": client_config(view.endpoint_url, getattr(target, "name", "")) if view.endpoint_url else "",
@@ -42,12 +45,18 @@ class DeploymentsState(AuthState):
     deployments: list[dict[str, str]] = []
     next_cursor: str = ""
     loaded: bool = False
+    show_revoked: bool = False  # revoked ones stay listed (the API's include_revoked); hidden by default here
+
+    @rx.event
+    async def toggle_revoked(self, value: bool) -> Any:
+        self.show_revoked = value
+        return await self.load()
 
     @rx.event
     async def load(self) -> Any:
         try:
             async with self.signed_in() as (session, actor):
-                page = await deployments.list_deployments(session, actor=actor)
+                page = await deployments.list_deployments(session, actor=actor, include_revoked=self.show_revoked)
                 self.deployments = await _rows(session, list(page.items))
         except NotSignedIn:
             return rx.redirect("/login")
@@ -59,7 +68,8 @@ class DeploymentsState(AuthState):
     async def load_more(self) -> Any:
         try:
             async with self.signed_in() as (session, actor):
-                page = await deployments.list_deployments(session, actor=actor, cursor=self.next_cursor)
+                page = await deployments.list_deployments(session, actor=actor, cursor=self.next_cursor,
+                                                          include_revoked=self.show_revoked)
                 self.deployments = self.deployments + await _rows(session, list(page.items))
         except NotSignedIn:
             return rx.redirect("/login")
@@ -89,7 +99,8 @@ class SmithDeploymentsState(AuthState):
         return parts[2] if len(parts) > 2 else ""
 
     async def _refresh(self, session: AsyncSession, actor: Actor) -> None:
-        page = await deployments.list_deployments(session, actor=actor, target_id=self._smith_id(), limit=200)
+        page = await deployments.list_deployments(session, actor=actor, target_id=self._smith_id(), limit=200,
+                                                  include_revoked=False)
         self.items = await _rows(session, list(page.items))
         telegram = await integrations.find_integration(session, project_id=actor.project_id, kind="telegram")
         self.telegram_connected = telegram is not None

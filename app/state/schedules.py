@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services import console_auth, schedules
 from app.services.actors import Actor
+from app.services.bindings import Conversation
 from app.services.errors import DomainError, Invalid
 from app.services.runs import InputMessage
 from app.services.runtime import transaction
@@ -42,9 +43,26 @@ def _message(view: ScheduleView) -> str:
     return str(users[-1]) if users else ""
 
 
-def _row(view: ScheduleView) -> dict[str, str]:
+AUTO = "auto"  # the select's value for "the most recently active conversation" (SCH-2's default)
+
+
+def _conversation_label(conversation: Conversation) -> str:
+    return f"{conversation.kind.capitalize()} · {conversation.address}"
+
+
+def _delivers_to(view: ScheduleView, conversations: list[Conversation]) -> str:
+    if not conversations:
+        return "Stays on the run (no conversation bound)"
+    named = next((c for c in conversations if c.deployment_id == view.deployment_id), None)
+    if named is not None:
+        return _conversation_label(named)
+    return f"Most recently active: {_conversation_label(conversations[0])}"
+
+
+def _row(view: ScheduleView, conversations: list[Conversation]) -> dict[str, str]:
     fires = [_when(f) for f in view.next_fires]
     return {
+        "delivers_to": _delivers_to(view, conversations), "deployment_id": view.deployment_id or AUTO,
         "id": view.id, "name": view.name, "cron": view.cron, "timezone": view.timezone,
         "description": view.description, "enabled": "true" if view.enabled else "false",
         "next_fire": fires[0] if fires else "Paused", "later_fires": " · ".join(fires[1:]),
@@ -68,6 +86,9 @@ class SchedulesState(AuthState):
     timezone_error: str = ""
     preview_description: str = ""
     preview_fires: list[str] = []
+    # Where replies go (SCH-2): the smith's live conversations, and the form's choice (AUTO or a deployment id).
+    conversations: list[dict[str, str]] = []
+    form_deployment: str = AUTO
     watch_generation: int = 0
 
     def _smith_id(self) -> str:
@@ -75,7 +96,9 @@ class SchedulesState(AuthState):
 
     async def _rows(self, session: AsyncSession, actor: Actor) -> list[dict[str, str]]:
         page = await schedules.list_schedules(session, actor=actor, smith_id=self._smith_id(), limit=200)
-        return [_row(v) for v in await schedules.views(session, list(page.items))]
+        conversations = await schedules.delivery_options(session, actor=actor, smith_id=self._smith_id())
+        self.conversations = [{"id": c.deployment_id, "label": _conversation_label(c)} for c in conversations]
+        return [_row(v, conversations) for v in await schedules.views(session, list(page.items))]
 
     @rx.event
     async def load(self) -> Any:
@@ -127,7 +150,7 @@ class SchedulesState(AuthState):
     def open_create(self) -> None:
         self.editing_id = ""
         self.form_name, self.form_cron, self.form_timezone, self.form_message = "", DEFAULT_CRON, "UTC", ""
-        self.form_note = ""
+        self.form_note, self.form_deployment = "", AUTO
         self._validate()
         self.dialog_open = True
 
@@ -135,11 +158,15 @@ class SchedulesState(AuthState):
     def open_edit(self, row: dict[str, str]) -> None:
         self.editing_id = row["id"]
         self.form_name, self.form_cron, self.form_timezone = row["name"], row["cron"], row["timezone"]
-        self.form_message = row["message"]
+        self.form_message, self.form_deployment = row["message"], row["deployment_id"]
         self.form_note = ("" if row["messages"] == "1" else
                           f"This schedule sends {row['messages']} messages; changing the text replaces them with one.")
         self._validate()
         self.dialog_open = True
+
+    @rx.event
+    def set_form_deployment(self, value: str) -> None:
+        self.form_deployment = value
 
     @rx.event
     def set_dialog_open(self, value: bool) -> None:
@@ -182,6 +209,9 @@ class SchedulesState(AuthState):
             return exc.message
         return ""
 
+    def _chosen_deployment(self) -> str | None:
+        return None if self.form_deployment == AUTO else self.form_deployment
+
     @rx.event
     async def save(self) -> Any:
         self._validate()
@@ -194,12 +224,13 @@ class SchedulesState(AuthState):
                     changed_text = self.form_message != current.get("message")
                     body = ScheduleUpdate(name=self.form_name, cron=self.form_cron, timezone=self.form_timezone,
                                           input=[InputMessage(role="user", content=self.form_message)]
-                                          if changed_text else None)
+                                          if changed_text else None, deployment_id=self._chosen_deployment())
                     await schedules.update_schedule(session, actor=actor, smith_id=self._smith_id(),
                                                     schedule_id=self.editing_id, body=body)
                 else:
                     body_new = ScheduleCreate(name=self.form_name, cron=self.form_cron, timezone=self.form_timezone,
-                                              input=[InputMessage(role="user", content=self.form_message)])
+                                              input=[InputMessage(role="user", content=self.form_message)],
+                                              deployment_id=self._chosen_deployment())
                     await schedules.create_schedule(session, actor=actor, smith_id=self._smith_id(), body=body_new)
         except NotSignedIn:
             return rx.redirect("/login")

@@ -63,3 +63,18 @@ def test_connect_bot_create_deep_link_and_chat(server: Server, page: Page) -> No
     row = page.get_by_role("row", name=re.compile("Telegram PA"))
     expect(row).to_contain_text("active")
     expect(row).to_contain_text(str(chat))
+
+    # A schedule on this smith says where its reply goes, and Run now delivers it to the chat (SCH-2).
+    page.goto(f"{server.url}/smiths/{smith['id']}")
+    page.get_by_role("tab", name="Schedules").click()
+    page.get_by_role("button", name="New schedule").first.click()
+    page.fill("#schedule-name", "Morning briefing")
+    page.fill("#schedule-message", "morning briefing please")
+    expect(page.get_by_role("dialog").get_by_text("Replies go to")).to_be_visible()
+    expect(page.locator("#schedule-deployment")).to_contain_text("most recently active conversation")
+    page.click("#schedule-save")
+    schedule_row = page.get_by_role("row", name=re.compile("Morning briefing"))
+    expect(schedule_row).to_contain_text(f"Most recently active: Telegram · {chat}")
+    schedule_row.get_by_role("button", name="Run now").click()
+    _wait_for(lambda: any(m["text"] == "You said: morning briefing please" for m in tg.sent_messages
+                          if m["chat_id"] == chat), "the scheduled reply in the chat")

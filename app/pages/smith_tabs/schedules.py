@@ -6,7 +6,7 @@ from __future__ import annotations
 import reflex as rx
 
 from app.components.layout import confirm_delete, empty_state, form_error
-from app.state.schedules import SchedulesState
+from app.state.schedules import AUTO, SchedulesState
 
 STATUS_COLORS = {"completed": "green", "failed": "red", "cancelled": "gray", "running": "blue",
                  "queued": "amber", "awaiting_approval": "orange"}
@@ -34,6 +34,30 @@ def _preview() -> rx.Component:
             size="1", variant="surface", width="100%",
         ),
         rx.fragment(),
+    )
+
+
+def _replies_go_to() -> rx.Component:
+    """SCH-2: where the reply goes. Shown as the rule it is, with the smith's conversations to pick from."""
+    return rx.cond(
+        SchedulesState.conversations.length() > 0,
+        rx.vstack(
+            rx.text("Replies go to", size="2", weight="medium"),
+            rx.select.root(
+                rx.select.trigger(id="schedule-deployment", width="100%"),
+                rx.select.content(
+                    rx.select.item("The most recently active conversation", value=AUTO),
+                    rx.foreach(SchedulesState.conversations,
+                               lambda c: rx.select.item(c["label"], value=c["id"])),
+                ),
+                value=SchedulesState.form_deployment, on_change=SchedulesState.set_form_deployment,
+            ),
+            rx.text("By default the reply goes to the conversation this smith last heard from. Pick one to "
+                    "always use it while it stays bound.", size="1", color=rx.color("gray", 10)),
+            spacing="1", width="100%",
+        ),
+        rx.text("This smith has no bound conversation yet, so replies stay on the run. Bind one in the "
+                "Deployments tab and they reach the person there.", size="1", color=rx.color("amber", 11)),
     )
 
 
@@ -70,9 +94,9 @@ def _dialog() -> rx.Component:
                 rx.text_area(value=SchedulesState.form_message, on_change=SchedulesState.set_form_message,
                              id="schedule-message", rows="4", width="100%",
                              placeholder="Compose my morning briefing: calendar, news, reminders."),
-                rx.text("The smith receives this as a message each time the schedule fires. Its reply reaches "
-                        "the person through a bound deployment, or stays on the run.",
+                rx.text("The smith receives this as a message each time the schedule fires.",
                         size="1", color=rx.color("gray", 10)),
+                _replies_go_to(),
                 rx.cond(SchedulesState.form_note != "",
                         rx.text(SchedulesState.form_note, size="1", color=rx.color("amber", 11)), rx.fragment()),
                 form_error(SchedulesState.form_error),
@@ -114,6 +138,7 @@ def _row(row: rx.Var) -> rx.Component:
             rx.text(row["later_fires"], size="1", color=rx.color("gray", 10), max_width="260px"),
             spacing="1",
         )),
+        rx.table.cell(rx.text(row["delivers_to"], size="2", max_width="220px")),
         rx.table.cell(_last_run(row)),
         rx.table.cell(rx.switch(checked=row["enabled"] == "true", title="Enabled",
                                 on_change=lambda value: SchedulesState.set_enabled(row["id"], value))),
@@ -142,7 +167,7 @@ def schedules_tab() -> rx.Component:
                           rx.spacer(), new_button, width="100%", align="center"),
                 rx.table.root(
                     rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in
-                                                   ("Schedule", "Next", "Last run", "Enabled", "")])),
+                                                   ("Schedule", "Next", "Replies go to", "Last run", "Enabled", "")])),
                     rx.table.body(rx.foreach(SchedulesState.schedules, _row)),
                     width="100%", variant="surface",
                 ),
