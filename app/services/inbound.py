@@ -233,8 +233,9 @@ async def _correction(session: AsyncSession, smith_id: str, message: InboundMess
     """APR-2: after an Edit tap, the owner's next message is the correction for that paused run."""
     await flush_pending(session)  # a tap earlier in the same request may have asked for the edit
     row = await _EDIT_REQUESTED.first(session, {"smith_id": smith_id})
-    if row is None or row[2].get("address") != message.address:
-        return False
+    address = row[2].get("address") if row else None
+    if row is None or (address is not None and address != message.address):
+        return False  # a run no conversation started (a schedule's) takes its owner's correction anywhere
     run_id, project_id, _ = row
     await submit_decision(session, actor=None, run_id=run_id, project_id=project_id,
                           decision=Decision(decision="edit", message=message.text[:32_000]),

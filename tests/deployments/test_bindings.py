@@ -334,3 +334,27 @@ async def test_several_conversations_the_most_recent_wins_unless_the_schedule_na
 
     foreign = await _schedule(api, admin_token, smith, "x", deployment_id="dep_nothing")
     assert foreign.status_code == 422 and foreign.json()["error"]["code"] == "invalid_delivery_deployment"
+
+
+async def test_a_scheduled_runs_edit_takes_the_owners_next_message(
+    api: httpx.AsyncClient, admin_token: str, tg: FakeTelegram, running: None
+) -> None:  # SCH-2, APR-2: the run has no chat of its own, the owner's correction still reaches it
+    bound = await _bound_smith(api, tg, admin_token, approval_required_tools=["memory_write"])
+    created = await _schedule(api, admin_token, bound["smith_id"], "/remember plan = launch")
+    await api.post(f"/v1/smiths/{bound['smith_id']}/schedules/{created.json()['id']}/run_now",
+                   headers=bearer(admin_token))
+    first = await wait_until(lambda: [m for m in tg.sent_messages if m["text"].startswith("Approve")], "prompt")
+    edit = first[0]["reply_markup"]["inline_keyboard"][0][2]["callback_data"]
+    await post_update(api, tg, callback_query(edit, update_id=21))
+    await wait_until(lambda: tg.calls_to("answerCallbackQuery"), "the edit acknowledgement")
+    await post_update(api, tg, private_message("/remember plan = wait", update_id=22))
+    second = await wait_until(lambda: [m for m in tg.sent_messages if m["text"].startswith("Approve")][1:],
+                              "the second prompt")
+    assert '"wait"' in second[0]["text"]
+    approve = second[0]["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    await post_update(api, tg, callback_query(approve, update_id=23))
+    await wait_until(lambda: "Remembered plan." in texts_to(tg, DANA), "the corrected tool's reply")
+    memory = (await api.get(f"/v1/smiths/{bound['smith_id']}/memory", headers=bearer(admin_token))).json()["data"]
+    assert [(m["key"], m["value"]) for m in memory] == [("plan", "wait")]
+    runs = (await api.get("/v1/runs", headers=bearer(admin_token))).json()["data"]
+    assert [(r["source"], r["status"]) for r in runs] == [("schedule", "completed")]  # no second run
