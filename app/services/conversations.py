@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.bindings import delivery_conversation
@@ -18,7 +19,8 @@ from channels.base import Channel
 from channels.types import ApprovalPrompt, Outbound
 from jobs.delivery import enqueue_send
 from jobs.tools import Tool, ToolContext, ToolError, chip_labels
-from models import Approval, Run
+from models import Approval, OutboxEntry, Run
+from models.hot import Hot, flush_pending
 
 SEND_TOOLS = {"telegram": "telegram_send_message"}
 # Runs no conversation started whose reply, chips and approval prompt go to the smith's conversation.
@@ -59,8 +61,12 @@ class Conversations:
                                deployment_id=deployment_id)
 
     async def on_reply(self, session: AsyncSession, run: Run, text: str, chips: list[str]) -> None:
-        if text.strip():
-            await self._send(session, run, Outbound(text=text, suggested_replies=chips), f"{run.id}:reply")
+        if not text.strip():
+            return
+        started_by_conversation = run.deployment_id and run.run_metadata.get("address")
+        if not started_by_conversation and await _sent_by_tool(session, run.id):
+            return  # SCH-2: the model already wrote to the person itself; its closing words stay on the run
+        await self._send(session, run, Outbound(text=text, suggested_replies=chips), f"{run.id}:reply")
 
     async def on_approval(self, session: AsyncSession, run: Run, approval: Approval) -> None:
         arguments = json.dumps(approval.arguments, ensure_ascii=False)
@@ -105,3 +111,14 @@ class Conversations:
                 "required": ["text"]},
             handler=handler,
         )
+
+
+# Hot (models/hot.py): asked once per scheduled or API run's final reply.
+_TOOL_SEND = Hot(select(OutboxEntry.id).where(
+    OutboxEntry.run_id == bindparam("run_id"), OutboxEntry.idempotency_key.not_like(bindparam("prompts"))).limit(1))
+
+
+async def _sent_by_tool(session: AsyncSession, run_id: str) -> bool:
+    """Whether a send tool of this run queued a message (approval prompts do not count)."""
+    await flush_pending(session)
+    return await _TOOL_SEND.first(session, {"run_id": run_id, "prompts": f"{run_id}:approval:%"}) is not None

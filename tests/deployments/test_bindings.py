@@ -358,3 +358,23 @@ async def test_a_scheduled_runs_edit_takes_the_owners_next_message(
     assert [(m["key"], m["value"]) for m in memory] == [("plan", "wait")]
     runs = (await api.get("/v1/runs", headers=bearer(admin_token))).json()["data"]
     assert [(r["source"], r["status"]) for r in runs] == [("schedule", "completed")]  # no second run
+
+
+async def test_a_scheduled_run_that_used_the_send_tool_is_not_delivered_twice(
+    api: httpx.AsyncClient, admin_token: str, tg: FakeTelegram, runtime: Runtime, running: None
+) -> None:  # SCH-2, DEP-6: the model wrote to the person itself; its closing words stay on the run
+    bound = await _bound_smith(api, tg, admin_token)
+    created = await _schedule(api, admin_token, bound["smith_id"],
+                              '/tool telegram_send_message {"text": "Your briefing: all clear"}')
+    await api.post(f"/v1/smiths/{bound['smith_id']}/schedules/{created.json()['id']}/run_now",
+                   headers=bearer(admin_token))
+    await wait_until(lambda: "Your briefing: all clear" in texts_to(tg, DANA), "the tool's message")
+    run = await wait_until(lambda: _completed_schedule_run(api, admin_token), "the run's end")
+    assert run["output"]["text"] == "Message queued for delivery on telegram."
+    await asyncio.sleep(0.5)  # the deliverer would have sent a second message by now
+    assert [t for t in texts_to(tg, DANA) if "connected" not in t] == ["Your briefing: all clear"]
+
+
+async def _completed_schedule_run(api: httpx.AsyncClient, token: str) -> dict[str, Any] | None:
+    runs = (await api.get("/v1/runs", params={"source": "schedule"}, headers=bearer(token))).json()["data"]
+    return runs[0] if runs and runs[0]["status"] == "completed" else None
