@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from app.components.badges import status_badge
+from app.components.caller_tokens import caller_tokens_button, caller_tokens_dialog
 from app.components.layout import confirm_delete, empty_state, load_more, page
 from app.state.deployments import DeploymentsState
 
@@ -21,9 +22,12 @@ def _row(row: rx.Var) -> rx.Component:
         rx.table.cell(status_badge(row["status"])),
         rx.table.cell(rx.text(row["owner"], size="2")),
         rx.table.cell(rx.text(row["created_at"], size="2", white_space="nowrap")),
-        rx.table.cell(confirm_delete("Remove this deployment?",
-                                     "Messages on this surface stop reaching the target, and the smith loses "
-                                     "its send tool.", DeploymentsState.remove(row["id"]), "Remove")),
+        rx.table.cell(rx.hstack(
+            rx.cond(row["kind"] == "mcp", caller_tokens_button(row["id"]), rx.fragment()),
+            confirm_delete("Remove this deployment?",
+                           "Messages on this surface stop reaching the target, and the smith loses "
+                           "its send tool.", DeploymentsState.remove(row["id"]), "Remove"),
+            spacing="2")),
         align="center",
     )
 
@@ -42,6 +46,7 @@ def deployments_page() -> rx.Component:
                     width="100%", variant="surface",
                 ),
                 load_more(DeploymentsState.next_cursor, DeploymentsState.load_more),
+                caller_tokens_dialog(),
                 width="100%",
             ),
             rx.cond(
