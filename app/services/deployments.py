@@ -21,6 +21,7 @@ from app.services.integrations import find_integration
 from app.services.pagination import Page, paginate
 from app.services.runtime import get_runtime
 from app.services.smiths import get_smith
+from app.services.tokens import revoke_deployment_tokens
 from channels.telegram import deep_link
 from models import Agent, Deployment, Smith
 from models.hot import Hot, flush_pending
@@ -262,6 +263,7 @@ async def delete_deployment(session: AsyncSession, *, actor: Actor, deployment_i
     deployment = await get_deployment(session, actor=actor, deployment_id=deployment_id)
     deployment.status, deployment.deleted_at, deployment.updated_at = "revoked", utcnow(), utcnow()
     deployment.start_token_hash = None
+    await revoke_deployment_tokens(session, deployment_id=deployment.id)  # its MCP caller tokens (issue 13)
     await record_event(session, project_id=actor.project_id, type="deployment.deleted",
                        deployment_id=deployment.id, data={"deployment_id": deployment.id, "kind": deployment.kind})
     return deployment

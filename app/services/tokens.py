@@ -134,6 +134,20 @@ async def revoke_token(session: AsyncSession, *, actor: Actor, token_id: str) ->
     return token
 
 
+async def revoke_deployment_tokens(session: AsyncSession, *, deployment_id: str) -> int:
+    """Revoke the live MCP caller tokens of a deployment being removed; how many were live."""
+    live = (await session.execute(select(ApiToken).where(
+        ApiToken.deployment_id == deployment_id, ApiToken.revoked_at.is_(None)))).scalars().all()  # type: ignore[union-attr]
+    now = utcnow()
+    for token in live:
+        token.revoked_at = now
+        await record_event(
+            session, project_id=token.project_id, type="token.revoked", deployment_id=deployment_id,
+            data={"token_id": token.id, "kind": token.kind, "subject": token.subject, "deployment_id": deployment_id},
+        )
+    return len(live)
+
+
 async def authenticate(session: AsyncSession, value: str, *, mcp_deployment_id: str | None = None) -> Actor:
     """A bearer value to an actor; any unknown, malformed or revoked token is one error (401).
 

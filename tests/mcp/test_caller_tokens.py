@@ -141,7 +141,11 @@ async def test_caller_token_reaches_only_its_own_endpoint(api: httpx.AsyncClient
 
     removed = await mint(api, admin_token, mine["id"], "frank")
     assert (await api.delete(f"/v1/deployments/{mine['id']}", headers=bearer(admin_token))).status_code == 204
-    _refused(await rpc(endpoint(base, mine["id"]), INIT, token=removed["token"]), 404, "deployment_not_found")
+    # Removing the deployment revokes its caller tokens.
+    _refused(await rpc(endpoint(base, mine["id"]), INIT, token=removed["token"]), 401, "invalid_token")
+    listed = (await api.get("/v1/tokens", params={"kind": "mcp", "include_revoked": "true"},
+                            headers=bearer(admin_token))).json()["data"]
+    assert {t["id"]: t["revoked"] for t in listed}[removed["id"]] is True
 
 
 async def test_caller_tokens_get_isolated_smiths_on_an_agent_target(api: httpx.AsyncClient, admin_token: str,
