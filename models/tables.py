@@ -107,9 +107,15 @@ class ConsoleSession(SQLModel, table=True):
 
 
 class ApiToken(SQLModel, table=True):
-    """Bearer tokens, stored as SHA-256. ``kind`` is ``admin`` (whole project) or ``smith``."""
+    """Bearer tokens, stored as SHA-256. ``kind`` is ``admin`` (whole project), ``smith`` (one smith)
+    or ``mcp`` (a caller of one MCP deployment: ``deployment_id``, and nothing else)."""
 
     __tablename__ = "api_token"
+    __table_args__ = (
+        # One live caller token per subject and deployment: the subject keys the caller's minted smith.
+        Index("uq_api_token_deployment_subject", "deployment_id", "subject", unique=True,
+              sqlite_where=text("revoked_at IS NULL"), postgresql_where=text("revoked_at IS NULL")),
+    )
     id: str = Field(primary_key=True, max_length=40)
     project_id: str = Field(foreign_key="project.id", index=True, max_length=40)
     kind: str = Field(max_length=16)
@@ -118,6 +124,7 @@ class ApiToken(SQLModel, table=True):
     token_hash: str = Field(unique=True, max_length=64)
     hint: str = Field(default="", max_length=16)  # last 4 characters, for recognition
     smith_id: str | None = Field(default=None, index=True, max_length=40)
+    deployment_id: str | None = Field(default=None, index=True, max_length=40)  # kind mcp only
     created_at: datetime = _created()
     last_used_at: datetime | None = _when()
     revoked_at: datetime | None = _when()

@@ -9,7 +9,18 @@ from starlette.routing import Match
 from app.api import mcp, webhooks
 from app.api.deps import check_api_version
 from app.api.errors import error_response, install_error_handlers
-from app.api.v1 import agents, deployments, events, integrations, runs, schedules, smiths, tenant, tokens
+from app.api.v1 import (
+    agents,
+    caller_tokens,
+    deployments,
+    events,
+    integrations,
+    runs,
+    schedules,
+    smiths,
+    tenant,
+    tokens,
+)
 from app.settings import API_VERSION
 
 
@@ -31,7 +42,7 @@ def build_api() -> FastAPI:
     # Webhooks first: providers call them most, and routes are matched in order.
     api.include_router(webhooks.router)
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_api_version)])
-    for module in (agents, smiths, schedules, runs, deployments, tenant, tokens, events, integrations):
+    for module in (agents, smiths, schedules, runs, deployments, caller_tokens, tenant, tokens, events, integrations):
         v1.include_router(module.router)
     api.include_router(v1)
     mcp.mount(api)  # POST /v1/deployments/{id}/mcp: before the catch-all below, which would answer 404

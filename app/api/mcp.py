@@ -14,7 +14,8 @@ Every HTTP request passes these checks before the SDK sees it (errors in the pro
    (the transport spec's answer for a server without a GET stream).
 3. ``Authorization: Bearer <token>`` of this project -> else 401 with ``WWW-Authenticate: Bearer``;
    the deployment must be a live MCP deployment of the token's project -> else 404; a smith token
-   reaches only its own smith's endpoint -> else 403.
+   reaches only its own smith's endpoint, an MCP caller token (``ic_mcp_…``) only the deployment it
+   was minted on -> else 403.
 Then the SDK handles the JSON-RPC message; its own transport errors (body too large, wrong
 Content-Type) are rewritten to JSON-RPC error bodies so no MCP client ever sees plain text.
 """
@@ -373,7 +374,8 @@ class McpEndpoint:
         deployment_id = str(scope.get("path_params", {}).get("deployment_id", ""))
         try:
             async with runtime.transaction() as session:
-                actor = await tokens.authenticate(session, value.strip())
+                # A caller token is accepted only here, and only on its own deployment (issue 13).
+                actor = await tokens.authenticate(session, value.strip(), mcp_deployment_id=deployment_id)
                 await service.authorize(session, actor=actor, deployment_id=deployment_id)
         except Unauthorized as exc:
             return _unauthorized(exc.code, exc.message, invalid=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from app.components.badges import status_badge
+from app.components.caller_tokens import caller_tokens_button, caller_tokens_dialog
 from app.components.layout import confirm_delete, empty_state, load_more, page
 from app.state.deployments import DeploymentsState
 
@@ -26,9 +27,12 @@ def _row(row: rx.Var) -> rx.Component:
         rx.table.cell(rx.text(row["created_at"], size="2", white_space="nowrap")),
         rx.table.cell(rx.cond(
             row["status"] != "revoked",
-            confirm_delete("Remove this deployment?",
-                           "Messages on this surface stop reaching the target, and the smith loses "
-                           "its send tool.", DeploymentsState.remove(row["id"]), "Remove"))),
+            rx.hstack(
+                rx.cond(row["kind"] == "mcp", caller_tokens_button(row["id"]), rx.fragment()),
+                confirm_delete("Remove this deployment?",
+                               "Messages on this surface stop reaching the target, and the smith loses "
+                               "its send tool.", DeploymentsState.remove(row["id"]), "Remove"),
+                spacing="2"))),
         align="center",
     )
 
@@ -54,6 +58,7 @@ def deployments_page() -> rx.Component:
                     width="100%", variant="surface",
                 ),
                 load_more(DeploymentsState.next_cursor, DeploymentsState.load_more),
+                caller_tokens_dialog(),
                 width="100%",
             ),
             rx.cond(

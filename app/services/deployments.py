@@ -22,6 +22,7 @@ from app.services.integrations import find_integration
 from app.services.pagination import Page, paginate
 from app.services.runtime import get_runtime
 from app.services.smiths import get_smith
+from app.services.tokens import revoke_deployment_tokens
 from channels.telegram import deep_link
 from models import Agent, Deployment, Smith
 from models.hot import Hot, flush_pending
@@ -295,6 +296,7 @@ async def delete_deployment(session: AsyncSession, *, actor: Actor, deployment_i
     if deployment.status == "revoked":
         return deployment  # already unbound: deleting again changes nothing
     revoke(deployment, reason="deleted")
+    await revoke_deployment_tokens(session, deployment_id=deployment.id)  # its MCP caller tokens (issue 13)
     await record_event(session, project_id=actor.project_id, type="deployment.deleted",
                        deployment_id=deployment.id, data={"deployment_id": deployment.id, "kind": deployment.kind})
     return deployment

@@ -4,8 +4,10 @@ Transport, auth headers and Origin/Host checks live in ``app/api/mcp.py``; every
 session and an authenticated ``Actor`` so the console, tests and the HTTP glue share one set of rules.
 
 - A smith target exposes that one shared smith; every caller gets its own thread on it.
-- An agent target mints a persistent smith per caller, keyed on the token subject (``mcp:<subject>``),
-  so distinct subjects are isolated and the same subject always comes back to the same smith.
+- An agent target mints a persistent smith per caller, keyed on the token subject (``mcp:<subject>``,
+  ``mcp-caller:<subject>`` for caller tokens), so distinct subjects are isolated and the same subject
+  always comes back to the same smith. Caller tokens (``app.services.mcp_tokens``) are how callers
+  get in without admin tokens.
 - ``ask`` is a normal run (source ``mcp``): queued, claimed by any worker process, listed in
   ``GET /v1/runs``; the tool polls the run row until it finishes, pauses for approval, or times out.
 """
@@ -48,14 +50,22 @@ _URI_SAFE = "/._-"
 
 
 def caller_identity(actor: Actor) -> str:
-    """The provider identity of an MCP caller: its token subject (DEP-4 keys minted smiths on it)."""
+    """The provider identity of an MCP caller: its token subject (DEP-4 keys minted smiths on it).
+
+    Caller tokens get their own namespace (``mcp-caller:``), so a caller named like an admin token's
+    subject never reaches the smith minted for that admin token (nor its thread on a shared smith).
+    """
+    if actor.is_mcp_caller:
+        return f"mcp-caller:{actor.subject}"
     return f"mcp:{actor.subject}"
 
 
-def mcp_sender(actor: Actor) -> dict[str, Any]:
-    """The verified sender block of an MCP run. The bearer token is the authentication, and a caller
-    either holds an admin token, the smith's own token, or owns the smith minted for it (ID-3)."""
-    return {"is_owner": True, "channel": "mcp", "identity": caller_identity(actor), "display": actor.subject,
+def mcp_sender(actor: Actor, deployment: Deployment) -> dict[str, Any]:
+    """The verified sender block of an MCP run. The bearer token is the authentication. An admin
+    token, the smith's own token, or a caller on its own minted smith owns the smith (ID-3); a caller
+    token on a smith target is one of the shared smith's many callers, not its owner."""
+    owner = not (actor.is_mcp_caller and deployment.target_type == "smith")
+    return {"is_owner": owner, "channel": "mcp", "identity": caller_identity(actor), "display": actor.subject,
             "verified": True}
 
 
@@ -80,7 +90,9 @@ async def authorize(session: AsyncSession, *, actor: Actor, deployment_id: str) 
     if (deployment is None or deployment.project_id != actor.project_id or deployment.kind != KIND
             or deployment.deleted_at is not None or deployment.status != "active"):
         raise NotFound(f"no MCP deployment {deployment_id}", code="deployment_not_found")
-    if not actor.is_admin and not (deployment.target_type == "smith" and deployment.target_id == actor.smith_id):
+    if actor.is_mcp_caller:
+        actor.require_scope(deployment.id)  # a caller token: its own deployment, whatever the target
+    elif not actor.is_admin and not (deployment.target_type == "smith" and deployment.target_id == actor.smith_id):
         # A smith token reaches only its own smith's endpoint; agent targets mint per subject and
         # are for project-level tokens (the spec: a smith token may only target its own smith).
         raise Forbidden("a smith token may only use its own smith's MCP endpoint", code="wrong_smith")
@@ -122,7 +134,7 @@ async def enqueue_ask(session: AsyncSession, *, actor: Actor, deployment_id: str
     assert smith is not None
     return await enqueue_run(
         session, smith=smith, messages=[InputMessage(role="user", content=text)], source="mcp",
-        sender=mcp_sender(actor), external_key=caller_identity(actor), deployment_id=deployment.id,
+        sender=mcp_sender(actor, deployment), external_key=caller_identity(actor), deployment_id=deployment.id,
     )
 
 

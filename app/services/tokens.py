@@ -1,7 +1,9 @@
 """API tokens (API-2): random, shown once, stored as SHA-256.
 
-``admin`` tokens act on the whole project; ``smith`` tokens on one smith. Every token has a
-subject: who or what holds it (MCP mints a smith per subject on agent targets).
+``admin`` tokens act on the whole project; ``smith`` tokens on one smith; ``mcp`` caller tokens
+(minted on one MCP deployment, ``app.services.mcp_tokens``) call that deployment's endpoint and
+nothing else: ``authenticate`` refuses them everywhere else, so no route can forget to. Every token
+has a subject: who or what holds it (MCP mints a smith per subject on agent targets).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class TokenView(BaseModel):
     subject: str
     name: str
     smith_id: str | None
+    deployment_id: str | None = Field(default=None, description="MCP caller tokens: their deployment.")
     hint: str = Field(description="The token's last 4 characters.")
     created_at: str
     last_used_at: str | None
@@ -51,7 +54,8 @@ class TokenView(BaseModel):
     def of(cls, token: ApiToken) -> TokenView:
         return cls(
             id=token.id, kind=token.kind, subject=token.subject, name=token.name,
-            smith_id=token.smith_id, hint=token.hint, created_at=token.created_at.isoformat(),
+            smith_id=token.smith_id, deployment_id=token.deployment_id, hint=token.hint,
+            created_at=token.created_at.isoformat(),
             last_used_at=token.last_used_at.isoformat() if token.last_used_at else None,
             revoked=token.revoked_at is not None,
         )
@@ -61,7 +65,7 @@ class MintedToken(TokenView):
     token: str = Field(description="The token value. Shown once; store it now.")
 
 
-def _new_value(kind: str) -> str:
+def new_value(kind: str) -> str:
     return f"ic_{kind}_{secrets.token_urlsafe(32)}"
 
 
@@ -77,7 +81,7 @@ async def _insert(session: AsyncSession, token: ApiToken, value: str) -> MintedT
 
 async def create_admin_token(session: AsyncSession, *, actor: Actor, body: TokenCreate) -> MintedToken:
     actor.require_admin()
-    value = _new_value("admin")
+    value = new_value("admin")
     token = ApiToken(
         id=new_id("tok"), project_id=actor.project_id, kind="admin", subject=body.subject,
         name=body.name, token_hash=hash_token(value), hint=value[-4:],
@@ -92,7 +96,7 @@ async def create_smith_token(
 
     actor.require_admin()
     smith = await get_smith(session, actor=actor, smith_id=smith_id)
-    value = _new_value("smith")
+    value = new_value("smith")
     token = ApiToken(
         id=new_id("tok"), project_id=actor.project_id, kind="smith",
         subject=body.subject or f"smith:{smith.id}", name=body.name,
@@ -130,8 +134,27 @@ async def revoke_token(session: AsyncSession, *, actor: Actor, token_id: str) ->
     return token
 
 
-async def authenticate(session: AsyncSession, value: str) -> Actor:
-    """A bearer value to an actor; any unknown, malformed or revoked token is one error."""
+async def revoke_deployment_tokens(session: AsyncSession, *, deployment_id: str) -> int:
+    """Revoke the live MCP caller tokens of a deployment being removed; how many were live."""
+    live = (await session.execute(select(ApiToken).where(
+        ApiToken.deployment_id == deployment_id, ApiToken.revoked_at.is_(None)))).scalars().all()  # type: ignore[union-attr]
+    now = utcnow()
+    for token in live:
+        token.revoked_at = now
+        await record_event(
+            session, project_id=token.project_id, type="token.revoked", deployment_id=deployment_id,
+            data={"token_id": token.id, "kind": token.kind, "subject": token.subject, "deployment_id": deployment_id},
+        )
+    return len(live)
+
+
+async def authenticate(session: AsyncSession, value: str, *, mcp_deployment_id: str | None = None) -> Actor:
+    """A bearer value to an actor; any unknown, malformed or revoked token is one error (401).
+
+    ``mcp_deployment_id``: set only by the MCP endpoint, to the deployment being called. Everywhere
+    else it is None, and an MCP caller token is refused (403 ``mcp_token_scope``) right here, where
+    tokens become actors, so every /v1 route (and any added later) refuses it without a check of its own.
+    """
     if not value or len(value) > 200:
         raise Unauthorized("missing or invalid bearer token", code="invalid_token")
     digest = hash_token(value)
@@ -142,13 +165,15 @@ async def authenticate(session: AsyncSession, value: str) -> Actor:
         token.token_hash, digest
     ):
         raise Unauthorized("missing or invalid bearer token", code="invalid_token")
+    actor = Actor(
+        project_id=token.project_id, kind=token.kind, subject=token.subject,
+        smith_id=token.smith_id, token_id=token.id, deployment_id=token.deployment_id,
+    )
+    actor.require_scope(mcp_deployment_id)
     now = utcnow()
     if token.last_used_at is None or now - token.last_used_at > _LAST_USED_RESOLUTION:
         token.last_used_at = now
-    return Actor(
-        project_id=token.project_id, kind=token.kind, subject=token.subject,
-        smith_id=token.smith_id, token_id=token.id,
-    )
+    return actor
 
 
 async def ensure_admin_token(session: AsyncSession, *, project_id: str, value: str) -> None:

@@ -19,7 +19,7 @@ async def create_token(body: TokenCreate, actor: CurrentActor, session: Session)
 @router.get("", response_model=ListResponse[TokenView])
 async def list_tokens(actor: CurrentActor, session: Session, limit: Limit = 50,
                       cursor: Cursor = None,
-                      kind: str | None = Query(default=None, pattern="^(admin|smith)$"),
+                      kind: str | None = Query(default=None, pattern="^(admin|smith|mcp)$"),
                       smith_id: str | None = Query(default=None, max_length=40),
                       include_revoked: bool = False) -> ListResponse[TokenView]:
     page = await tokens.list_tokens(session, actor=actor, kind=kind, smith_id=smith_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from app.components.badges import status_badge
+from app.components.caller_tokens import caller_tokens_button, caller_tokens_dialog
 from app.components.layout import confirm_delete, copy_button
 from app.state.deployments import SmithDeploymentsState as S
 
@@ -67,12 +68,13 @@ def _mcp_card(row: rx.Var) -> rx.Component:
     return rx.cond(
         row["kind"] == "mcp",
         rx.card(rx.vstack(
-            rx.heading("MCP endpoint", size="3"),
+            rx.hstack(rx.heading("MCP endpoint", size="3"), rx.spacer(), caller_tokens_button(row["id"]),
+                      align="center", width="100%"),
             rx.hstack(rx.code(row["endpoint_url"], size="2", word_break="break-all"),
                       copy_button(row["endpoint_url"], "Copy URL"), align="center"),
             rx.text("Any MCP client can call this smith's ask tool and read its memory over Streamable HTTP. "
-                    "Replace <YOUR_TOKEN> with an API token of this project (an admin token, or this smith's "
-                    "own token).", size="2", color=rx.color("gray", 11)),
+                    "Replace <YOUR_TOKEN> with a caller token (Caller tokens: one per client, good for this "
+                    "endpoint only), or this smith's own token.", size="2", color=rx.color("gray", 11)),
             _config_block("Streamable HTTP clients (Claude Code, Cursor, VS Code …)", row["client_config"]),
             _config_block("Claude Desktop (claude_desktop_config.json, through mcp-remote)", row["desktop_config"]),
             spacing="3", width="100%",
@@ -114,5 +116,6 @@ def deployments_tab() -> rx.Component:
             rx.text("Not deployed anywhere yet.", size="2", color=rx.color("gray", 10)),
         ),
         rx.foreach(S.items, _mcp_card),
+        caller_tokens_dialog(),
         spacing="4", width="100%",
     )
