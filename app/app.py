@@ -32,6 +32,7 @@ from app.state.runs import RunsState
 from app.state.schedules import SchedulesState
 from app.state.smith_detail import SmithDetailState
 from app.state.smiths import SmithsState
+from channels.redact import install_log_redaction
 
 
 @contextlib.asynccontextmanager
@@ -53,6 +54,8 @@ async def lifespan() -> AsyncIterator[None]:
 def index() -> rx.Component:
     return rx.center(rx.spinner(), height="100vh")
 
+
+install_log_redaction()  # before anything logs: no provider credentials in any log line
 
 app = rx.App(
     api_transformer=[build_api(), webhooks.front()],  # the webhook receiver first, then /v1, then Reflex
