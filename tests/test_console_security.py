@@ -3,7 +3,7 @@ origin, the session cookie is Secure over https, and every HTTP answer carries C
 headers.
 
 The real app is built in a subprocess (Reflex reads rxconfig.py and the settings once per process),
-without compiling the frontend (REFLEX_SKIP_COMPILE) and without its lifespan (no database work).
+without compiling the frontend (Reflex's internal __REFLEX_SKIP_COMPILE) and without its lifespan (no database work).
 """
 
 from __future__ import annotations
@@ -58,7 +58,9 @@ def probe(tmp_path: Path, public_url: str, origins: list[str], **env: str) -> di
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
         env={**os.environ, "IC_PUBLIC_URL": public_url, "IC_DATA_DIR": str(tmp_path),
-             "REFLEX_SKIP_COMPILE": "1", **env},
+             # No frontend compile (nor npm): the backend's routes and socket are what is probed.
+             "__REFLEX_SKIP_COMPILE": "yes", "REFLEX_WEB_WORKDIR": str(tmp_path / "web"),
+             "REFLEX_STATES_WORKDIR": str(tmp_path / "states"), **env},
     )
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("PROBE")), None)
     assert line, f"the probe failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
