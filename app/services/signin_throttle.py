@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.errors import RateLimited
@@ -80,11 +81,17 @@ async def admit(session: AsyncSession, *, client: str, account: str, now: dateti
     await session.execute(delete(SigninAttempt).where(
         SigninAttempt.last_failure_at < now - timedelta(seconds=FORGET_AFTER_S)
     ).execution_options(synchronize_session=False))
-    # Locked on PostgreSQL, so the gate and the count are one step per key; SQLite's transactions
-    # already run one at a time (BEGIN IMMEDIATE).
+    keys = sorted({client, account})  # one order everywhere: no deadlock between two attempts
+    # Rows first (ON CONFLICT DO NOTHING waits for a concurrent inserter), then locked: on PostgreSQL
+    # the gate and the count are one step per key even for a burst of first tries from a new
+    # address. SQLite's transactions already run one at a time (BEGIN IMMEDIATE).
+    dialect_insert = sqlite_insert if session.bind.dialect.name == "sqlite" else pg_insert
+    await session.execute(dialect_insert(SigninAttempt)
+                          .values([{"key": key, "failures": 0, "last_failure_at": now} for key in keys])
+                          .on_conflict_do_nothing(index_elements=["key"]))
     rows = await session.execute(
         select(SigninAttempt.key, SigninAttempt.failures, SigninAttempt.last_failure_at)
-        .where(SigninAttempt.key.in_(sorted({client, account}))).with_for_update())
+        .where(SigninAttempt.key.in_(keys)).with_for_update())
     counts = {key: _Count(failures, last) for key, failures, last in rows}
     wait = _wait_s(counts.get(client), now, free=CLIENT_FREE_FAILURES, cap=CLIENT_MAX_DELAY_S)
     if _live_failures(counts.get(client), now) > 0:  # the account's count slows only failed clients
@@ -94,8 +101,11 @@ async def admit(session: AsyncSession, *, client: str, account: str, now: dateti
         seconds = math.ceil(wait)
         raise RateLimited(f"too many failed sign-ins; try again in {seconds} s",
                           code="signin_throttled", details={"retry_after_s": seconds})
-    for key in sorted({client, account}):
-        await _count_failure(session, key, now)
+    stale = SigninAttempt.last_failure_at < now - timedelta(seconds=FORGET_AFTER_S)
+    await session.execute(
+        update(SigninAttempt).where(SigninAttempt.key.in_(keys))
+        .values(failures=case((stale, 1), else_=SigninAttempt.failures + 1), last_failure_at=now)
+        .execution_options(synchronize_session=False))
 
 
 async def forgive(session: AsyncSession, *, client: str, account: str) -> None:
@@ -107,16 +117,3 @@ async def forgive(session: AsyncSession, *, client: str, account: str) -> None:
                           .values(failures=SigninAttempt.failures - 1)
                           .execution_options(synchronize_session=False))
 
-
-async def _count_failure(session: AsyncSession, key: str, now: datetime) -> None:
-    stale = SigninAttempt.last_failure_at < now - timedelta(seconds=FORGET_AFTER_S)
-    bump = (update(SigninAttempt).where(SigninAttempt.key == key)
-            .values(failures=case((stale, 1), else_=SigninAttempt.failures + 1), last_failure_at=now)
-            .execution_options(synchronize_session=False))
-    if (await session.execute(bump)).rowcount:  # type: ignore[attr-defined]
-        return
-    try:
-        async with session.begin_nested():
-            session.add(SigninAttempt(key=key, failures=1, last_failure_at=now))
-    except IntegrityError:  # a concurrent attempt inserted it first
-        await session.execute(bump)

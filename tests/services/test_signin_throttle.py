@@ -59,6 +59,20 @@ async def test_a_flood_from_one_address_never_locks_the_admin_out_elsewhere(clai
     assert await sign_in(claimed, PASSWORD, ADMIN)
 
 
+async def test_a_burst_of_parallel_guesses_from_a_new_address_passes_the_gate_only_a_few_times(
+    claimed: Runtime,
+) -> None:
+    guesses = 16
+    results = await asyncio.gather(*(sign_in(claimed, f"guess {i}", ATTACKER) for i in range(guesses)),
+                                   return_exceptions=True)
+    wrong = [r for r in results if isinstance(r, Unauthorized) and r.code == "wrong_password"]
+    throttled = [r for r in results if isinstance(r, RateLimited)]
+    # Each try is counted before scrypt runs, under a row lock: parallel tries cannot all read
+    # "no failures yet". Six pass (five free, the sixth starts the wait), the rest are refused.
+    assert len(wrong) == signin_throttle.CLIENT_FREE_FAILURES + 1, results
+    assert len(throttled) == guesses - len(wrong), results
+
+
 async def test_the_back_off_is_in_the_database_so_restarts_and_other_processes_see_it(
     claimed: Runtime,
 ) -> None:
