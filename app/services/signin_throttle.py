@@ -18,6 +18,7 @@ right), so parallel guesses cannot all slip through one reading of the gate.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.errors import RateLimited
 from models import SigninAttempt
+
+log = logging.getLogger("ingram.console")
 
 CLIENT_FREE_FAILURES = 5
 CLIENT_MAX_DELAY_S = 900.0
@@ -102,10 +105,15 @@ async def admit(session: AsyncSession, *, client: str, account: str, now: dateti
         raise RateLimited(f"too many failed sign-ins; try again in {seconds} s",
                           code="signin_throttled", details={"retry_after_s": seconds})
     stale = SigninAttempt.last_failure_at < now - timedelta(seconds=FORGET_AFTER_S)
-    await session.execute(
+    counted = await session.execute(
         update(SigninAttempt).where(SigninAttempt.key.in_(keys))
         .values(failures=case((stale, 1), else_=SigninAttempt.failures + 1), last_failure_at=now)
+        .returning(SigninAttempt.key, SigninAttempt.failures)
         .execution_options(synchronize_session=False))
+    for key, failures in counted:
+        free = CLIENT_FREE_FAILURES if key == client else ACCOUNT_FREE_FAILURES
+        if failures == free + 1:  # one line when a streak starts to wait, not one per refusal
+            log.warning("console sign-in: %s has failed %d times; further tries now wait", key, failures - 1)
 
 
 async def forgive(session: AsyncSession, *, client: str, account: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import threading
 from datetime import timedelta
 
@@ -48,8 +49,13 @@ async def fail_until_throttled(runtime: Runtime, client: str, limit: int = 50) -
     raise AssertionError(f"{client} was never throttled")
 
 
-async def test_a_flood_from_one_address_never_locks_the_admin_out_elsewhere(claimed: Runtime) -> None:
+async def test_a_flood_from_one_address_never_locks_the_admin_out_elsewhere(
+    claimed: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="ingram.console")
     throttled = await fail_until_throttled(claimed, ATTACKER)
+    assert [r.getMessage() for r in caplog.records] == [  # one line for the streak, not one per try
+        f"console sign-in: client:{ATTACKER} has failed 5 times; further tries now wait"]
     assert throttled.code == "signin_throttled"
     assert int(str(throttled.details["retry_after_s"])) >= 1
     # The attacker stays refused, even with the right password, while it must wait...
