@@ -48,13 +48,24 @@ def redact(text: str) -> str:
     return text
 
 
+def _redact_arg(arg: object) -> object:
+    if arg is None or isinstance(arg, int | float):
+        return arg
+    if isinstance(arg, str):
+        return redact(arg)
+    text = str(arg)
+    cleaned = redact(text)
+    return arg if cleaned == text else cleaned  # an exception or URL object quoting a secret
+
+
 def redact_record(record: logging.LogRecord) -> logging.LogRecord:
-    """Formats the record's message once, redacted, and pre-renders its traceback redacted."""
-    try:
-        message = record.getMessage()
-    except Exception:  # a bad format string: leave it for logging's own error report
-        return record
-    record.msg, record.args = redact(message), None
+    """Redacts the record's message and each argument, keeping the arguments' shape (formatters such
+    as uvicorn's access log unpack them), and pre-renders its traceback redacted."""
+    record.msg = _redact_arg(record.msg)
+    if isinstance(record.args, tuple):
+        record.args = tuple(_redact_arg(arg) for arg in record.args)
+    elif isinstance(record.args, dict):
+        record.args = {key: _redact_arg(value) for key, value in record.args.items()}
     if record.exc_info and not record.exc_text:
         record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
     if record.stack_info:

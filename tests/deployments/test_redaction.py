@@ -79,6 +79,10 @@ def test_every_logger_and_traceback_is_redacted(caplog: pytest.LogCaptureFixture
         raise RuntimeError(f"Cannot connect: {url}")
     except RuntimeError:
         logging.getLogger("jobs.delivery").exception("channel raised")
+    # An access log whose formatter unpacks the arguments keeps their number and types.
+    logging.getLogger("tests.access").info('%s - "%s %s HTTP/%s" %d', "192.0.2.1:5000", "POST",
+                                             f"/bot{FAKE_TOKEN}/getMe", "1.1", 200)
+    assert caplog.records[-1].args == ("192.0.2.1:5000", "POST", f"/bot{REDACTED}/getMe", "1.1", 200)
     assert f"/bot{REDACTED}/sendMessage" in caplog.text
     for secret in (SECRET_PART, "hunter22", "api_key=k1"):
         assert secret not in caplog.text
