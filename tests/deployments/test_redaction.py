@@ -86,5 +86,6 @@ def test_every_logger_and_traceback_is_redacted(caplog: pytest.LogCaptureFixture
     assert f"/bot{REDACTED}/sendMessage" in caplog.text
     for secret in (SECRET_PART, "hunter22", "api_key=k1"):
         assert secret not in caplog.text
+    assert redact("invalid_auth for xoxb-1234-5678-abcdefgh") == f"invalid_auth for {REDACTED}"
     # The setup link is logged on purpose (the operator reads it there): plain "token=" stays.
     assert redact("https://x.example/setup?token=abc") == "https://x.example/setup?token=abc"
