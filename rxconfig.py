@@ -18,6 +18,10 @@ os.environ.setdefault("NEXT_TELEMETRY_DISABLED", "1")
 
 import reflex as rx  # noqa: E402
 
+from app.settings import get_settings  # noqa: E402
+
+_settings = get_settings()
+
 config = rx.Config(
     app_name="app",
     telemetry_enabled=False,
@@ -25,4 +29,10 @@ config = rx.Config(
     plugins=[rx.plugins.RadixThemesPlugin(
         theme=rx.theme(appearance="light", accent_color="indigo", gray_color="slate", radius="medium"))],
     disable_plugins=[rx.plugins.SitemapPlugin],
+    # The console's socket (and CORS on the API) accepts only the console's own origin, so another
+    # site cannot drive a signed-in console through the visitor's browser.
+    cors_allowed_origins=list(_settings.console_origins),
+    # Behind reverse proxies: the client address (sign-in back-off) is the X-Forwarded-For entry
+    # this many hops from the right; 0 trusts no header (anyone can write one).
+    trusted_proxy_hops=_settings.trusted_proxy_hops,
 )

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import reflex as rx
 
-from app.api import build_api, webhooks
+from app.api import build_api, security_headers, webhooks
 from app.api import mcp as mcp_api
 from app.bootstrap import start
 from app.pages.agents import agents_page
@@ -32,6 +32,7 @@ from app.state.runs import RunsState
 from app.state.schedules import SchedulesState
 from app.state.smith_detail import SmithDetailState
 from app.state.smiths import SmithsState
+from channels.redact import install_log_redaction
 
 
 @contextlib.asynccontextmanager
@@ -54,8 +55,11 @@ def index() -> rx.Component:
     return rx.center(rx.spinner(), height="100vh")
 
 
+install_log_redaction()  # before anything logs: no provider credentials in any log line
+
 app = rx.App(
-    api_transformer=[build_api(), webhooks.front()],  # the webhook receiver first, then /v1, then Reflex
+    # The webhook receiver first, then /v1, then Reflex; security headers wrap all of them.
+    api_transformer=[build_api(), webhooks.front(), security_headers.wrap],
     head_components=[rx.el.title("Ingram Deployments")],
 )
 app.register_lifespan_task(lifespan)

@@ -16,6 +16,7 @@ import logging
 from app.services import console_auth, projects, tokens
 from app.services.runtime import Runtime, get_runtime
 from app.settings import Settings, get_settings
+from channels.redact import install_log_redaction
 from models.db import migrate
 
 log = logging.getLogger("ingram")
@@ -56,6 +57,7 @@ def main() -> None:
     parser.add_argument("--setup-link", action="store_true",
                         help="issue a new one-time console setup link and print it")
     args = parser.parse_args()
+    install_log_redaction()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = get_settings()
     migrate(settings.database_url, settings.data_dir)

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 API_VERSION = "2026-05-01"
 SUPPORTED_API_VERSIONS = frozenset({API_VERSION})
@@ -62,10 +63,30 @@ class Settings:
     allow_private_urls: bool
     log_level: str
     extra: dict[str, str] = field(default_factory=dict)
+    # How many reverse proxies in front append to X-Forwarded-For (0: use the socket's peer address).
+    trusted_proxy_hops: int = 0
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def public_origin(self) -> str:
+        """``scheme://host[:port]`` of IC_PUBLIC_URL: the only origin the console's socket accepts."""
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def console_origins(self) -> tuple[str, ...]:
+        """Origins the console's socket (and browsers calling the API) may come from: IC_PUBLIC_URL's,
+        plus its loopback aliases when it is a loopback address (localhost and 127.0.0.1 are the same
+        machine to a person, not to a browser's Origin header)."""
+        parts = urlsplit(self.public_url)
+        origins = [self.public_origin]
+        if parts.hostname in ("localhost", "127.0.0.1", "::1"):
+            port = f":{parts.port}" if parts.port else ""
+            origins += [f"{parts.scheme}://{host}{port}" for host in ("localhost", "127.0.0.1", "[::1]")]
+        return tuple(dict.fromkeys(origins))
 
     @property
     def secret_key_file(self) -> Path:
@@ -105,6 +126,7 @@ class Settings:
             send_lease_seconds=float(_env("IC_SEND_LEASE_SECONDS", "60")),
             allow_private_urls=_env_bool("IC_ALLOW_PRIVATE_URLS", False),
             log_level=_env("IC_LOG_LEVEL", "INFO"),
+            trusted_proxy_hops=_env_int("IC_TRUSTED_PROXY_HOPS", 0),
         )
 
 

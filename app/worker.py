@@ -13,6 +13,7 @@ import signal
 
 from app.services.background import background
 from app.services.runtime import get_runtime
+from channels.redact import install_log_redaction
 
 
 async def main() -> None:
@@ -28,6 +29,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    install_log_redaction()
     logging.basicConfig(level=os.environ.get("IC_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(main())

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, ConfigDict
 
+from channels.redact import redact
 from channels.types import (
     ApprovalPrompt,
     Capabilities,
@@ -40,7 +41,7 @@ class ChannelError(Exception):
     code = "channel_error"
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))  # provider errors may quote a URL with the bot token
         if code is not None:
             self.code = code
 

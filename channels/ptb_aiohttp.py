@@ -18,6 +18,8 @@ from telegram._utils.defaultvalue import DefaultValue
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
+from channels.redact import redact
+
 log = logging.getLogger(__name__)
 
 
@@ -73,11 +75,11 @@ class AiohttpRequest(BaseRequest):
         try:
             return await self._send(url, method, request_data, timeout)
         except aiohttp.ClientConnectionError as exc:
-            log.info("telegram: retrying after a connection error: %s", exc)
+            log.info("telegram: retrying after a connection error: %s", redact(str(exc)))
         try:
             return await self._send(url, method, request_data, timeout)
         except aiohttp.ClientConnectionError as exc:
-            raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc
+            raise NetworkError(redact(f"aiohttp.{type(exc).__name__}: {exc}")) from exc
 
     async def _send(self, url: str, method: str, request_data: RequestData | None,
                     limits: aiohttp.ClientTimeout) -> tuple[int, bytes]:
@@ -89,7 +91,7 @@ class AiohttpRequest(BaseRequest):
         except aiohttp.ClientConnectionError:
             raise  # the caller retries it once
         except aiohttp.ClientError as exc:
-            raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc
+            raise NetworkError(redact(f"aiohttp.{type(exc).__name__}: {exc}")) from exc
 
 
 def _body(request_data: RequestData | None) -> Any:

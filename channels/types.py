@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from channels.redact import redact
+
 # Stable ``SendResult.error_code`` values (the outbox and the console key on them).
 RATE_LIMITED = "rate_limited"
 BLOCKED = "blocked"
@@ -124,7 +126,8 @@ class SendResult:
     @classmethod
     def failed(cls, error_code: str, error: str, *, retryable: bool,
                retry_after: float | None = None) -> SendResult:
-        return cls(ok=False, retryable=retryable, retry_after=retry_after, error=error,
+        # Every channel's failure text ends up in last_error and the console: no credentials in it.
+        return cls(ok=False, retryable=retryable, retry_after=retry_after, error=redact(error),
                    error_code=error_code)
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from channels.base import Channel
+from channels.redact import redact
 from channels.types import SendResult
 from jobs.events import append_event, append_run_event
 from jobs.waiting import idle_wait, inbound_first
@@ -213,7 +214,7 @@ class Deliverer:
             assert entry is not None
             if result.retryable and entry.attempts < MAX_ATTEMPTS:
                 entry.status = "pending"
-                entry.last_error = f"{result.error_code}: {result.error}"
+                entry.last_error = redact(f"{result.error_code}: {result.error}")
                 entry.next_attempt_at = utcnow() + timedelta(seconds=backoff_s(entry.attempts, result.retry_after))
             else:
                 reason = f"{result.error_code}: {result.error}"
@@ -267,6 +268,7 @@ class Deliverer:
         return await channel.edit_approval(entry.address, prompt.provider_message_id, str(edit["text"]))
 
     async def _finish(self, session: AsyncSession, entry: OutboxEntry, status: str, error: str | None) -> None:
+        error = redact(error) if error else error  # what the console and the API show: no credentials
         entry.status = status
         entry.last_error = error
         data = {"outbox_id": entry.id, "kind": entry.kind, "status": status, "error": error,

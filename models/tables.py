@@ -33,6 +33,7 @@ __all__ = [
     "Run",
     "RunEvent",
     "Schedule",
+    "SigninAttempt",
     "Smith",
     "Thread",
 ]
@@ -104,6 +105,16 @@ class ConsoleSession(SQLModel, table=True):
     token_hash: str = Field(unique=True, max_length=64)
     created_at: datetime = _created()
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class SigninAttempt(SQLModel, table=True):
+    """Failed console sign-ins per key (``client:<address>`` or ``account:<username>``): the
+    back-off survives restarts and is shared by every process. A quiet hour forgets a key."""
+
+    __tablename__ = "signin_attempt"
+    key: str = Field(primary_key=True, max_length=200)
+    failures: int = Field(default=0)
+    last_failure_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
 
 
 class ApiToken(SQLModel, table=True):

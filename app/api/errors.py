@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.services import errors as domain
+from channels.redact import redact
 
 log = logging.getLogger("ingram.api")
 
@@ -31,7 +32,7 @@ _HTTP_CODES = {
 
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "message": message}
+    body: dict[str, Any] = {"code": code, "message": redact(message)}  # no provider credentials
     body.update({k: v for k, v in extra.items() if v is not None})
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse({"error": body}, status_code=status, headers=headers)

@@ -7,12 +7,13 @@ on a public address cannot be taken by the first visitor. IC_ADMIN_PASSWORD skip
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import secrets
-import time
-from collections import deque
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 
 from sqlalchemy import delete, update
@@ -21,8 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
 from app.crypto import hash_token
+from app.services import signin_throttle
 from app.services.actors import Actor
-from app.services.errors import Invalid, RateLimited, Unauthorized
+from app.services.errors import Invalid, Unauthorized
 from app.services.events import record_event
 from models import ConsoleAccount, ConsoleSession
 from models.types import new_id, utcnow
@@ -31,9 +33,8 @@ USERNAME = "admin"
 MIN_PASSWORD_LENGTH = 10
 SETUP_LINK_TTL = timedelta(hours=24)
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
-_FAILURE_WINDOW_S = 300
-_MAX_FAILURES = 10
-_failures: deque[float] = deque()  # per process: enough to slow a guessing script right down
+# Opens one transaction (``runtime.transaction``): steps that run scrypt open their own around it.
+Transactions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
 def hash_password(password: str) -> str:
@@ -83,11 +84,13 @@ async def ensure_account(session: AsyncSession, *, project_id: str) -> ConsoleAc
 
 
 async def apply_admin_password(session: AsyncSession, *, account: ConsoleAccount, password: str) -> None:
-    """IC_ADMIN_PASSWORD: the configured password always works (re-hashed only if it changed)."""
+    """IC_ADMIN_PASSWORD: the configured password always works (re-hashed only if it changed).
+
+    Start-up work: scrypt runs on a thread (off the event loop) though the transaction is open."""
     _check_new_password(password)
-    if account.password_hash and verify_password(password, account.password_hash):
+    if account.password_hash and await asyncio.to_thread(verify_password, password, account.password_hash):
         return
-    account.password_hash = hash_password(password)
+    account.password_hash = await asyncio.to_thread(hash_password, password)
     account.password_set_at = utcnow()
     account.setup_token_hash = ""
     account.setup_token_expires_at = None
@@ -128,47 +131,75 @@ async def setup_token_is_valid(session: AsyncSession, token: str) -> bool:
     )
 
 
+def _invalid_setup_link() -> Unauthorized:
+    return Unauthorized("this setup link is invalid, used or expired; start the server again "
+                        "or run `./run.sh --setup-link` for a new one", code="invalid_setup_link")
+
+
 async def claim_with_setup_token(
-    session: AsyncSession, *, token: str, password: str, session_hours: int
+    transaction: Transactions, *, token: str, password: str, session_hours: int
 ) -> str:
-    """Sets the password from a valid setup link (used once) and returns a signed-in session."""
-    if not await setup_token_is_valid(session, token):
-        raise Unauthorized("this setup link is invalid, used or expired; start the server again "
-                           "or run `./run.sh --setup-link` for a new one", code="invalid_setup_link")
+    """Sets the password from a valid setup link (used once) and returns a signed-in session.
+
+    The claim is one conditional UPDATE on the link's hash: of concurrent claims exactly one
+    changes the row, the others find it used. scrypt runs on a thread between two short
+    transactions, never on the event loop or inside a transaction."""
     _check_new_password(password)
-    account = await get_account(session)
-    assert account is not None
-    account.password_hash = hash_password(password)
-    account.password_set_at = utcnow()
-    account.setup_token_hash = ""
-    account.setup_token_expires_at = None
-    session.add(account)
-    # A new password ends every earlier session.
-    await session.execute(delete(ConsoleSession).where(ConsoleSession.account_id == account.id))
-    await record_event(session, project_id=account.project_id, type="console.password_set", data={})
-    return await _open_session(session, account=account, session_hours=session_hours)
+    async with transaction() as session:  # cheap refusal first: a forged link costs no scrypt
+        if not await setup_token_is_valid(session, token):
+            raise _invalid_setup_link()
+    password_hash = await asyncio.to_thread(hash_password, password)
+    async with transaction() as session:
+        now = utcnow()
+        claimed = await session.execute(
+            update(ConsoleAccount)
+            .where(ConsoleAccount.username == USERNAME, ConsoleAccount.setup_token_hash != "",
+                   ConsoleAccount.setup_token_hash == hash_token(token),
+                   ConsoleAccount.setup_token_expires_at > now)
+            .values(password_hash=password_hash, password_set_at=now, setup_token_hash="",
+                    setup_token_expires_at=None)
+            .returning(ConsoleAccount.id, ConsoleAccount.project_id)
+            .execution_options(synchronize_session=False))
+        row = claimed.first()
+        if row is None:
+            raise _invalid_setup_link()
+        account_id, project_id = row
+        # A new password ends every earlier session.
+        await session.execute(delete(ConsoleSession).where(ConsoleSession.account_id == account_id))
+        await record_event(session, project_id=project_id, type="console.password_set", data={})
+        return await _open_session(session, account_id=account_id, session_hours=session_hours)
 
 
-async def sign_in(session: AsyncSession, *, password: str, session_hours: int) -> str:
-    now = time.monotonic()
-    while _failures and now - _failures[0] > _FAILURE_WINDOW_S:
-        _failures.popleft()
-    if len(_failures) >= _MAX_FAILURES:
-        raise RateLimited("too many failed sign-ins; wait a few minutes", code="too_many_attempts")
-    account = await get_account(session)
-    if account is None or not account.password_hash:
-        raise Unauthorized("the console has no password yet: open the setup link from the "
-                           "server log", code="console_unclaimed")
-    if not verify_password(password, account.password_hash):
-        _failures.append(now)
-        raise Unauthorized("wrong password", code="wrong_password")
-    return await _open_session(session, account=account, session_hours=session_hours)
+async def sign_in(transaction: Transactions, *, password: str, client_address: str,
+                  session_hours: int) -> str:
+    """A new session for the right password, under the back-off of ``signin_throttle``.
+
+    Three short steps: read the hash and pass the gate (counting the try) in one transaction,
+    verify with scrypt on a thread with no transaction open (about 50 ms of CPU that would stall the
+    event loop and, on SQLite, hold the write lock for every other request), then forgive the try
+    and open the session in a second transaction."""
+    client, account_k = signin_throttle.client_key(client_address), signin_throttle.account_key(USERNAME)
+    async with transaction() as session:
+        account = await get_account(session)
+        if account is None or not account.password_hash:
+            raise Unauthorized("the console has no password yet: open the setup link from the "
+                               "server log", code="console_unclaimed")
+        stored_hash, account_id = account.password_hash, account.id
+        await signin_throttle.admit(session, client=client, account=account_k, now=utcnow())
+    if not await asyncio.to_thread(verify_password, password, stored_hash):
+        raise Unauthorized("wrong password", code="wrong_password")  # the try stays counted
+    async with transaction() as session:
+        account = await get_account(session)
+        if account is None or account.password_hash != stored_hash:  # changed meanwhile
+            raise Unauthorized("wrong password", code="wrong_password")
+        await signin_throttle.forgive(session, client=client, account=account_k)
+        return await _open_session(session, account_id=account_id, session_hours=session_hours)
 
 
-async def _open_session(session: AsyncSession, *, account: ConsoleAccount, session_hours: int) -> str:
+async def _open_session(session: AsyncSession, *, account_id: str, session_hours: int) -> str:
     token = secrets.token_urlsafe(32)
     session.add(ConsoleSession(
-        id=new_id("ses"), account_id=account.id, token_hash=hash_token(token),
+        id=new_id("ses"), account_id=account_id, token_hash=hash_token(token),
         expires_at=utcnow() + timedelta(hours=session_hours),
     ))
     await session.flush()

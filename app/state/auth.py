@@ -18,6 +18,7 @@ from app.services import console_auth
 from app.services.actors import Actor
 from app.services.errors import DomainError
 from app.services.runtime import get_runtime, transaction
+from app.settings import get_settings
 
 
 class NotSignedIn(Exception):
@@ -37,7 +38,9 @@ def describe(exc: Exception) -> str:
 
 
 class AuthState(rx.State):
-    session_token: str = rx.Cookie("", name="ic_session", same_site="strict")
+    # Secure whenever the console is served over https (IC_PUBLIC_URL), so it never travels in clear.
+    session_token: str = rx.Cookie("", name="ic_session", same_site="strict",
+                                   secure=get_settings().public_url.startswith("https://"))
     auth_error: str = ""
     setup_token: str = ""
     setup_valid: bool = False
@@ -72,13 +75,16 @@ class AuthState(rx.State):
     async def sign_in(self, form: dict[str, Any]) -> Any:
         self.auth_error = ""
         try:
-            async with transaction() as session:
-                token = await console_auth.sign_in(
-                    session, password=str(form.get("password", "")),
-                    session_hours=get_runtime().settings.session_hours,
-                )
+            # The socket's peer, or the X-Forwarded-For hop Reflex trusts (IC_TRUSTED_PROXY_HOPS).
+            token = await console_auth.sign_in(
+                transaction, password=str(form.get("password", "")),
+                client_address=self.router.session.client_ip,
+                session_hours=get_runtime().settings.session_hours,
+            )
         except DomainError as exc:
-            self.auth_error = describe(exc)
+            # The code too, so a person locked out can quote it (README lists it).
+            throttled = exc.code == "signin_throttled"
+            self.auth_error = f"{describe(exc)} ({exc.code})" if throttled else describe(exc)
             return None
         self.session_token = token
         return rx.redirect("/")
@@ -106,11 +112,10 @@ class AuthState(rx.State):
             self.auth_error = "The two passwords differ."
             return None
         try:
-            async with transaction() as session:
-                token = await console_auth.claim_with_setup_token(
-                    session, token=self.setup_token, password=password,
-                    session_hours=get_runtime().settings.session_hours,
-                )
+            token = await console_auth.claim_with_setup_token(
+                transaction, token=self.setup_token, password=password,
+                session_hours=get_runtime().settings.session_hours,
+            )
         except DomainError as exc:
             self.auth_error = describe(exc)
             return None

@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 FAKE_TOKEN = "123456789:AAE-fake_token-for_tests"
@@ -123,6 +123,11 @@ class FakeTelegram:
     def server_error_next(self, method: str, times: int = 1) -> None:
         self.fail_next(method, 500, "Internal Server Error", times=times)
 
+    def redirect_loop_next(self, method: str, times: int = 1) -> None:
+        """Answer the next calls with a redirect to themselves (a misconfigured proxy): the client
+        gives up with an error that quotes the request URL, bot token included."""
+        self.fail_next(method, 307, "redirect loop", times=times)
+
     def hold(self, method: str) -> None:
         """Answer no call of ``method`` until ``release()``: they pile up, then all end together."""
         self._released.clear()
@@ -134,7 +139,7 @@ class FakeTelegram:
 
     # -- HTTP ------------------------------------------------------------------------------------
 
-    async def _handle(self, request: Request) -> JSONResponse:
+    async def _handle(self, request: Request) -> Response:
         token, method = request.path_params["token"], request.path_params["method"]
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
@@ -154,6 +159,8 @@ class FakeTelegram:
         with self._lock:
             queue = self._failures.get(method)
             failure = queue.popleft() if queue else None
+        if failure and failure.status == 307:
+            return Response(status_code=307, headers={"location": str(request.url)})
         if failure:
             return ApiError(failure.status, failure.description, failure.parameters).response()
         handler = getattr(self, f"_m_{method}", None)

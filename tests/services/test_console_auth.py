@@ -19,6 +19,11 @@ from models import ConsoleSession
 from models.types import utcnow
 
 
+async def sign_in(runtime: Runtime, password: str, client: str = "192.0.2.1") -> str:
+    return await console_auth.sign_in(runtime.transaction, password=password, client_address=client,
+                                      session_hours=1)
+
+
 def _token_of(link: str) -> str:
     return parse_qs(urlparse(link).query)["token"][0]
 
@@ -33,24 +38,23 @@ async def test_fresh_console_issues_one_setup_link_that_works_once(
     assert await prepare(runtime) is None  # a live link is not replaced on the next start
     token = _token_of(link)
 
+    with pytest.raises(Unauthorized):
+        await sign_in(runtime, "anything-at-all")
     async with runtime.transaction() as session:
-        with pytest.raises(Unauthorized):
-            await console_auth.sign_in(session, password="anything-at-all", session_hours=1)
         assert await console_auth.setup_token_is_valid(session, token)
-        with pytest.raises(Invalid):
-            await console_auth.claim_with_setup_token(session, token=token, password="short",
-                                                      session_hours=1)
+    with pytest.raises(Invalid):
+        await console_auth.claim_with_setup_token(runtime.transaction, token=token, password="short",
+                                                  session_hours=1)
+    session_token = await console_auth.claim_with_setup_token(
+        runtime.transaction, token=token, password="correct horse battery", session_hours=1)
     async with runtime.transaction() as session:
-        session_token = await console_auth.claim_with_setup_token(
-            session, token=token, password="correct horse battery", session_hours=1)
         assert await console_auth.actor_for_session(session, session_token) is not None
-    async with runtime.transaction() as session:
-        with pytest.raises(Unauthorized):  # the link works once
-            await console_auth.claim_with_setup_token(session, token=token,
-                                                      password="another password!", session_hours=1)
-        with pytest.raises(Unauthorized):
-            await console_auth.sign_in(session, password="wrong password", session_hours=1)
-        assert await console_auth.sign_in(session, password="correct horse battery", session_hours=1)
+    with pytest.raises(Unauthorized):  # the link works once
+        await console_auth.claim_with_setup_token(runtime.transaction, token=token,
+                                                  password="another password!", session_hours=1)
+    with pytest.raises(Unauthorized):
+        await sign_in(runtime, "wrong password")
+    assert await sign_in(runtime, "correct horse battery")
     assert await prepare(runtime) is None  # a claimed console prints no link
 
 
@@ -79,8 +83,7 @@ async def test_admin_password_setting_skips_the_link(runtime: Runtime) -> None:
     rt = Runtime(settings=configured, engine=runtime.engine, sessions=runtime.sessions,
                  secrets=runtime.secrets)
     assert await prepare(rt) is None
-    async with rt.transaction() as session:
-        assert await console_auth.sign_in(session, password="from-the-environment", session_hours=1)
+    assert await sign_in(rt, "from-the-environment")
 
 
 async def test_sessions_expire_and_sign_out_ends_them(runtime: Runtime) -> None:
@@ -88,9 +91,8 @@ async def test_sessions_expire_and_sign_out_ends_them(runtime: Runtime) -> None:
     rt = Runtime(settings=configured, engine=runtime.engine, sessions=runtime.sessions,
                  secrets=runtime.secrets)
     await prepare(rt)
-    async with rt.transaction() as session:
-        live = await console_auth.sign_in(session, password="from-the-environment", session_hours=1)
-        stale = await console_auth.sign_in(session, password="from-the-environment", session_hours=1)
+    live = await sign_in(rt, "from-the-environment")
+    stale = await sign_in(rt, "from-the-environment")
     async with rt.transaction() as session:
         rows = (await session.execute(select(ConsoleSession))).scalars().all()
         for row in rows:
