@@ -1,7 +1,7 @@
 """Who may bind a conversation, and what a binding replaces (issue 13).
 
 A conversation is bound to a smith only by proof that the person controls it (a deep-link tap: the
-bind happens in ``deployments.bind_start_token``) or by an admin naming a literal address. At most one
+bind happens in ``routing.bind_start_token``) or by an admin naming a literal address. At most one
 live smith binding exists per (project, kind, address), and at most one live catch-all per kind: both
 are unique indexes (``uq_deployment_live_binding``, ``uq_deployment_live_catch_all``), so concurrent
 creates or taps cannot both win. A proven binding to a new smith replaces the old one; an admin's

@@ -15,7 +15,7 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.services import deployments
+from app.services import routing
 from app.services.bindings import conversation_owner
 from app.services.channel_hub import get_hub
 from app.services.errors import DomainError, NotFound, Unauthorized
@@ -187,17 +187,17 @@ async def _on_message(session: AsyncSession, integration: Source, channel: Chann
                       message: InboundMessage) -> None:
     project_id, kind = integration.project_id, integration.kind
     if message.start_payload:
-        bound = await deployments.bind_start_token(session, project_id=project_id, kind=kind,
+        bound = await routing.bind_start_token(session, project_id=project_id, kind=kind,
                                                    token=message.start_payload, sender_id=message.sender_id,
                                                    address=message.address)
         if bound is not None:
             await _reply(session, channel, integration, message.address, await _connected_text(session, bound),
                          f"bind:{message.dedupe_key}")
             return
-        if await deployments.find_catch_all(session, project_id=project_id, kind=kind) is None:
+        if await routing.find_catch_all(session, project_id=project_id, kind=kind) is None:
             await _reply(session, channel, integration, message.address, BAD_LINK, f"badlink:{message.dedupe_key}")
             return
-    route = await deployments.resolve(session, project_id=project_id, kind=kind, address=message.address,
+    route = await routing.resolve(session, project_id=project_id, kind=kind, address=message.address,
                                       sender_id=message.sender_id, sender_display=message.sender_display)
     if route is None:
         log.info("%s message from %s matches no deployment; ignored", kind, message.sender_id)
@@ -213,7 +213,7 @@ async def _on_message(session: AsyncSession, integration: Source, channel: Chann
                          metadata={"address": message.address, "owner_identity": route.owner_identity})
 
 
-async def _connected_text(session: AsyncSession, bound: deployments.Bound) -> str:
+async def _connected_text(session: AsyncSession, bound: routing.Bound) -> str:
     """Tells the person which smith they now talk to (and which one no longer hears them)."""
     smith = await session.get(Smith, bound.deployment.target_id)
     name = smith.name if smith else "your smith"

@@ -27,8 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import select
 
 from app.services.actors import Actor
-from app.services.deployments import mint_smith
 from app.services.errors import Forbidden, Invalid, NotFound
+from app.services.routing import mint_smith
 from app.services.runs import MAX_MESSAGE_CHARS, InputMessage, RunOutput, enqueue_run, pending_approval
 from jobs.runner import wake_workers
 from jobs.runstate import TERMINAL
