@@ -27,7 +27,7 @@ from sqlmodel import select
 from app.services.actors import Actor
 from app.services.deployments import mint_smith
 from app.services.errors import Forbidden, Invalid, NotFound
-from app.services.runs import MAX_MESSAGE_CHARS, InputMessage, RunOutput, enqueue_run, pending_approval
+from app.services.runs import MAX_MESSAGE_CHARS, InputMessage, RunOutput, enqueue_run, pending_approval, public_error
 from jobs.runner import wake_workers
 from jobs.runstate import TERMINAL
 from models import Agent, Approval, Deployment, MemoryEntry, Run, Smith
@@ -165,7 +165,7 @@ class AskResult:
 
 def result_of(run: Run, *, approval: Approval | None = None, timed_out: bool = False) -> AskResult:
     result = AskResult(run_id=run.id, smith_id=run.smith_id, thread_id=run.thread_id, status=run.status,
-                       error=run.error, timed_out=timed_out and run.status not in _STOP)
+                       error=public_error(run.error), timed_out=timed_out and run.status not in _STOP)
     if run.status == "completed":
         output = RunOutput(**run.output) if run.output else RunOutput()
         result.reply, result.suggested_replies = output.text or "", list(output.suggested_replies)

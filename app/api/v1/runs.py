@@ -25,7 +25,7 @@ STREAM_LOOKBACK = timedelta(seconds=10)
 
 async def _view(session: Session, run_id: str, actor: CurrentActor) -> RunView:
     run = await runs.get_run(session, actor=actor, run_id=run_id)
-    return RunView.of(run, await runs.pending_approval(session, run))
+    return RunView.of(run, await runs.pending_approval(session, run), admin=actor.is_admin)
 
 
 @router.post("/smiths/{smith_id}/runs", status_code=202, response_model=RunView)
@@ -45,7 +45,7 @@ async def list_runs(actor: CurrentActor, session: Session, limit: Limit = 50, cu
                     ) -> ListResponse[RunView]:
     page = await runs.list_runs(session, actor=actor, smith_id=smith_id, status=status, source=source,
                                 limit=limit, cursor=cursor)
-    return ListResponse(data=[RunView.of(r) for r in page.items], next_cursor=page.next_cursor)
+    return ListResponse(data=[RunView.of(r, admin=actor.is_admin) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/runs/{run_id}", response_model=RunView)
@@ -62,7 +62,7 @@ async def run_events(run_id: str, actor: CurrentActor, session: Session,
 
 @router.post("/runs/{run_id}/cancel", response_model=RunView)
 async def cancel_run(run_id: str, actor: CurrentActor, session: Session) -> RunView:
-    return RunView.of(await runs.cancel_run(session, actor=actor, run_id=run_id))
+    return RunView.of(await runs.cancel_run(session, actor=actor, run_id=run_id), admin=actor.is_admin)
 
 
 @router.post("/runs/{run_id}/submit", response_model=RunView)
