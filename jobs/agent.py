@@ -27,6 +27,7 @@ from app.crypto import SecretBox
 from jobs.events import append_event, append_run_event
 from jobs.identity import platform_instructions, platform_line
 from jobs.llm import ModelConfig, ModelError, ModelReply, build_provider
+from jobs.memory import MemoryLimits
 from jobs.model_access import checked_call, model_config_for, own_base_url
 from jobs.queue import claim_run, renew_lease
 from jobs.runstate import transition
@@ -60,6 +61,7 @@ class AgentEnv:
     step_hook: Callable[[str], None] | None = field(default=None, repr=False)  # crash tests
     secrets: SecretBox | None = None  # opens an agent's own model key (jobs/model_access.py)
     allow_private_urls: bool = False  # IC_ALLOW_PRIVATE_URLS, for an agent's own base_url (jobs/egress.py)
+    memory_limits: MemoryLimits = field(default_factory=MemoryLimits)  # IC_MEMORY_* (jobs/memory.py)
 
 
 class LeaseLost(Exception):
@@ -403,7 +405,8 @@ class AgentLoop:
             if approval.status != "approved":  # reject/edit already wrote the result; be safe
                 await self._tool_result(session, state, call, "The owner rejected this call.")
                 return
-        ctx = ToolContext(session=session, run=run, step_key=f"{run.id}:{call['id']}")
+        ctx = ToolContext(session=session, run=run, step_key=f"{run.id}:{call['id']}",
+                          memory_limits=self.env.memory_limits)
         try:
             async with session.begin_nested():
                 result = await tool.handler(ctx, arguments)

@@ -27,6 +27,7 @@ from sqlmodel import select
 from app.services.actors import Actor
 from app.services.deployments import mint_smith
 from app.services.errors import Forbidden, Invalid, NotFound
+from app.services.quotas import check_token_run
 from app.services.runs import MAX_MESSAGE_CHARS, InputMessage, RunOutput, enqueue_run, pending_approval, public_error
 from jobs.runner import wake_workers
 from jobs.runstate import TERMINAL
@@ -120,6 +121,7 @@ async def enqueue_ask(session: AsyncSession, *, actor: Actor, deployment_id: str
     deployment = await authorize(session, actor=actor, deployment_id=deployment_id)
     smith = await smith_for(session, actor=actor, deployment=deployment, mint=True)
     assert smith is not None
+    check_token_run(actor)  # IC_RUNS_PER_TOKEN_PER_MINUTE (app/services/quotas.py)
     return await enqueue_run(
         session, smith=smith, messages=[InputMessage(role="user", content=text)], source="mcp",
         sender=mcp_sender(actor), external_key=caller_identity(actor), deployment_id=deployment.id,

@@ -13,6 +13,7 @@ from sqlmodel import select
 from app.services.actors import Actor
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.pagination import Page, paginate
+from app.services.quotas import check_token_run
 from app.services.smiths import get_smith
 from jobs.agent import (
     insert_messages,
@@ -232,6 +233,7 @@ _TOUCH_THREAD = Hot(update(_THREAD).where(_THREAD.c.id == bindparam("thread_id")
 
 async def create_run(session: AsyncSession, *, actor: Actor, smith_id: str, body: RunCreate) -> Run:
     smith = await get_smith(session, actor=actor, smith_id=smith_id)
+    check_token_run(actor)  # after the scope check: a refused call does not use the token's quota
     return await enqueue_run(session, smith=smith, messages=body.input, source="api",
                              sender=api_sender(actor), thread_id=body.thread_id)
 
