@@ -335,10 +335,10 @@ class AgentLoop:
                                  "too_many_steps")
             context = self._context(run, agent, messages)
             specs = [t.spec() for t in (await self._tools(session, state)).values()]
-            provider = build_provider(model_config_for(agent, self.env.default_model, self.env.secrets),
-                                      self.env.http)
+            config = model_config_for(agent, self.env.default_model, self.env.secrets)
+            provider = build_provider(config, self.env.http)
             if not provider.in_process:
-                return checked_call(provider, own_base_url(agent, self.env.default_model),
+                return checked_call(config, self.env.http, own_base_url(agent, self.env.default_model),
                                     self.env.allow_private_urls, context, specs)
             await self._store_reply(session, state, await provider.complete(context, specs))
 

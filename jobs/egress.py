@@ -44,11 +44,16 @@ def _split(url: str, *, allow_private: bool) -> tuple[str, int]:
     return parts.hostname, port
 
 
-async def check_model_url(url: str, *, allow_private: bool) -> None:
-    """Raise ``UrlNotAllowed`` unless ``url`` is https and every address its host resolves to is public."""
+async def check_model_url(url: str, *, allow_private: bool) -> list[str]:
+    """Raise ``UrlNotAllowed`` unless ``url`` is https and every address its host resolves to is public.
+
+    Returns the vetted addresses (none when private URLs are allowed): the call connects to one of
+    them (``ModelConfig.connect_address``) instead of resolving the name again, so a DNS answer
+    that changes between the check and the connection (rebinding) cannot redirect it.
+    """
     host, port = _split(url, allow_private=allow_private)
     if allow_private:
-        return
+        return []
     try:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:
@@ -59,3 +64,4 @@ async def check_model_url(url: str, *, allow_private: bool) -> None:
         addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     if not addresses or not all(_address_allowed(a) for a in addresses):
         raise UrlNotAllowed(f"the model host {host} is not a public address")
+    return [str(a) for a in addresses]

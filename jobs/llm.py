@@ -65,6 +65,9 @@ class ModelConfig:
     max_tokens: int | None = None
     timeout_s: float = 60.0
     retries: int = 2
+    # Connect here (a vetted IP, jobs/egress.py) instead of resolving the URL's host again; the host
+    # still names the server in the Host header and in TLS (SNI and certificate check).
+    connect_address: str = ""
 
 
 class ModelProvider:
@@ -216,9 +219,16 @@ async def _post_json(http: httpx.AsyncClient, url: str, body: dict[str, Any], he
                      config: ModelConfig) -> dict[str, Any]:
     """POST with retries on 429/5xx and timeouts (honouring Retry-After); clear errors otherwise."""
     last_error, detail = "no attempt made", ""
+    extensions: dict[str, Any] = {}
+    if config.connect_address:
+        target = httpx.URL(url)
+        headers = {**headers, "Host": target.netloc.decode("ascii")}
+        extensions["sni_hostname"] = target.host
+        url = str(target.copy_with(host=config.connect_address))
     for attempt in range(config.retries + 1):
         try:
-            response = await http.post(url, json=body, headers=headers, timeout=config.timeout_s)
+            response = await http.post(url, json=body, headers=headers, timeout=config.timeout_s,
+                                       extensions=extensions)
         except httpx.TimeoutException:
             last_error = f"the model did not answer within {config.timeout_s:.0f}s"
         except httpx.HTTPError as exc:

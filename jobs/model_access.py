@@ -7,12 +7,15 @@ key, stored sealed to the agent's row. Otherwise any admin-typed URL would recei
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+import httpx
+
 from app.crypto import SecretBox, SecretDecryptError
 from jobs.egress import UrlNotAllowed, check_model_url
-from jobs.llm import ModelConfig, ModelError, ModelProvider, ModelReply
+from jobs.llm import ModelConfig, ModelError, ModelReply, build_provider
 
 
 class AgentModel(Protocol):
@@ -64,16 +67,20 @@ def model_config_for(agent: AgentModel, default: ModelConfig, secrets: SecretBox
     )
 
 
-def checked_call(provider: ModelProvider, own_url: str, allow_private: bool,
+def checked_call(config: ModelConfig, http: httpx.AsyncClient, own_url: str, allow_private: bool,
                  messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Callable[[], Awaitable[ModelReply]]:
-    """The remote call, preceded by the URL check again: the host's DNS may have changed since the save."""
+    """The remote call, preceded by the URL check again (the host's DNS may have changed since the
+    save) and connecting to the address that passed it."""
 
     async def call() -> ModelReply:
+        pinned = config
         if own_url:
             try:
-                await check_model_url(own_url, allow_private=allow_private)
+                addresses = await check_model_url(own_url, allow_private=allow_private)
             except UrlNotAllowed as exc:
                 raise ModelError("the agent's model base URL is not allowed", exc.code, detail=str(exc)) from exc
-        return await provider.complete(messages, tools)
+            if addresses:
+                pinned = dataclasses.replace(config, connect_address=addresses[0])
+        return await build_provider(pinned, http).complete(messages, tools)
 
     return call

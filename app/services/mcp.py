@@ -119,9 +119,9 @@ async def enqueue_ask(session: AsyncSession, *, actor: Actor, deployment_id: str
     """Queue one ``ask`` as a run in the caller's own thread of the smith (history persists, MCP-2)."""
     text = _check_message(message)
     deployment = await authorize(session, actor=actor, deployment_id=deployment_id)
+    check_token_run(actor)  # IC_RUNS_PER_TOKEN_PER_MINUTE (app/services/quotas.py), before any write
     smith = await smith_for(session, actor=actor, deployment=deployment, mint=True)
     assert smith is not None
-    check_token_run(actor)  # IC_RUNS_PER_TOKEN_PER_MINUTE (app/services/quotas.py)
     return await enqueue_run(
         session, smith=smith, messages=[InputMessage(role="user", content=text)], source="mcp",
         sender=mcp_sender(actor), external_key=caller_identity(actor), deployment_id=deployment.id,

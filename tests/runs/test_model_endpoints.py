@@ -15,6 +15,7 @@ from app.services.background import background
 from app.services.mcp import result_of
 from app.services.runtime import Runtime
 from app.settings import Settings
+from jobs.llm import ModelConfig, build_provider
 from jobs.runner import RunWorkers
 from models import Agent, Run
 from tests.conftest import bearer
@@ -101,7 +102,7 @@ async def test_an_agents_own_key_is_stored_sealed_sent_to_its_host_and_never_sho
 async def test_upstream_error_bodies_reach_admins_and_the_log_not_smith_tokens_or_mcp(
     api: httpx.AsyncClient, admin_token: str, workers: RunWorkers, runtime: Runtime, operator: FakeOpenAI,
     caplog: pytest.LogCaptureFixture,
-) -> None:
+) -> None:  # API-2, MCP-2, RUN-1
     operator.push(status(400))  # the fake answers {"error": {"message": "scripted failure"}}
     _, smith_id = await make_smith(api, admin_token)
     smith_token = (await api.post(f"/v1/smiths/{smith_id}/tokens", json={},
@@ -171,3 +172,15 @@ async def test_the_url_is_checked_again_when_called(
         run = await wait_run(api, admin_token, (await start_run(api, admin_token, smith_id, "hi"))["id"])
     assert run["status"] == "failed" and run["error"]["code"] == "model_url_not_allowed"
     assert elsewhere.requests == []
+
+
+async def test_a_checked_call_connects_to_the_vetted_address_not_a_fresh_lookup(operator: FakeOpenAI) -> None:
+    # DNS rebinding: the name is resolved once, by the check, and the call connects to that address.
+    # "model.invalid" resolves nowhere, so the request can only arrive through the pinned address.
+    port = httpx.URL(operator.url).port
+    config = ModelConfig(provider="openai", base_url=f"http://model.invalid:{port}/v1",
+                         connect_address="127.0.0.1", retries=0)
+    async with httpx.AsyncClient() as http:
+        reply = await build_provider(config, http).complete([{"role": "user", "content": "hi"}], [])
+    assert reply.text == "(script ended)"
+    assert operator.requests[0]["host"] == f"model.invalid:{port}"  # the server is still named

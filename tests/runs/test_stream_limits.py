@@ -45,7 +45,7 @@ async def _smith_token(api: httpx.AsyncClient, admin_token: str, smith_id: str) 
 @pytest.mark.parametrize("which", ["feed", "run"])
 async def test_a_revoked_tokens_stream_closes(
     api: httpx.AsyncClient, streaming: httpx.AsyncClient, admin_token: str, which: str
-) -> None:
+) -> None:  # EV-1, API-2
     _, smith_id = await make_smith(api, admin_token)
     token = await _smith_token(api, admin_token, smith_id)
     run = await start_run(api, admin_token, smith_id, "hello")  # no workers: it stays queued
@@ -64,7 +64,7 @@ async def test_a_revoked_tokens_stream_closes(
 
 async def test_streams_are_capped_per_token_and_per_process(
     api: httpx.AsyncClient, streaming: httpx.AsyncClient, admin_token: str
-) -> None:
+) -> None:  # EV-1
     _, smith_id = await make_smith(api, admin_token)
     first, second = [await _smith_token(api, admin_token, smith_id) for _ in range(2)]
     async with contextlib.AsyncExitStack() as stack:
@@ -89,7 +89,7 @@ async def test_streams_are_capped_per_token_and_per_process(
 
 async def test_one_poller_serves_every_stream(
     api: httpx.AsyncClient, streaming: httpx.AsyncClient, admin_token: str, runtime: Runtime
-) -> None:
+) -> None:  # EV-1
     _, smith_id = await make_smith(api, admin_token)
     tokens = [await _smith_token(api, admin_token, smith_id) for _ in range(2)]
     statements: list[str] = []
