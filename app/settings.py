@@ -62,6 +62,15 @@ class Settings:
     send_lease_seconds: float
     allow_private_urls: bool
     log_level: str
+    # Streams and quotas (issue 13 §6); each refusal has a stable code (README).
+    stream_recheck_seconds: float = 5.0  # IC_STREAM_RECHECK_SECONDS: an open SSE stream re-checks its token
+    streams_per_token: int = 5  # IC_STREAMS_PER_TOKEN: open SSE streams per token per process (429 too_many_streams)
+    streams_per_process: int = 200  # IC_STREAMS_PER_PROCESS: open SSE streams per process (429 too_many_streams)
+    memory_max_entries: int = 1000  # IC_MEMORY_MAX_ENTRIES: entries per smith (409 memory_full)
+    memory_max_value_chars: int = 100_000  # IC_MEMORY_MAX_VALUE_CHARS (422 memory_value_too_large)
+    provider_metadata_max_bytes: int = 16_384  # IC_PROVIDER_METADATA_MAX_BYTES (JSON; 422 provider_metadata_too_large)
+    runs_per_sender_per_minute: int = 20  # IC_RUNS_PER_SENDER_PER_MINUTE, per (project, chat sender); 0 = off
+    runs_per_token_per_minute: int = 60  # IC_RUNS_PER_TOKEN_PER_MINUTE, runs started with one token; 0 = off
     extra: dict[str, str] = field(default_factory=dict)
     # How many reverse proxies in front append to X-Forwarded-For (0: use the socket's peer address).
     trusted_proxy_hops: int = 0
@@ -127,6 +136,14 @@ class Settings:
             allow_private_urls=_env_bool("IC_ALLOW_PRIVATE_URLS", False),
             log_level=_env("IC_LOG_LEVEL", "INFO"),
             trusted_proxy_hops=_env_int("IC_TRUSTED_PROXY_HOPS", 0),
+            stream_recheck_seconds=float(_env("IC_STREAM_RECHECK_SECONDS", "5")),
+            streams_per_token=_env_int("IC_STREAMS_PER_TOKEN", 5),
+            streams_per_process=_env_int("IC_STREAMS_PER_PROCESS", 200),
+            memory_max_entries=_env_int("IC_MEMORY_MAX_ENTRIES", 1000),
+            memory_max_value_chars=_env_int("IC_MEMORY_MAX_VALUE_CHARS", 100_000),
+            provider_metadata_max_bytes=_env_int("IC_PROVIDER_METADATA_MAX_BYTES", 16_384),
+            runs_per_sender_per_minute=_env_int("IC_RUNS_PER_SENDER_PER_MINUTE", 20),
+            runs_per_token_per_minute=_env_int("IC_RUNS_PER_TOKEN_PER_MINUTE", 60),
         )
 
 

@@ -23,9 +23,12 @@ from sqlalchemy import bindparam, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.crypto import SecretBox
 from jobs.events import append_event, append_run_event
 from jobs.identity import platform_instructions, platform_line
 from jobs.llm import ModelConfig, ModelError, ModelReply, build_provider
+from jobs.memory import MemoryLimits
+from jobs.model_access import checked_call, model_config_for, own_base_url
 from jobs.queue import claim_run, renew_lease
 from jobs.runstate import transition
 from jobs.tools import BUILTIN_TOOLS, Tool, ToolContext, ToolError, chip_labels
@@ -56,6 +59,9 @@ class AgentEnv:
     on_reply: OnReply | None = None  # deliver the final reply to the run's conversation
     on_approval: OnApproval | None = None  # render an approval prompt on the run's channel
     step_hook: Callable[[str], None] | None = field(default=None, repr=False)  # crash tests
+    secrets: SecretBox | None = None  # opens an agent's own model key (jobs/model_access.py)
+    allow_private_urls: bool = False  # IC_ALLOW_PRIVATE_URLS, for an agent's own base_url (jobs/egress.py)
+    memory_limits: MemoryLimits = field(default_factory=MemoryLimits)  # IC_MEMORY_* (jobs/memory.py)
 
 
 class LeaseLost(Exception):
@@ -72,21 +78,8 @@ class AgentSettings(NamedTuple):
     instructions: str
     model: dict[str, Any]
     approval_required_tools: list[str]
-
-
-def model_config_for(agent: Agent | AgentSettings, default: ModelConfig) -> ModelConfig:
-    overrides = agent.model or {}
-    provider = overrides.get("provider") or default.provider
-    same_provider = provider == default.provider
-    return ModelConfig(
-        provider=provider,
-        name=overrides.get("name") or (default.name if same_provider else ""),
-        base_url=overrides.get("base_url") or (default.base_url if same_provider else ""),
-        api_key=default.api_key if same_provider else "",
-        temperature=overrides.get("temperature", default.temperature),
-        max_tokens=overrides.get("max_tokens", default.max_tokens),
-        timeout_s=default.timeout_s, retries=default.retries,
-    )
+    id: str
+    model_api_key_ciphertext: str | None
 
 
 async def thread_history(session: AsyncSession, run: Run) -> list[Message]:
@@ -99,7 +92,8 @@ async def thread_history(session: AsyncSession, run: Run) -> list[Message]:
     return list((await session.execute(_HISTORY, params)).scalars())
 
 
-_AGENT_OF_SMITH = Hot(select(Agent.instructions, Agent.model, Agent.approval_required_tools)
+_AGENT_OF_SMITH = Hot(select(Agent.instructions, Agent.model, Agent.approval_required_tools, Agent.id,
+                             Agent.model_api_key_ciphertext)
                       .join(Smith, Smith.agent_id == Agent.id).where(Smith.id == bindparam("smith_id")))
 _HISTORY = (select(Message).where(Message.thread_id == bindparam("thread_id"), Message.run_id <= bindparam("run_id"))
             .order_by(Message.run_id, Message.id))
@@ -272,7 +266,9 @@ class AgentLoop:
         except LeaseLost:
             log.info("run %s: lease lost (cancelled or taken over); stopping", self.run_id)
         except ModelError as exc:
-            await self._fail(exc.code, str(exc))
+            if exc.detail:  # the upstream's words: the log and the admin's view only (RunView)
+                log.warning("run %s: model error %s: %s (%s)", self.run_id, exc.code, exc, exc.detail[:1000])
+            await self._fail(exc.code, str(exc), exc.detail)
         except ToolError as exc:
             await self._fail("run_invalid", str(exc))
 
@@ -339,9 +335,11 @@ class AgentLoop:
                                  "too_many_steps")
             context = self._context(run, agent, messages)
             specs = [t.spec() for t in (await self._tools(session, state)).values()]
-            provider = build_provider(model_config_for(agent, self.env.default_model), self.env.http)
+            config = model_config_for(agent, self.env.default_model, self.env.secrets)
+            provider = build_provider(config, self.env.http)
             if not provider.in_process:
-                return lambda: provider.complete(context, specs)
+                return checked_call(config, self.env.http, own_base_url(agent, self.env.default_model),
+                                    self.env.allow_private_urls, context, specs)
             await self._store_reply(session, state, await provider.complete(context, specs))
 
     def _context(self, run: Run, agent: AgentSettings, messages: list[Turn]) -> list[dict[str, Any]]:
@@ -407,7 +405,8 @@ class AgentLoop:
             if approval.status != "approved":  # reject/edit already wrote the result; be safe
                 await self._tool_result(session, state, call, "The owner rejected this call.")
                 return
-        ctx = ToolContext(session=session, run=run, step_key=f"{run.id}:{call['id']}")
+        ctx = ToolContext(session=session, run=run, step_key=f"{run.id}:{call['id']}",
+                          memory_limits=self.env.memory_limits)
         try:
             async with session.begin_nested():
                 result = await tool.handler(ctx, arguments)
@@ -460,11 +459,14 @@ class AgentLoop:
                            data={"run_id": run.id, "text": text, "suggested_replies": chips,
                                  "thread_id": run.thread_id})
 
-    async def _fail(self, code: str, message: str) -> None:
+    async def _fail(self, code: str, message: str, detail: str = "") -> None:
+        error: dict[str, str] = {"code": code, "message": message}
+        if detail:  # stored for the admin's view; the events (read by smith tokens) carry only ours
+            error["detail"] = detail
         async with self.env.sessions() as session, session.begin():
             run = await session.get(Run, self.run_id, populate_existing=True)
             if run is None or run.status != "running" or run.lease_owner != self.env.worker_id:
                 return
             await transition(session, run, "failed", lease_owner=self.env.worker_id,
-                             values={"error": {"code": code, "message": message}},
+                             values={"error": error},
                              data={"error": {"code": code, "message": message}})

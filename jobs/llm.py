@@ -27,11 +27,17 @@ RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
 
 class ModelError(Exception):
-    """The model could not produce a reply; ``code`` is stable for the run's error."""
+    """The model could not produce a reply; ``code`` is stable for the run's error.
 
-    def __init__(self, message: str, code: str = "model_error") -> None:
+    ``message`` is ours and safe for anyone who may read the run; ``detail`` holds what the upstream
+    said (its error body), which only admins see and the log records: it may echo the request,
+    internal host names or key fragments.
+    """
+
+    def __init__(self, message: str, code: str = "model_error", detail: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.detail = detail
 
 
 @dataclass
@@ -59,6 +65,9 @@ class ModelConfig:
     max_tokens: int | None = None
     timeout_s: float = 60.0
     retries: int = 2
+    # Connect here (a vetted IP, jobs/egress.py) instead of resolving the URL's host again; the host
+    # still names the server in the Host header and in TLS (SNI and certificate check).
+    connect_address: str = ""
 
 
 class ModelProvider:
@@ -209,10 +218,17 @@ class Anthropic(ModelProvider):
 async def _post_json(http: httpx.AsyncClient, url: str, body: dict[str, Any], headers: dict[str, str],
                      config: ModelConfig) -> dict[str, Any]:
     """POST with retries on 429/5xx and timeouts (honouring Retry-After); clear errors otherwise."""
-    last_error = "no attempt made"
+    last_error, detail = "no attempt made", ""
+    extensions: dict[str, Any] = {}
+    if config.connect_address:
+        target = httpx.URL(url)
+        headers = {**headers, "Host": target.netloc.decode("ascii")}
+        extensions["sni_hostname"] = target.host
+        url = str(target.copy_with(host=config.connect_address))
     for attempt in range(config.retries + 1):
         try:
-            response = await http.post(url, json=body, headers=headers, timeout=config.timeout_s)
+            response = await http.post(url, json=body, headers=headers, timeout=config.timeout_s,
+                                       extensions=extensions)
         except httpx.TimeoutException:
             last_error = f"the model did not answer within {config.timeout_s:.0f}s"
         except httpx.HTTPError as exc:
@@ -223,16 +239,17 @@ async def _post_json(http: httpx.AsyncClient, url: str, body: dict[str, Any], he
                     return dict(response.json())
                 except ValueError as exc:
                     raise ModelError("the model answered with invalid JSON", "model_bad_response") from exc
-            last_error = f"the model answered HTTP {response.status_code}: {response.text[:200]}"
+            last_error = f"the model answered HTTP {response.status_code}"
+            detail = response.text[:1000]
             if response.status_code not in RETRY_STATUSES:
-                raise ModelError(last_error, "model_rejected")
+                raise ModelError(last_error, "model_rejected", detail)
             retry_after = response.headers.get("retry-after", "")
             if retry_after.replace(".", "", 1).isdigit() and attempt < config.retries:
                 await asyncio.sleep(min(float(retry_after), 30.0))
                 continue
         if attempt < config.retries:
             await asyncio.sleep(0.5 * 2**attempt)
-    raise ModelError(last_error, "model_unavailable")
+    raise ModelError(last_error, "model_unavailable", detail)
 
 
 def build_provider(config: ModelConfig, http: httpx.AsyncClient) -> ModelProvider:

@@ -16,14 +16,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from jobs.events import append_event
+from jobs.memory import MemoryLimitError, MemoryLimits, write_entry
 from models import MemoryEntry, Run
-from models.types import new_id, utcnow
 
 MAX_CHIPS = 10
 MAX_CHIP_LABEL = 19  # "keep labels under 20 characters"
 MEMORY_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$")
-MAX_MEMORY_VALUE = 100_000
 
 
 class ToolError(Exception):
@@ -35,6 +33,7 @@ class ToolContext:
     session: AsyncSession
     run: Run
     step_key: str  # "<run id>:<tool call id>": the idempotency key of any side effect
+    memory_limits: MemoryLimits = field(default_factory=MemoryLimits)
 
 
 @dataclass
@@ -85,20 +84,11 @@ async def _memory_read(ctx: ToolContext, args: dict[str, Any]) -> str:
 
 async def _memory_write(ctx: ToolContext, args: dict[str, Any]) -> str:
     key = _memory_key(args)
-    value = str(args.get("value", ""))
-    if len(value) > MAX_MEMORY_VALUE:
-        raise ToolError(f"value must be at most {MAX_MEMORY_VALUE} characters")
-    entry = (await ctx.session.execute(
-        select(MemoryEntry).where(MemoryEntry.smith_id == ctx.run.smith_id, MemoryEntry.key == key)
-    )).scalar_one_or_none()
-    if entry is None:
-        ctx.session.add(MemoryEntry(id=new_id("mem"), smith_id=ctx.run.smith_id, key=key, value=value))
-    else:
-        entry.value = value
-        entry.updated_at = utcnow()
-    await append_event(ctx.session, project_id=ctx.run.project_id, type="memory.updated",
-                       run_id=ctx.run.id, smith_id=ctx.run.smith_id,
-                       data={"smith_id": ctx.run.smith_id, "key": key})
+    try:  # the same function and caps as the API's PUT (jobs/memory.py)
+        await write_entry(ctx.session, project_id=ctx.run.project_id, smith_id=ctx.run.smith_id, key=key,
+                          value=str(args.get("value", "")), limits=ctx.memory_limits, run_id=ctx.run.id)
+    except MemoryLimitError as exc:
+        raise ToolError(f"{exc} ({exc.code})") from exc
     return f"Remembered {key}."
 
 

@@ -149,6 +149,9 @@ class Agent(SQLModel, table=True):
     instructions: str = Field(default="", sa_type=Text)
     model: dict[str, Any] = _json_dict()  # {provider?, model?, base_url?, temperature?}
     approval_required_tools: list[str] = _json_list()
+    # The agent's own model API key, sealed to ``agent:<id>:model_api_key`` (app/crypto.py); never
+    # shown back. Needed for an agent's own base_url: the default IC_MODEL_API_KEY never goes there.
+    model_api_key_ciphertext: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = _created()
     updated_at: datetime = _created()
 

@@ -96,8 +96,10 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def settings(db: str, tmp_path: Path) -> Settings:
     base = Settings.from_env()
+    # allow_private_urls: the fake model servers listen on 127.0.0.1 over http (jobs/egress.py);
+    # tests of the refusal build their settings with it off.
     return dataclasses.replace(base, data_dir=tmp_path, database_url=db, secret_keys=("test-key",),
-                               admin_token="", admin_password="")
+                               admin_token="", admin_password="", allow_private_urls=True)
 
 
 @pytest.fixture

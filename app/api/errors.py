@@ -64,7 +64,8 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
         return error_response(400, "invalid_json", "the request body is not valid JSON")
     message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
     details = [{"field": _field_of(p.get("loc", ())), "message": p.get("msg")} for p in problems]
-    return error_response(422, "invalid_request", message, field=field, errors=details)
+    code = str(first.get("type")) if first.get("type") in domain.VALIDATION_CODES else "invalid_request"
+    return error_response(422, code, message, field=field, errors=details)
 
 
 async def _http(_: Request, exc: Exception) -> JSONResponse:

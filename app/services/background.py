@@ -15,6 +15,7 @@ import httpx
 
 from app.services.channel_hub import get_hub
 from app.services.conversations import Conversations
+from app.services.memory import memory_limits
 from app.services.polling import poll_forever
 from app.services.runtime import Runtime
 from app.services.schedules import run_scheduler
@@ -43,6 +44,8 @@ async def background(runtime: Runtime, *, workers: int | None = None, poll_inter
         def env_for(worker_id: str) -> AgentEnv:
             return AgentEnv(sessions=runtime.sessions, http=http, default_model=default_model(runtime),
                             worker_id=worker_id, lease_seconds=lease, extra_tools=conversations.extra_tools,
+                            secrets=runtime.secrets, allow_private_urls=runtime.settings.allow_private_urls,
+                            memory_limits=memory_limits(runtime.settings),
                             on_reply=conversations.on_reply, on_approval=conversations.on_approval)
 
         pool = RunWorkers(runtime.sessions, env_for, count=count, poll_interval_s=poll, lease_seconds=lease)

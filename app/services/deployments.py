@@ -18,6 +18,7 @@ from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.events import record_event
 from app.services.integrations import find_integration
 from app.services.pagination import Page, paginate
+from app.services.quotas import ProviderMetadata
 from app.services.routing import find_catch_all, hash_start_token
 from app.services.runtime import get_runtime
 from app.services.smiths import get_smith
@@ -48,14 +49,14 @@ class DeploymentCreate(BaseModel):
     kind: Literal["telegram", "whatsapp", "slack", "email", "linkedin", "mcp"]
     setup: dict[str, Any] | None = None
     address: str | None = Field(default=None, min_length=1, max_length=300)
-    provider_metadata: dict[str, Any] = Field(default_factory=dict)
+    provider_metadata: ProviderMetadata = Field(default_factory=dict)  # size cap: app/services/quotas.py
 
 
 class DeploymentUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     display_name: str | None = Field(default=None, min_length=1, max_length=200)
     owner_email: str | None = Field(default=None, max_length=320)
-    provider_metadata: dict[str, Any] | None = None
+    provider_metadata: ProviderMetadata | None = None
 
 
 class DeploymentView(BaseModel):

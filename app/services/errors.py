@@ -38,3 +38,8 @@ class Invalid(DomainError):
 
 class RateLimited(DomainError):
     code = "rate_limited"
+
+
+# Validation failures with a code of their own: a pydantic ``PydanticCustomError`` of this type is
+# answered 422 with the type as its code, instead of ``invalid_request`` (app/api/errors.py).
+VALIDATION_CODES = frozenset({"provider_metadata_too_large"})

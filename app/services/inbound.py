@@ -15,7 +15,7 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.services import routing
+from app.services import quotas, routing
 from app.services.bindings import conversation_owner
 from app.services.channel_hub import get_hub
 from app.services.errors import DomainError, NotFound, Unauthorized
@@ -36,6 +36,7 @@ log = logging.getLogger("ingram.inbound")
 CONNECTED = "You're connected to {name}. Say hello!"
 RECONNECTED = "You're now connected to {name} instead of {old}. Say hello!"
 BAD_LINK = "This link is invalid, already used or expired. Ask for a new link and tap it again."
+SLOW_DOWN = "You're sending messages faster than I can answer. Please wait a minute, then try again."
 TOUCH_EVERY = timedelta(seconds=5)
 DECISIONS = {"a": "approve", "r": "reject", "e": "edit"}
 TOASTS = {"approve": OUTCOME_TEXT["approved"], "reject": OUTCOME_TEXT["rejected"],
@@ -128,6 +129,9 @@ async def handle(runtime: Runtime, *, integration: Integration, channel: Channel
 async def _store(session: AsyncSession, integration: Source, channel: Channel,
                  item: Inbound) -> _AfterCommit | None:
     """Record one item and route it; None for a redelivery (already handled)."""
+    if isinstance(item, InboundMessage) and not quotas.allow_sender_run(
+            integration.project_id, integration.kind, item.sender_id):
+        return await _over_sender_limit(session, integration, channel, item)
     if not await _record(session, integration, item):
         return None
     after = _AfterCommit()
@@ -137,6 +141,18 @@ async def _store(session: AsyncSession, integration: Source, channel: Channel,
         await _on_message(session, integration, channel, item)
     await _touch(session, integration.id)
     return after
+
+
+async def _over_sender_limit(session: AsyncSession, integration: Source, channel: Channel,
+                             message: InboundMessage) -> _AfterCommit | None:
+    """IC_RUNS_PER_SENDER_PER_MINUTE: a message over the limit stores nothing and starts nothing (no
+    LLM spend, and no backlog that would answer minutes later). The sender hears it once per window,
+    so a flood costs one outbox entry a minute, never a reply per message."""
+    log.info("%s sender %s is over the run limit; message dropped", integration.kind, message.sender_id)
+    if not quotas.first_refusal(integration.project_id, integration.kind, message.sender_id):
+        return None
+    await _reply(session, channel, integration, message.address, SLOW_DOWN, f"slow:{message.dedupe_key}")
+    return _AfterCommit()  # wakes the deliverers after the commit
 
 
 async def _after_commit(channel: Channel, afters: list[_AfterCommit]) -> None:

@@ -28,8 +28,9 @@ from sqlmodel import select
 
 from app.services.actors import Actor
 from app.services.errors import Forbidden, Invalid, NotFound
+from app.services.quotas import check_token_run
 from app.services.routing import mint_smith
-from app.services.runs import MAX_MESSAGE_CHARS, InputMessage, RunOutput, enqueue_run, pending_approval
+from app.services.runs import MAX_MESSAGE_CHARS, InputMessage, RunOutput, enqueue_run, pending_approval, public_error
 from jobs.runner import wake_workers
 from jobs.runstate import TERMINAL
 from models import Agent, Approval, Deployment, MemoryEntry, Run, Smith
@@ -130,6 +131,7 @@ async def enqueue_ask(session: AsyncSession, *, actor: Actor, deployment_id: str
     """Queue one ``ask`` as a run in the caller's own thread of the smith (history persists, MCP-2)."""
     text = _check_message(message)
     deployment = await authorize(session, actor=actor, deployment_id=deployment_id)
+    check_token_run(actor)  # IC_RUNS_PER_TOKEN_PER_MINUTE (app/services/quotas.py), before any write
     smith = await smith_for(session, actor=actor, deployment=deployment, mint=True)
     assert smith is not None
     return await enqueue_run(
@@ -177,7 +179,7 @@ class AskResult:
 
 def result_of(run: Run, *, approval: Approval | None = None, timed_out: bool = False) -> AskResult:
     result = AskResult(run_id=run.id, smith_id=run.smith_id, thread_id=run.thread_id, status=run.status,
-                       error=run.error, timed_out=timed_out and run.status not in _STOP)
+                       error=public_error(run.error), timed_out=timed_out and run.status not in _STOP)
     if run.status == "completed":
         output = RunOutput(**run.output) if run.output else RunOutput()
         result.reply, result.suggested_replies = output.text or "", list(output.suggested_replies)

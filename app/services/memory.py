@@ -7,19 +7,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
 from app.services.actors import Actor
-from app.services.errors import NotFound
+from app.services.errors import Conflict, Invalid, NotFound
 from app.services.events import record_event
+from app.services.pagination import Page, paginate
+from app.services.runtime import get_runtime
 from app.services.smiths import get_smith
+from app.settings import Settings
+from jobs.memory import MEMORY_FULL, MemoryLimitError, MemoryLimits, write_entry
 from models import MemoryEntry
-from models.types import new_id, utcnow
 
-MAX_VALUE_CHARS = 100_000
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$"
+
+
+def memory_limits(settings: Settings) -> MemoryLimits:
+    return MemoryLimits(max_entries=settings.memory_max_entries, max_value_chars=settings.memory_max_value_chars)
 
 
 class MemoryPut(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    value: str = Field(max_length=MAX_VALUE_CHARS)
+    # The cap is IC_MEMORY_MAX_VALUE_CHARS, checked by the service (422 memory_value_too_large); this
+    # bound only keeps an absurd body from being validated at all.
+    value: str = Field(max_length=10_000_000)
 
 
 class MemoryView(BaseModel):
@@ -44,10 +52,12 @@ def _check_key(key: str) -> None:
                       field="key")
 
 
-async def list_memory(session: AsyncSession, *, actor: Actor, smith_id: str) -> list[MemoryEntry]:
+async def list_memory(session: AsyncSession, *, actor: Actor, smith_id: str, limit: int | None = None,
+                      cursor: str | None = None) -> Page[MemoryEntry]:
+    """A page of the smith's entries, newest first, like every list (the cursor is the last id)."""
     smith = await get_smith(session, actor=actor, smith_id=smith_id)
-    stmt = select(MemoryEntry).where(MemoryEntry.smith_id == smith.id).order_by(MemoryEntry.key)
-    return list((await session.execute(stmt)).scalars())
+    stmt = select(MemoryEntry).where(MemoryEntry.smith_id == smith.id)
+    return await paginate(session, stmt, MemoryEntry.id, limit=limit, cursor=cursor)
 
 
 async def get_memory(session: AsyncSession, *, actor: Actor, smith_id: str, key: str) -> MemoryEntry:
@@ -64,18 +74,12 @@ async def put_memory(
 ) -> MemoryEntry:
     _check_key(key)
     smith = await get_smith(session, actor=actor, smith_id=smith_id)
-    stmt = select(MemoryEntry).where(MemoryEntry.smith_id == smith.id, MemoryEntry.key == key)
-    entry = (await session.execute(stmt)).scalar_one_or_none()
-    if entry is None:
-        entry = MemoryEntry(id=new_id("mem"), smith_id=smith.id, key=key, value=value)
-    else:
-        entry.value = value
-        entry.updated_at = utcnow()
-    session.add(entry)
-    await session.flush()
-    await record_event(session, project_id=actor.project_id, type="memory.updated",
-                       smith_id=smith.id, data={"smith_id": smith.id, "key": key})
-    return entry
+    try:  # the same function and caps as the agent's memory_write tool (jobs/memory.py)
+        return await write_entry(session, project_id=actor.project_id, smith_id=smith.id, key=key, value=value,
+                                 limits=memory_limits(get_runtime().settings))
+    except MemoryLimitError as exc:
+        error = Conflict if exc.code == MEMORY_FULL else Invalid
+        raise error(str(exc), code=exc.code, field="value" if error is Invalid else None) from exc
 
 
 async def delete_memory(session: AsyncSession, *, actor: Actor, smith_id: str, key: str) -> None:

@@ -13,6 +13,7 @@ from sqlmodel import select
 from app.services.actors import Actor
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.pagination import Page, paginate
+from app.services.quotas import check_token_run
 from app.services.smiths import get_smith
 from jobs.agent import (
     insert_messages,
@@ -87,19 +88,34 @@ class RunView(BaseModel):
     finished_at: str | None
 
     @classmethod
-    def of(cls, run: Run, approval: Approval | None = None) -> RunView:
+    def of(cls, run: Run, approval: Approval | None = None, *, admin: bool = False) -> RunView:
+        """``admin``: show the error as stored (with the upstream's ``detail``); others get ``public_error``."""
         meta = {k: v for k, v in run.run_metadata.items() if not k.startswith("_")}
         meta.update(thread_id=run.thread_id, deployment_id=run.deployment_id, schedule_id=run.schedule_id)
         return cls(
             id=run.id, smith_id=run.smith_id, status=run.status, source=run.source, input=run.input,
             output=RunOutput(**run.output) if run.output else RunOutput(), metadata=meta,
-            usage=run.usage, error=run.error, attempts=run.attempts,
+            usage=run.usage, error=run.error if admin else public_error(run.error), attempts=run.attempts,
             pending_approval=None if approval is None else {
                 "id": approval.id, "tool": approval.tool_name, "arguments": approval.arguments},
             created_at=run.created_at.isoformat(),
             started_at=run.started_at.isoformat() if run.started_at else None,
             finished_at=run.finished_at.isoformat() if run.finished_at else None,
         )
+
+
+# A model failure as smith tokens and MCP callers see it: our words only. What the upstream answered
+# (its error body may echo prompts, internal hosts or key fragments) stays in ``detail``, for admins.
+GENERIC_MODEL_ERROR = "the model could not produce a reply; an admin can see the details"
+
+
+def public_error(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not error:
+        return error
+    code = str(error.get("code") or "run_failed")
+    if code.startswith("model_"):
+        return {"code": code, "message": GENERIC_MODEL_ERROR}
+    return {"code": code, "message": str(error.get("message") or "")}
 
 
 class RunEventView(BaseModel):
@@ -217,6 +233,7 @@ _TOUCH_THREAD = Hot(update(_THREAD).where(_THREAD.c.id == bindparam("thread_id")
 
 async def create_run(session: AsyncSession, *, actor: Actor, smith_id: str, body: RunCreate) -> Run:
     smith = await get_smith(session, actor=actor, smith_id=smith_id)
+    check_token_run(actor)  # after the scope check: a refused call does not use the token's quota
     return await enqueue_run(session, smith=smith, messages=body.input, source="api",
                              sender=api_sender(actor), thread_id=body.thread_id)
 

@@ -112,7 +112,7 @@ async def snapshot_of(session: AsyncSession, actor: Actor, run_id: str) -> dict[
     """Everything the page shows about the run, read in one transaction."""
     run = await runs.get_run(session, actor=actor, run_id=run_id)
     approval = await runs.pending_approval(session, run)
-    view = RunView.of(run, approval)
+    view = RunView.of(run, approval, admin=actor.is_admin)  # the console's admin sees the upstream detail
     try:
         smith_name = (await smiths.get_smith(session, actor=actor, smith_id=run.smith_id)).name
     except DomainError:
@@ -125,7 +125,8 @@ async def snapshot_of(session: AsyncSession, actor: Actor, run_id: str) -> dict[
         "run": {
             "id": view.id, "status": view.status, "source": view.source, "smith_id": view.smith_id,
             "smith_name": smith_name, "input": _clip(input_text(view)), "output": view.output.text or "",
-            "error_code": str(error.get("code", "")), "error_message": str(error.get("message", "")),
+            "error_code": str(error.get("code", "")),
+            "error_message": " ".join(str(p) for p in (error.get("message"), error.get("detail")) if p),
             "created_at": when(view.created_at), "started_at": when(view.started_at),
             "finished_at": when(view.finished_at), "attempts": str(view.attempts),
         },

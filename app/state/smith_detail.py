@@ -9,6 +9,7 @@ import reflex as rx
 from app.services import agents, memory, smiths
 from app.services.errors import DomainError
 from app.services.memory import MemoryView
+from app.services.pagination import MAX_LIMIT
 from app.services.smiths import SmithView
 from app.state.auth import AuthState, NotSignedIn, describe
 
@@ -31,7 +32,8 @@ class SmithDetailState(AuthState):
             async with self.signed_in() as (session, actor):
                 smith = await smiths.get_smith(session, actor=actor, smith_id=self.page_smith_id)
                 agent = await agents.get_agent(session, actor=actor, agent_id=smith.agent_id)
-                entries = await memory.list_memory(session, actor=actor, smith_id=smith.id)
+                entries = (await memory.list_memory(session, actor=actor, smith_id=smith.id,
+                                                    limit=MAX_LIMIT)).items  # the newest page
         except NotSignedIn:
             return rx.redirect("/login")
         except DomainError:
@@ -41,7 +43,7 @@ class SmithDetailState(AuthState):
         self.smith = {"id": view.id, "name": view.name, "agent_id": agent.id, "agent_name": agent.name,
                       "created_at": view.created_at[:16].replace("T", " "),
                       "provider_identity": view.provider_identity or ""}
-        self.memory_entries = [MemoryView.of(e).model_dump() for e in entries]
+        self.memory_entries = [MemoryView.of(e).model_dump() for e in sorted(entries, key=lambda e: e.key)]
         return None
 
     @rx.event

@@ -56,7 +56,8 @@ class FakeOpenAI:
 
     async def _completions(self, request: Request) -> JSONResponse:
         body = await request.json()
-        self.requests.append({"body": body, "authorization": request.headers.get("authorization")})
+        self.requests.append({"body": body, "authorization": request.headers.get("authorization"),
+                              "host": request.headers.get("host")})
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         if self.responder is not None:

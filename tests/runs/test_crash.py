@@ -76,7 +76,7 @@ def _start_worker(settings_url: str, data_dir: Path, tg_url: str) -> subprocess.
     env = {**os.environ, "IC_DATABASE_URL": settings_url, "IC_DATA_DIR": str(data_dir), "IC_WORKERS": "3",
            "IC_TELEGRAM_API_URL": tg_url, "IC_PUBLIC_URL": "http://localhost:8000", "IC_SEND_LEASE_SECONDS": "3",
            "IC_RUN_LEASE_SECONDS": "1", "IC_RUN_POLL_SECONDS": "0.05", "IC_SECRET_KEY": "test-key",
-           "IC_LOG_LEVEL": "WARNING"}
+           "IC_LOG_LEVEL": "WARNING", "IC_ALLOW_PRIVATE_URLS": "1"}  # the fake model is on 127.0.0.1
     return subprocess.Popen([sys.executable, "-m", "app.worker"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=(data_dir / "worker.log").open("ab"))
 

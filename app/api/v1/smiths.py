@@ -52,9 +52,10 @@ async def mint_smith_token(smith_id: str, actor: CurrentActor, session: Session,
 
 
 @router.get("/{smith_id}/memory", response_model=ListResponse[MemoryView])
-async def list_memory(smith_id: str, actor: CurrentActor, session: Session) -> ListResponse[MemoryView]:
-    entries = await memory.list_memory(session, actor=actor, smith_id=smith_id)
-    return ListResponse(data=[MemoryView.of(e) for e in entries])
+async def list_memory(smith_id: str, actor: CurrentActor, session: Session, limit: Limit = 50,
+                      cursor: Cursor = None) -> ListResponse[MemoryView]:
+    page = await memory.list_memory(session, actor=actor, smith_id=smith_id, limit=limit, cursor=cursor)
+    return ListResponse(data=[MemoryView.of(e) for e in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/{smith_id}/memory/{key:path}", response_model=MemoryView)

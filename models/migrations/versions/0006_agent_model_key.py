@@ -7,6 +7,9 @@ Create Date: 2026-12-04 05:40:00
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 revision: str = '0006'
 down_revision: str | None = '0005'
 branch_labels: str | Sequence[str] | None = None
@@ -14,8 +17,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table('agent', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('model_api_key_ciphertext', sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('agent', schema=None) as batch_op:
+        batch_op.drop_column('model_api_key_ciphertext')
