@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import reflex as rx
 
-from app.api import build_api, webhooks
+from app.api import build_api, limits, webhooks
 from app.api import mcp as mcp_api
 from app.bootstrap import start
 from app.pages.agents import agents_page
@@ -55,7 +55,8 @@ def index() -> rx.Component:
 
 
 app = rx.App(
-    api_transformer=[build_api(), webhooks.front()],  # the webhook receiver first, then /v1, then Reflex
+    # The webhook receiver first, then /v1, then Reflex; the size and refusal guard around all of them.
+    api_transformer=[build_api(), webhooks.front(), limits.guard],
     head_components=[rx.el.title("Ingram Deployments")],
 )
 app.register_lifespan_task(lifespan)

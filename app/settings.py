@@ -61,6 +61,13 @@ class Settings:
     send_lease_seconds: float
     allow_private_urls: bool
     log_level: str
+    max_webhook_bytes: int = 1_000_000
+    max_api_bytes: int = 1_000_000
+    refusal_limit: int = 30
+    refusal_window_seconds: float = 60.0
+    channel_cache_seconds: float = 10.0
+    tx_watchdog_seconds: float = 2.0
+    tx_watchdog_strict: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -105,6 +112,19 @@ class Settings:
             send_lease_seconds=float(_env("IC_SEND_LEASE_SECONDS", "60")),
             allow_private_urls=_env_bool("IC_ALLOW_PRIVATE_URLS", False),
             log_level=_env("IC_LOG_LEVEL", "INFO"),
+            # Limits before work (app/api/limits.py): bodies are refused (413) before they are read.
+            max_webhook_bytes=_env_int("IC_MAX_WEBHOOK_BYTES", 1_000_000),
+            max_api_bytes=_env_int("IC_MAX_API_BYTES", 1_000_000),
+            # After this many refusals (401/403/413) from one client address within the window, the
+            # client gets a cheap 429 until the window ends.
+            refusal_limit=_env_int("IC_REFUSAL_LIMIT", 30),
+            refusal_window_seconds=float(_env("IC_REFUSAL_WINDOW_SECONDS", "60")),
+            # How long a webhook's channel (and an unknown tenant) stays cached for verification.
+            channel_cache_seconds=float(_env("IC_CHANNEL_CACHE_SECONDS", "10")),
+            # The SQLite writer logs any transaction holding it longer than this; strict (tests)
+            # also records it so the test fails (models/inline_sqlite.py).
+            tx_watchdog_seconds=float(_env("IC_TX_WATCHDOG_SECONDS", "2")),
+            tx_watchdog_strict=_env_bool("IC_TX_WATCHDOG_STRICT", False),
         )
 
 
