@@ -65,6 +65,7 @@ class Settings:
     max_api_bytes: int = 1_000_000
     refusal_limit: int = 30
     refusal_window_seconds: float = 60.0
+    trusted_proxies: frozenset[str] = frozenset({"127.0.0.1", "::1"})
     channel_cache_seconds: float = 10.0
     tx_watchdog_seconds: float = 2.0
     tx_watchdog_strict: bool = False
@@ -116,9 +117,12 @@ class Settings:
             max_webhook_bytes=_env_int("IC_MAX_WEBHOOK_BYTES", 1_000_000),
             max_api_bytes=_env_int("IC_MAX_API_BYTES", 1_000_000),
             # After this many refusals (401/403/413) from one client address within the window, the
-            # client gets a cheap 429 until the window ends.
+            # client gets a cheap 429 until the window ends (0: never).
             refusal_limit=_env_int("IC_REFUSAL_LIMIT", 30),
             refusal_window_seconds=float(_env("IC_REFUSAL_WINDOW_SECONDS", "60")),
+            # Peers whose X-Forwarded-For names the client (the TLS reverse proxy); 0 disables the limit above.
+            trusted_proxies=frozenset(a.strip() for a in _env("IC_TRUSTED_PROXIES", "127.0.0.1,::1").split(",")
+                                      if a.strip()),
             # How long a webhook's channel (and an unknown tenant) stays cached for verification.
             channel_cache_seconds=float(_env("IC_CHANNEL_CACHE_SECONDS", "10")),
             # The SQLite writer logs any transaction holding it longer than this; strict (tests)

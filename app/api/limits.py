@@ -6,7 +6,9 @@ Reflex's own routes).
   limit (413 from the app's own error handler, or from here if nothing answered yet).
 - Refusals (401, 403, 413) are counted per client address; after ``IC_REFUSAL_LIMIT`` of them within
   ``IC_REFUSAL_WINDOW_SECONDS`` the client gets a 429 ``rate_limited`` before any work, and the log
-  gets one line per client and window (not one per request).
+  gets one line per client and window (not one per request). Behind a reverse proxy listed in
+  ``IC_TRUSTED_PROXIES`` (loopback by default) the address is the one it forwarded for, else
+  every client would share the proxy's budget.
 
 Pure ASGI, not ``BaseHTTPMiddleware``: a few microseconds per request on the webhook hot path.
 Websockets (Reflex's event socket) and lifespan pass straight through.
@@ -60,7 +62,7 @@ class RefusalCounter:
     def retry_after(self, client: str, now: float) -> float:
         """Seconds until the client may try again; 0 when it is not throttled."""
         entry = self._clients.get(client)
-        if entry is None or entry[1] < self.limit:
+        if entry is None or entry[1] < self.limit or self.limit <= 0:
             return 0.0
         left = entry[0] + self.window_s - now
         if left <= 0:
@@ -107,7 +109,7 @@ class Guard:
             return
         settings = get_runtime().settings
         counter = self.counter(settings)
-        client = scope["client"][0] if scope.get("client") else "unknown"
+        client = _client_address(scope, settings.trusted_proxies)
         path: str = scope["path"]
         now = time.monotonic()
         wait = counter.retry_after(client, now)
@@ -164,6 +166,20 @@ async def _send_too_large(send: Send, limit: int) -> None:
     start, body = _error(413, "payload_too_large", f"the request body is larger than {limit} bytes")
     await send(start)
     await send(body)
+
+
+def _client_address(scope: Scope, trusted_proxies: frozenset[str]) -> str:
+    """The peer's address, or behind a trusted reverse proxy the client it forwarded for (the last
+    X-Forwarded-For hop that is not itself a trusted proxy: earlier hops are the client's to forge)."""
+    peer = scope["client"][0] if scope.get("client") else "unknown"
+    if peer not in trusted_proxies:
+        return peer
+    for name, value in scope.get("headers", ()):
+        if name == b"x-forwarded-for":
+            for hop in reversed(value.decode("latin-1").split(",")):
+                if (hop := hop.strip()) and hop not in trusted_proxies:
+                    return hop
+    return peer
 
 
 def _content_length(scope: Scope) -> int | None:

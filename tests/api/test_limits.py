@@ -122,3 +122,21 @@ def test_websockets_pass_through() -> None:
     with TestClient(app) as client, client.websocket_connect("/_event") as ws:  # type: ignore[arg-type]
         ws.send_text("x" * (2 * MB))  # websocket frames are Reflex's business, not a request body
         assert len(ws.receive_text()) == 2 * MB
+
+
+async def test_behind_the_proxy_each_forwarded_client_has_its_own_budget(stack: httpx.AsyncClient,
+                                                                         admin_token: str) -> None:
+    def via_proxy(client: str) -> dict[str, str]:
+        return {"X-Forwarded-For": f"203.0.113.50, {client}"}  # the first hop is the client's to forge
+
+    for _ in range(4):
+        assert (await stack.get("/v1/agents", headers=via_proxy("198.51.100.7"))).status_code == 401
+    assert (await stack.get("/v1/agents", headers=via_proxy("198.51.100.7"))).status_code == 429
+    other = await stack.get("/v1/agents", headers={**bearer(admin_token), **via_proxy("198.51.100.8")})
+    assert other.status_code == 200  # the proxy's other clients are not throttled
+    # A peer that is not a trusted proxy cannot pick its address.
+    direct = httpx.ASGITransport(app=stack._transport.app, client=("10.0.0.9", 5000))  # type: ignore[attr-defined]
+    async with httpx.AsyncClient(transport=direct, base_url="http://testserver") as client:
+        for n in range(4):
+            assert (await client.get("/v1/agents", headers={"X-Forwarded-For": f"192.0.2.{n}"})).status_code == 401
+        assert (await client.get("/v1/agents", headers={"X-Forwarded-For": "192.0.2.99"})).status_code == 429
