@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import reflex as rx
 
-from app.api import build_api, security_headers, webhooks
+from app.api import build_api, limits, security_headers, webhooks
 from app.api import mcp as mcp_api
 from app.bootstrap import start
 from app.pages.agents import agents_page
@@ -58,8 +58,9 @@ def index() -> rx.Component:
 install_log_redaction()  # before anything logs: no provider credentials in any log line
 
 app = rx.App(
-    # The webhook receiver first, then /v1, then Reflex; security headers wrap all of them.
-    api_transformer=[build_api(), webhooks.front(), security_headers.wrap],
+    # The webhook receiver first, then /v1, then Reflex; security headers on all of their answers, and
+    # the size and refusal guard outermost, so an oversized or throttled request costs nothing more.
+    api_transformer=[build_api(), webhooks.front(), security_headers.wrap, limits.guard],
     head_components=[rx.el.title("Ingram Deployments")],
 )
 app.register_lifespan_task(lifespan)

@@ -71,6 +71,14 @@ class Settings:
     provider_metadata_max_bytes: int = 16_384  # IC_PROVIDER_METADATA_MAX_BYTES (JSON; 422 provider_metadata_too_large)
     runs_per_sender_per_minute: int = 20  # IC_RUNS_PER_SENDER_PER_MINUTE, per (project, chat sender); 0 = off
     runs_per_token_per_minute: int = 60  # IC_RUNS_PER_TOKEN_PER_MINUTE, runs started with one token; 0 = off
+    max_webhook_bytes: int = 1_000_000
+    max_api_bytes: int = 1_000_000
+    refusal_limit: int = 30
+    refusal_window_seconds: float = 60.0
+    trusted_proxies: frozenset[str] = frozenset({"127.0.0.1", "::1"})
+    channel_cache_seconds: float = 10.0
+    tx_watchdog_seconds: float = 2.0
+    tx_watchdog_strict: bool = False
     extra: dict[str, str] = field(default_factory=dict)
     # How many reverse proxies in front append to X-Forwarded-For (0: use the socket's peer address).
     trusted_proxy_hops: int = 0
@@ -144,6 +152,22 @@ class Settings:
             provider_metadata_max_bytes=_env_int("IC_PROVIDER_METADATA_MAX_BYTES", 16_384),
             runs_per_sender_per_minute=_env_int("IC_RUNS_PER_SENDER_PER_MINUTE", 20),
             runs_per_token_per_minute=_env_int("IC_RUNS_PER_TOKEN_PER_MINUTE", 60),
+            # Limits before work (app/api/limits.py): bodies are refused (413) before they are read.
+            max_webhook_bytes=_env_int("IC_MAX_WEBHOOK_BYTES", 1_000_000),
+            max_api_bytes=_env_int("IC_MAX_API_BYTES", 1_000_000),
+            # After this many refusals (401/403/413) from one client address within the window, the
+            # client gets a cheap 429 until the window ends (0: never).
+            refusal_limit=_env_int("IC_REFUSAL_LIMIT", 30),
+            refusal_window_seconds=float(_env("IC_REFUSAL_WINDOW_SECONDS", "60")),
+            # Peers whose X-Forwarded-For names the client (the TLS reverse proxy); 0 disables the limit above.
+            trusted_proxies=frozenset(a.strip() for a in _env("IC_TRUSTED_PROXIES", "127.0.0.1,::1").split(",")
+                                      if a.strip()),
+            # How long a webhook's channel (and an unknown tenant) stays cached for verification.
+            channel_cache_seconds=float(_env("IC_CHANNEL_CACHE_SECONDS", "10")),
+            # The SQLite writer logs any transaction holding it longer than this; strict (tests)
+            # also records it so the test fails (models/inline_sqlite.py).
+            tx_watchdog_seconds=float(_env("IC_TX_WATCHDOG_SECONDS", "2")),
+            tx_watchdog_strict=_env_bool("IC_TX_WATCHDOG_STRICT", False),
         )
 
 

@@ -40,6 +40,11 @@ def inbound_request() -> Iterator[None]:
         _inbound_in_flight -= 1
 
 
+def inbound_in_flight() -> int:
+    """How many provider requests this process is storing now (verified ones only)."""
+    return _inbound_in_flight
+
+
 async def inbound_first(max_wait_s: float = INBOUND_FIRST_MAX_S) -> None:
     """Called by background loops before each claim: wait while webhooks are in flight (bounded)."""
     waited = 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.util import await_
 
-from models.inline_sqlite import creator_for
+from models.inline_sqlite import GroupWriter, creator_for
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same in every process of this product.
@@ -48,6 +49,32 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     await_(conn.connection.driver_connection.begin_immediate())
 
 
+_WRITERS: weakref.WeakKeyDictionary[Engine, list[GroupWriter]] = weakref.WeakKeyDictionary()
+
+
+def sqlite_writer(engine: AsyncEngine) -> GroupWriter | None:
+    """The SQLite engine's shared writer (its lock is the write transaction), if it connected yet."""
+    writers = _WRITERS.get(engine.sync_engine)
+    return writers[0] if writers else None
+
+
+def _sqlite_query_only(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.cursor().execute("PRAGMA query_only=ON")
+
+
+def make_read_engine(url: str) -> AsyncEngine | None:
+    """SQLite: an engine for reads that must not take the write lock (verifying a webhook before
+    its transaction): its own connection, no BEGIN, so each statement reads the last committed state
+    (WAL readers never wait for the writer). None on PostgreSQL, where a read takes no such lock."""
+    if not url.startswith("sqlite"):
+        return None
+    engine = create_async_engine(url, async_creator=creator_for(make_url(url).database or ""), pool_size=4,
+                                 max_overflow=4, pool_timeout=60)
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    event.listen(engine.sync_engine, "connect", _sqlite_query_only)
+    return engine
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
         # One sqlite3 connection behind every pooled one (models/inline_sqlite.py): SQLite has one writer
@@ -58,7 +85,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("pool_size", 32)
         kwargs.setdefault("max_overflow", 32)
         kwargs.setdefault("pool_timeout", 60)
-        engine = create_async_engine(url, async_creator=creator_for(make_url(url).database or ""), **kwargs)
+        writers: list[GroupWriter] = []
+        engine = create_async_engine(url, async_creator=creator_for(make_url(url).database or "", writers=writers),
+                                     **kwargs)
+        _WRITERS[engine.sync_engine] = writers
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine

@@ -22,11 +22,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 BUSY_TIMEOUT_MS = 10_000
+
+log = logging.getLogger("ingram.db")
+
+
+class Watchdog:
+    """Transactions that hold the writer longer than ``bound_s``: a provider call (or any other
+    network wait) inside a transaction stalls every other transaction of the process behind it.
+    Each is logged; in strict mode (the test suite) it is also recorded, and the suite fails on it,
+    so "no provider call while a transaction is open" is enforced rather than remembered."""
+
+    def __init__(self) -> None:
+        self.bound_s = 2.0
+        self.strict = False
+        self.violations: list[str] = []
+
+    def configure(self, bound_s: float, strict: bool) -> None:
+        self.bound_s, self.strict = bound_s, strict
+
+    def held(self, seconds: float, task: asyncio.Task[Any] | None) -> None:
+        coro = task.get_coro() if task is not None else None
+        where = getattr(coro, "__qualname__", None) or (task.get_name() if task is not None else "?")
+        log.warning("a transaction held the SQLite writer for %.2f s (bound %.2f s), in %s: no network "
+                    "call belongs inside a transaction", seconds, self.bound_s, where)
+        if self.strict:
+            self.violations.append(f"{seconds:.2f} s in {where}")
+
+    def take(self) -> list[str]:
+        found, self.violations = self.violations, []
+        return found
+
+
+WATCHDOG = Watchdog()  # one per process, configured from the settings by app.services.runtime
 
 
 class InlineCursor:
@@ -136,6 +169,9 @@ class GroupWriter:
         self.units = 0
         self.durable: list[asyncio.Future[None]] = []
         self.facades = 0
+        self.transactions = 0  # turns taken on the lock (write transactions begun): tests count them
+        self.held_since = 0.0
+        self.holder: asyncio.Task[Any] | None = None
 
     async def acquire(self) -> None:
         self.waiting += 1
@@ -146,10 +182,17 @@ class GroupWriter:
             raise sqlite3.OperationalError("database is locked (waited for the connection)") from None
         finally:
             self.waiting -= 1
+        self.transactions += 1
+        self.held_since, self.holder = asyncio.get_running_loop().time(), asyncio.current_task()
 
     def release(self) -> None:
+        loop = asyncio.get_running_loop()
+        held = loop.time() - self.held_since
+        if held > WATCHDOG.bound_s:
+            WATCHDOG.held(held, self.holder)
+        self.holder = None
         self.lock.release()
-        asyncio.get_running_loop().call_soon(self.commit_if_idle)
+        loop.call_soon(self.commit_if_idle)
 
     def commit_if_idle(self) -> None:
         if self.in_transaction and not self.lock.locked() and not self.waiting:
@@ -300,10 +343,12 @@ class InlineConnection:
         self._conn.isolation_level = value
 
 
-def creator_for(path: str) -> Any:
+def creator_for(path: str, *, writers: list[GroupWriter] | None = None) -> Any:
     """The engine's ``async_creator``: facades over one shared connection, in autocommit mode
-    because we emit BEGIN ourselves. A new connection once every facade was closed (dispose)."""
-    writers: list[GroupWriter] = []
+    because we emit BEGIN ourselves. A new connection once every facade was closed (dispose).
+    ``writers`` (optional) receives the current writer, so a caller can watch it (tests count its
+    transactions)."""
+    writers = writers if writers is not None else []
 
     async def connect() -> InlineConnection:
         if not writers or writers[0].facades == 0:

@@ -26,8 +26,26 @@ from app.services.actors import Actor
 from app.services.runtime import Runtime, set_runtime
 from app.settings import Settings
 from models.db import migrate
+from models.inline_sqlite import WATCHDOG
 
 BACKENDS = ["sqlite", "postgres"]
+
+# A transaction holding the SQLite writer longer than this fails the test (no_long_transactions):
+# generous, because this machine is slow and shared; production logs at 2 s.
+os.environ.setdefault("IC_TX_WATCHDOG_STRICT", "1")
+os.environ.setdefault("IC_TX_WATCHDOG_SECONDS", "5")
+
+
+@pytest.fixture(autouse=True)
+def no_long_transactions() -> Iterator[None]:
+    """No network call (or other long wait) inside a transaction: the writer's watchdog records any
+    transaction held longer than IC_TX_WATCHDOG_SECONDS, and the test fails."""
+    configured = Settings.from_env()
+    WATCHDOG.configure(configured.tx_watchdog_seconds, configured.tx_watchdog_strict)
+    WATCHDOG.take()
+    yield
+    held = WATCHDOG.take()
+    assert not held, f"transactions held the SQLite writer too long (a provider call inside?): {held}"
 
 
 def _postgres_admin_url() -> str:

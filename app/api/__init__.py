@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from starlette.routing import Match
 
 from app.api import mcp, webhooks
-from app.api.deps import check_api_version
+from app.api.deps import authorized, check_api_version
 from app.api.errors import error_response, install_error_handlers
 from app.api.v1 import (
     agents,
@@ -41,7 +41,8 @@ def build_api() -> FastAPI:
 
     # Webhooks first: providers call them most, and routes are matched in order.
     api.include_router(webhooks.router)
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_api_version)])
+    # Scopes before bodies: who calls, and may they touch what the path names (app.api.access).
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_api_version), Depends(authorized)])
     for module in (agents, smiths, schedules, runs, deployments, caller_tokens, tenant, tokens, events, integrations):
         v1.include_router(module.router)
     api.include_router(v1)

@@ -1,4 +1,4 @@
-"""Request dependencies: one transaction per request, bearer auth, the API version header."""
+"""Request dependencies: one transaction per request, bearer auth and scopes, the API version header."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import Depends, Header, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.services import tokens
+from app.api import access
 from app.services.actors import Actor
-from app.services.errors import DomainError, Unauthorized
+from app.services.errors import DomainError
 from app.services.runtime import get_runtime
 from app.settings import API_VERSION, SUPPORTED_API_VERSIONS
 
@@ -42,13 +42,14 @@ async def check_api_version(
 
 
 async def _actor(request: Request, session: Session) -> Actor:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        raise Unauthorized(
-            "send Authorization: Bearer <token>", code="missing_token" if not header else "invalid_token"
-        )
-    return await tokens.authenticate(session, value.strip())
+    return await access.authenticate(request, session)
 
 
 CurrentActor = Annotated[Actor, Depends(_actor)]
+
+
+async def authorized(request: Request, actor: CurrentActor, session: Session) -> Actor:
+    """The /v1 router's dependency: the token, the operation's admin-only mark and every resource the
+    path names are checked before FastAPI validates the body (app.api.access)."""
+    await access.check(session, actor, request)
+    return actor

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.access import refusal_before_parsing
 from app.services import errors as domain
 from channels.redact import redact
 
@@ -55,12 +56,15 @@ async def _domain(_: Request, exc: Exception) -> JSONResponse:
     return error_response(status_of(exc), exc.code, exc.message, field=exc.field, **exc.details)
 
 
-async def _validation(_: Request, exc: Exception) -> JSONResponse:
+async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = exc.errors()
     first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
     field = _field_of(first.get("loc", ()))
     if first.get("type") == "json_invalid":
+        # FastAPI decodes JSON before it solves dependencies: 401/403 still come first.
+        if (refusal := await refusal_before_parsing(request)) is not None:
+            return await _domain(request, refusal)
         return error_response(400, "invalid_json", "the request body is not valid JSON")
     message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
     details = [{"field": _field_of(p.get("loc", ())), "message": p.get("msg")} for p in problems]

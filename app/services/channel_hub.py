@@ -6,7 +6,9 @@ One instance per integration and process, so each provider keeps one HTTP connec
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,12 +17,26 @@ from app.services.integrations import open_secrets
 from app.services.runtime import Runtime
 from channels import get_channel_class
 from channels.base import Channel
-from models import Integration
+from models import Integration, Project
 from models.hot import Hot, flush_pending
 
 # Hot (models/hot.py): every reply and delivery asks; the row is loaded only when it changed.
 _STAMP = Hot(select(Integration.id, Integration.updated_at).where(Integration.project_id == bindparam("project_id"),
                                                                   Integration.kind == bindparam("kind")))
+
+
+_OF_TENANT = select(Integration).join(Project, Project.id == Integration.project_id).where(
+    Project.slug == bindparam("tenant"), Integration.kind == bindparam("kind"))
+MAX_TENANTS = 4096  # cached (kind, tenant) answers; forged tenant names must not grow it without bound
+
+
+class TenantChannel(NamedTuple):
+    """What verifies a webhook of one tenant, and where it came from."""
+
+    integration_id: str
+    project_id: str
+    kind: str
+    channel: Channel
 
 
 def api_url_for(runtime: Runtime, kind: str) -> str:
@@ -33,6 +49,7 @@ class ChannelHub:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._cache: dict[str, tuple[str, Channel]] = {}
+        self._tenants: dict[tuple[str, str], tuple[float, TenantChannel | None]] = {}
 
     def build(self, integration: Integration) -> Channel:
         cls = get_channel_class(integration.kind)
@@ -65,6 +82,34 @@ class ChannelHub:
             return cached[1]
         integration = await session.get(Integration, integration_id)
         return None if integration is None else await self.for_integration(integration)
+
+    async def for_tenant(self, kind: str, tenant: str) -> TenantChannel | None:
+        """The channel that verifies a webhook of ``tenant``, found without a write transaction (a
+        forged request must not queue for SQLite's write lock): cached per (kind, tenant) for
+        ``IC_CHANNEL_CACHE_SECONDS``, "none" included, else read outside any write transaction.
+        The receiver checks the integration again inside its transaction, so a stale entry only
+        delays a change, never routes to a deleted integration."""
+        key, now = (kind, tenant), time.monotonic()
+        hit = self._tenants.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        async with self.runtime.read() as session:
+            row = (await session.execute(_OF_TENANT, {"tenant": tenant, "kind": kind})).scalar_one_or_none()
+            found = None if row is None else TenantChannel(row.id, row.project_id, row.kind,
+                                                           await self.for_integration(row))
+        if len(self._tenants) >= MAX_TENANTS:
+            self._tenants = {k: v for k, v in self._tenants.items() if v[0] > now}
+            if len(self._tenants) >= MAX_TENANTS:
+                self._tenants.clear()
+        # "None" briefly: a tenant connected in another process is found again within a second.
+        ttl = self.runtime.settings.channel_cache_seconds if found is not None else min(
+            1.0, self.runtime.settings.channel_cache_seconds)
+        self._tenants[key] = (now + ttl, found)
+        return found
+
+    def forget_tenants(self) -> None:
+        """This process changed an integration: look the tenants up again."""
+        self._tenants.clear()
 
     async def aclose(self) -> None:
         for _, channel in self._cache.values():

@@ -18,8 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.services import quotas, routing
 from app.services.bindings import conversation_owner
 from app.services.channel_hub import get_hub
-from app.services.errors import DomainError, NotFound, Unauthorized
-from app.services.projects import require_project_by_slug
+from app.services.errors import DomainError, Unauthorized
 from app.services.runs import OUTCOME_TEXT, Decision, InputMessage, enqueue_run_id, submit_decision
 from app.services.runtime import Runtime
 from channels.base import Channel, MalformedPayload
@@ -70,41 +69,47 @@ class Source(NamedTuple):
         return cls(integration.id, integration.project_id, integration.kind)
 
 
-# Hot (models/hot.py): the first statement of every webhook. The integration's row is loaded only
-# when its channel must be (re)built (ChannelHub.for_stamp).
+# Hot (models/hot.py): the first statement of every webhook's transaction (the request was verified
+# before it, from the channel hub's cache). The row is loaded only when its channel must be rebuilt.
 _INTEGRATION_OF_TENANT = Hot(
     select(Integration.id, Integration.project_id, Integration.kind, Integration.updated_at)
     .join(Project, Project.id == Integration.project_id)
     .where(Project.slug == bindparam("tenant"), Integration.kind == bindparam("kind")))
 
+# Unknown tenant, unknown integration and a bad signature answer alike: nothing to enumerate.
+REFUSED = "the request could not be verified"
 
-async def _integration_for(session: AsyncSession, kind: str, tenant: str) -> tuple[Source, datetime]:
-    row = await _INTEGRATION_OF_TENANT.first(session, {"tenant": tenant, "kind": kind})
-    if row is None:
-        await require_project_by_slug(session, tenant)  # an unknown tenant says so
-        raise NotFound(f"no {kind} integration for tenant {tenant!r}", code="integration_not_found")
-    return Source(row[0], row[1], row[2]), row[3]
+
+def _refused() -> Unauthorized:
+    return Unauthorized(REFUSED, code="invalid_signature")
 
 
 async def receive_webhook(runtime: Runtime, *, kind: str, tenant: str, raw: RawRequest) -> Answer:
-    """One transaction per request: look up, verify, parse, store every item. A request that fails
-    stores nothing, so the 5xx makes the provider retry all of it (DESIGN §5)."""
-    with inbound_request():  # background loops let this go first (jobs.waiting)
-        return await _receive(runtime, kind, tenant, raw)
+    """Verify first, from the channel hub's cache and outside any transaction (a forged request
+    takes no write lock and does not make the background loops wait), then one transaction per
+    request: look up, parse, store every item. A request that fails stores nothing, so the 5xx
+    makes the provider retry all of it (DESIGN §5)."""
+    found = await get_hub(runtime).for_tenant(kind, tenant)
+    verdict = found.channel.verify(raw) if found is not None else None  # before any parsing
+    if verdict is None or verdict.kind == "reject":
+        log.debug("refused %s webhook for %r: %s", kind, tenant,
+                  verdict.reason if verdict is not None else "no such tenant or integration")
+        raise _refused()  # counted and throttled per client by app.api.limits
+    if verdict.kind == "challenge":
+        return Answer(body=verdict.body or "", content_type=verdict.content_type)
+    with inbound_request():  # background loops let verified provider requests go first (jobs.waiting)
+        return await _receive(runtime, kind, tenant, raw, found.channel)
 
 
-async def _receive(runtime: Runtime, kind: str, tenant: str, raw: RawRequest) -> Answer:
+async def _receive(runtime: Runtime, kind: str, tenant: str, raw: RawRequest, verified_by: Channel) -> Answer:
     async with runtime.transaction() as session:
-        integration, updated_at = await _integration_for(session, kind, tenant)
-        channel = await get_hub(runtime).for_stamp(session, integration.id, updated_at)
-        if channel is None:  # deleted since the lookup, in another transaction
-            raise NotFound(f"no {kind} integration for tenant {tenant!r}", code="integration_not_found")
-        verdict = channel.verify(raw)  # before any parsing
-        if verdict.kind == "reject":
-            log.warning("rejected %s webhook for %s: %s", kind, tenant, verdict.reason)
-            raise Unauthorized("the request signature or secret is invalid", code="invalid_signature")
-        if verdict.kind == "challenge":
-            return Answer(body=verdict.body or "", content_type=verdict.content_type)
+        row = await _INTEGRATION_OF_TENANT.first(session, {"tenant": tenant, "kind": kind})
+        channel = None if row is None else await get_hub(runtime).for_stamp(session, row[0], row[3])
+        if row is None or channel is None:  # deleted since it was cached
+            raise _refused()
+        if channel is not verified_by and channel.verify(raw).kind != "accept":  # changed since it was cached
+            raise _refused()
+        integration = Source(row[0], row[1], row[2])
         try:
             items = channel.parse(raw)
         except MalformedPayload as exc:

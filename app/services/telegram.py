@@ -55,14 +55,26 @@ def webhook_url(runtime: Runtime, project: Project) -> str:
     return f"{runtime.settings.public_url}/v1/telegram/webhook/{project.slug}"
 
 
+async def end_transaction(session: AsyncSession) -> None:
+    """Commit what the caller's transaction did so far (the token check, the reads): a provider is
+    never called while a transaction is open, since on SQLite every other transaction of the process
+    would wait for it (models/inline_sqlite.py's watchdog catches any that does). The session goes on
+    in a new, short transaction, which the caller commits as usual."""
+    await session.commit()
+
+
 async def connect(session: AsyncSession, *, actor: Actor, runtime: Runtime, body: TelegramPut) -> Integration:
+    """Check the token with Telegram and register the webhook (no transaction open meanwhile), then
+    store the integration."""
     actor.require_admin()
     project = await session.get(Project, actor.project_id)
     assert project is not None
+    url = webhook_url(runtime, project)
+    await end_transaction(session)
     secrets = {"bot_token": body.bot_token, **TelegramChannel.generated_secrets()}
     channel = TelegramChannel({}, secrets, api_url=api_url_for(runtime, KIND))
     try:
-        info = await channel.setup(webhook_url=webhook_url(runtime, project))
+        info = await channel.setup(webhook_url=url)
     except SetupError as exc:
         if exc.code == "invalid_token":
             raise Invalid("Telegram rejected this bot token; copy it again from @BotFather",
@@ -72,13 +84,19 @@ async def connect(session: AsyncSession, *, actor: Actor, runtime: Runtime, body
         await channel.aclose()
     public = {"bot_username": info.bot_username, "bot_id": info.details.get("bot_id"), "mode": info.mode,
               "webhook_url": info.webhook_url, "steps": info.steps}
-    return await save_integration(session, actor=actor, box=runtime.secrets, kind=KIND, secrets=secrets,
-                                  public=public, status="connected")
+    integration = await save_integration(session, actor=actor, box=runtime.secrets, kind=KIND, secrets=secrets,
+                                         public=public, status="connected")
+    get_hub(runtime).forget_tenants()
+    return integration
 
 
 async def disconnect(session: AsyncSession, *, actor: Actor, runtime: Runtime) -> None:
+    """Remove the webhook at Telegram (no transaction open meanwhile), then delete the integration."""
     integration = await get_integration(session, actor=actor, kind=KIND)
     channel = await get_hub(runtime).for_integration(integration)
+    await end_transaction(session)
     await channel.teardown()
+    integration = await get_integration(session, actor=actor, kind=KIND)  # still there, in the new transaction
     await session.delete(integration)
     await record_event(session, project_id=actor.project_id, type="integration.deleted", data={"kind": KIND})
+    get_hub(runtime).forget_tenants()

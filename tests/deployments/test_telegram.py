@@ -176,7 +176,7 @@ async def test_bad_webhook_requests_store_nothing(
                                headers={"X-Telegram-Bot-Api-Secret-Token": webhook_secret(tg)})
     assert malformed.status_code == 400 and malformed.json()["error"]["code"] == "malformed_payload"
     unknown = await post_update(api, tg, update, tenant="nobody")
-    assert unknown.status_code == 404
+    assert unknown.status_code == 401 and unknown.json() == forged.json()  # issue 13: no enumeration
     async with runtime.transaction() as session:
         assert (await session.execute(select(func.count()).select_from(InboundDelivery))).scalar_one() == 0
     # Unaddressed or ignored updates still get 200; a replay is stored once.

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from app.api.access import ADMIN_ONLY
 from app.api.deps import CurrentActor, Session
 from app.api.v1.common import Cursor, Limit, ListResponse
 from app.services import agents
@@ -10,12 +11,12 @@ from app.services.agents import AgentCreate, AgentUpdate, AgentView
 router = APIRouter(prefix="/agents", tags=["agents"])
 
 
-@router.post("", status_code=201, response_model=AgentView)
+@router.post("", status_code=201, response_model=AgentView, openapi_extra=ADMIN_ONLY)
 async def create_agent(body: AgentCreate, actor: CurrentActor, session: Session) -> AgentView:
     return AgentView.of(await agents.create_agent(session, actor=actor, body=body))
 
 
-@router.get("", response_model=ListResponse[AgentView])
+@router.get("", response_model=ListResponse[AgentView], openapi_extra=ADMIN_ONLY)
 async def list_agents(actor: CurrentActor, session: Session, limit: Limit = 50,
                       cursor: Cursor = None) -> ListResponse[AgentView]:
     page = await agents.list_agents(session, actor=actor, limit=limit, cursor=cursor)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 
+from app.api.access import ADMIN_ONLY
 from app.api.deps import CurrentActor, Session
 from app.api.v1.common import Cursor, Limit, ListResponse
 from app.services import memory, smiths, tokens
@@ -12,7 +13,7 @@ from app.services.tokens import MintedToken, SmithTokenCreate
 router = APIRouter(prefix="/smiths", tags=["smiths"])
 
 
-@router.post("", status_code=201, response_model=SmithView)
+@router.post("", status_code=201, response_model=SmithView, openapi_extra=ADMIN_ONLY)
 async def create_smith(body: SmithCreate, actor: CurrentActor, session: Session) -> SmithView:
     return SmithView.of(await smiths.create_smith(session, actor=actor, body=body))
 
@@ -37,13 +38,13 @@ async def update_smith(smith_id: str, body: SmithUpdate, actor: CurrentActor,
     return SmithView.of(await smiths.update_smith(session, actor=actor, smith_id=smith_id, body=body))
 
 
-@router.delete("/{smith_id}", status_code=204)
+@router.delete("/{smith_id}", status_code=204, openapi_extra=ADMIN_ONLY)
 async def delete_smith(smith_id: str, actor: CurrentActor, session: Session) -> Response:
     await smiths.delete_smith(session, actor=actor, smith_id=smith_id)
     return Response(status_code=204)
 
 
-@router.post("/{smith_id}/tokens", status_code=201, response_model=MintedToken)
+@router.post("/{smith_id}/tokens", status_code=201, response_model=MintedToken, openapi_extra=ADMIN_ONLY)
 async def mint_smith_token(smith_id: str, actor: CurrentActor, session: Session,
                            body: SmithTokenCreate | None = None) -> MintedToken:
     """Mint a token scoped to this smith. The value is in this response only."""

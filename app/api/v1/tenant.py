@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks, Query, Response
 
+from app.api.access import ADMIN_ONLY
 from app.api.deps import CurrentActor, Session
 from app.api.v1.common import Cursor, Limit, ListResponse
 from app.services import deliveries, telegram
@@ -14,27 +15,27 @@ from jobs.delivery import wake_deliverers
 router = APIRouter(tags=["integrations"])
 
 
-@router.put("/tenant/telegram", response_model=TelegramView)
+@router.put("/tenant/telegram", response_model=TelegramView, openapi_extra=ADMIN_ONLY)
 async def put_telegram(body: TelegramPut, actor: CurrentActor, session: Session) -> TelegramView:
     """Validate the bot token with Telegram, store it encrypted and register the webhook (or poll)."""
     integration = await telegram.connect(session, actor=actor, runtime=get_runtime(), body=body)
     return TelegramView.of(integration, get_runtime())
 
 
-@router.get("/tenant/telegram", response_model=TelegramView)
+@router.get("/tenant/telegram", response_model=TelegramView, openapi_extra=ADMIN_ONLY)
 async def get_telegram(actor: CurrentActor, session: Session) -> TelegramView:
     actor.require_admin()
     return TelegramView.of(await find_integration(session, project_id=actor.project_id, kind="telegram"),
                            get_runtime())
 
 
-@router.delete("/tenant/telegram", status_code=204)
+@router.delete("/tenant/telegram", status_code=204, openapi_extra=ADMIN_ONLY)
 async def delete_telegram(actor: CurrentActor, session: Session) -> Response:
     await telegram.disconnect(session, actor=actor, runtime=get_runtime())
     return Response(status_code=204)
 
 
-@router.get("/deliveries", response_model=ListResponse[DeliveryView], tags=["deliveries"])
+@router.get("/deliveries", response_model=ListResponse[DeliveryView], tags=["deliveries"], openapi_extra=ADMIN_ONLY)
 async def list_deliveries(actor: CurrentActor, session: Session, limit: Limit = 50, cursor: Cursor = None,
                           status: str | None = Query(default=None, pattern="^(" + "|".join(deliveries.STATUSES) + ")$"),
                           run_id: str | None = Query(default=None, max_length=40)) -> ListResponse[DeliveryView]:

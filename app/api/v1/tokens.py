@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
+from app.api.access import ADMIN_ONLY
 from app.api.deps import CurrentActor, Session
 from app.api.v1.common import Cursor, Limit, ListResponse
 from app.services import tokens
@@ -10,13 +11,13 @@ from app.services.tokens import MintedToken, TokenCreate, TokenView
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 
 
-@router.post("", status_code=201, response_model=MintedToken)
+@router.post("", status_code=201, response_model=MintedToken, openapi_extra=ADMIN_ONLY)
 async def create_token(body: TokenCreate, actor: CurrentActor, session: Session) -> MintedToken:
     """Create an admin token. The value is in this response only."""
     return await tokens.create_admin_token(session, actor=actor, body=body)
 
 
-@router.get("", response_model=ListResponse[TokenView])
+@router.get("", response_model=ListResponse[TokenView], openapi_extra=ADMIN_ONLY)
 async def list_tokens(actor: CurrentActor, session: Session, limit: Limit = 50,
                       cursor: Cursor = None,
                       kind: str | None = Query(default=None, pattern="^(admin|smith|mcp)$"),
