@@ -1,0 +1,174 @@
+"""Folding text to what it looks like, for the forgery check of jobs/identity.py (ID-4).
+
+``fold`` maps a line to lower-case Latin where its characters look like Latin letters, one
+character for one (so a match in the folded line points at the same characters of ``base``):
+
+- format (Cf: bidi controls, zero-width characters, Unicode tag characters), private-use (Co),
+  unassigned (Cn), surrogate and control characters and combining marks (Mn/Me, which include the
+  variation selectors FE00–FE0F and E0100–E01EF) are dropped;
+- compatibility forms are unfolded (NFKD: fullwidth, mathematical, circled letters), case folded;
+- look-alikes fold through Unicode's confusables data (UTS #39, confusables.txt as shipped by the
+  ``confusable-homoglyphs`` package): every member of a confusable class folds to one
+  representative, a Latin letter where the class has one. Small capitals (``ᴘ``, ``ʀ``), whose
+  class in that table has no Latin member, fold through their Unicode names to the capital letter;
+- a few ASCII digits and symbols typed for letters (``3`` for e, ``$`` for s: not look-alikes,
+  so not in Unicode's table) fold to those letters;
+- opening brackets of every script fold to ``[``, closing ones to ``]``.
+
+The tables are built on first use of a line that is not plain ASCII (about 0.2 s once per process);
+plain ASCII lines, most messages, go through a 128-entry table.
+"""
+
+from __future__ import annotations
+
+import functools
+import unicodedata
+
+_DROPPED = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Mn", "Me"})
+# Typed substitutions, not look-alikes: Unicode's table folds 0, 1 and | (to o and l) itself.
+_TYPED = {"3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
+# Blocks holding the small capitals (IPA, phonetic extensions, Latin Extended-D/E, Latin Extended-F/G).
+_SMALL_CAPITAL_BLOCKS = ((0x0250, 0x02AF), (0x1D00, 0x1DBF), (0xA720, 0xA7FF), (0xAB30, 0xAB6F),
+                         (0x10780, 0x107BF), (0x1DF00, 0x1DFFF))
+_BRACKET_SWAP = str.maketrans("[]", "][")
+
+
+def _union_classes(data: dict[str, list[dict[str, str]]], small_caps: dict[str, str]) -> dict[str, str]:
+    """Confusable classes (a prototype and every character mapped to it) as character → representative:
+    a Latin letter of the class, else the letter a small capital of the class stands for, else the
+    lowest character."""
+    parent: dict[str, str] = {}
+
+    def root(node: str) -> str:
+        while parent.setdefault(node, node) != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for key, entries in data.items():
+        a = key.replace("\u200e", "")  # the table wraps right-to-left characters in LRMs
+        for entry in entries:
+            b = entry["c"].replace("\u200e", "")
+            if a and b:
+                parent[root(a)] = root(b)
+    members: dict[str, list[str]] = {}
+    for node in list(parent):
+        members.setdefault(root(node), []).append(node)
+
+    def latin(ch: str) -> str:
+        return small_caps.get(ch, ch).casefold()
+
+    def rank(ch: str) -> tuple[int, int]:
+        if "a" <= ch <= "z":
+            return 0, ord(ch)
+        if ch.isascii() and ch.isalpha():
+            return 1, ord(ch)
+        return (2 if "a" <= latin(ch) <= "z" else 3 if ch.isascii() else 4), ord(ch)
+
+    representative: dict[str, str] = {}
+    for group in members.values():
+        singles = [m for m in group if len(m) == 1]
+        if singles:
+            best = min(singles, key=rank)
+            best = latin(best) if rank(best)[0] == 2 else best
+            representative.update({m: best for m in singles if m != best})
+    return representative
+
+
+def _small_capitals() -> dict[str, str]:
+    """``LATIN LETTER SMALL CAPITAL P`` → ``P``, and the same for Greek and Cyrillic small capitals."""
+    found: dict[str, str] = {}
+    for start, end in _SMALL_CAPITAL_BLOCKS:
+        for cp in range(start, end + 1):
+            name = unicodedata.name(chr(cp), "")
+            if "SMALL CAPITAL " not in name:
+                continue
+            try:
+                found[chr(cp)] = unicodedata.lookup(name.replace("LETTER SMALL CAPITAL ", "CAPITAL LETTER "))
+            except KeyError:
+                continue
+    return found
+
+
+def _settle(ch: str, representative: dict[str, str], small_caps: dict[str, str]) -> str:
+    """Follow representative, small-capital and case folds until nothing changes (one character)."""
+    seen: set[str] = set()
+    while ch not in seen:
+        seen.add(ch)
+        step = representative.get(ch, ch)
+        if step == ch:
+            step = small_caps.get(ch, ch)
+        lower = step.casefold()
+        step = lower if len(lower) == 1 else step
+        if step == ch:
+            break
+        ch = step
+    return ch
+
+
+def _bracket(ch: str) -> str | None:
+    category = unicodedata.category(ch)
+    if category == "Ps" or ch == "<":
+        return "["
+    if category == "Pe" or ch == ">":
+        return "]"
+    return None
+
+
+@functools.cache
+def _table() -> dict[int, str]:
+    """The one-for-one fold of every character that changes (built once, on first non-ASCII line)."""
+    from confusable_homoglyphs.confusables import confusables_data  # ~0.15 s: only when needed
+
+    small_caps = _small_capitals()
+    representative = _union_classes(confusables_data, small_caps)
+    table: dict[int, str] = {}
+    for ch in {*representative, *small_caps}:
+        if ch.isascii():
+            continue  # ASCII_TABLE's fold, so both paths agree
+        folded = _settle(ch, representative, small_caps)
+        folded = _TYPED.get(folded, folded)
+        if folded != ch:
+            table[ord(ch)] = folded
+    for cp in range(0x10000):  # brackets (none outside the BMP are confusable with ASCII ones)
+        mark = _bracket(chr(cp))
+        if mark is not None:
+            table[cp] = mark
+    return table | ASCII_TABLE
+
+
+def _ascii_table() -> dict[int, str]:
+    """The fold of plain ASCII, written out so the fast path needs no Unicode data: the same result
+    for these 128 characters in both paths: ``_table`` takes it over. Unicode's table folds ``I``, ``1``
+    and ``|`` to l and ``0`` to O: the same here."""
+    table = {cp: " " for cp in range(32)} | {127: " "}  # controls: separators, keeping positions
+    table |= {ord(c): c.lower() for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
+    table |= {ord(k): v for k, v in _TYPED.items()}
+    table |= {ord("0"): "o", ord("1"): "l", ord("I"): "l", ord("|"): "l", ord("<"): "[", ord(">"): "]",
+              ord("("): "[", ord(")"): "]", ord("{"): "[", ord("}"): "]"}
+    return table
+
+
+ASCII_TABLE = _ascii_table()
+
+
+def base(line: str) -> str:
+    """The line without dropped characters, compatibility forms unfolded and case folded (digits
+    stay digits: the nonce check reads this)."""
+    if line.isascii():
+        return line.lower()
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", line).casefold())
+    category = unicodedata.category
+    return "".join(ch for ch in text if category(ch) not in _DROPPED)
+
+
+def fold(based: str) -> str:
+    """``base``'s result folded to what it looks like, one character for one."""
+    if based.isascii():
+        return based.translate(ASCII_TABLE)
+    return based.translate(_table())
+
+
+def reverse(text: str) -> str:
+    """Text as a right-to-left override shows it: reversed, with brackets mirrored."""
+    return text[::-1].translate(_BRACKET_SWAP)
