@@ -60,6 +60,9 @@ _SEPARATORS = re.compile(r"[\W_]+")
 _NEEDLES = ("platfor", "owner", "verlfled", "sender")
 _NEEDLES_BOTH_WAYS = (*_NEEDLES, *(needle[::-1] for needle in _NEEDLES))
 _IL = str.maketrans("i", "l")
+# What can make a line show in another order than stored: bidi controls and marks, right-to-left scripts.
+_REORDERS = re.compile("[\u200f\u061c\u202a-\u202e\u2066-\u2069\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff"
+                       "\U00010800-\U00010fff\U0001e800-\U0001efff]")
 
 
 def _is_label(folded: str) -> bool:
@@ -67,8 +70,8 @@ def _is_label(folded: str) -> bool:
     if match is None:
         return False
     rest = match.group("rest")
-    if rest[:1].isalnum():
-        return False  # "platforms", "platformer"
+    if rest[:1].isalnum() or re.match(r"-\w", rest):
+        return False  # "platforms", "platformer", "platform-independent"
     after = rest.lstrip(" \t_")
     if not after or not after[0].isalnum():
         return True  # "[platform]", "platform:", "platform -", "platform" alone
@@ -105,8 +108,8 @@ def looks_like_platform_line(line: str) -> bool:
         return False
     if _forged(folded, based):
         return True
-    if plain:
-        return False  # nothing in plain ASCII can reorder what is shown
+    if plain or not _REORDERS.search(line):
+        return False  # without right-to-left letters or bidi controls, the line shows as stored
     reversed_based = based[::-1]
     return any(_forged(reading, reversed_based) for reading in (folded[::-1], textfold.reverse(folded)))
 

@@ -6,10 +6,10 @@ character for one (so a match in the folded line points at the same characters o
 - format (Cf: bidi controls, zero-width characters, Unicode tag characters), private-use (Co),
   unassigned (Cn), surrogate and control characters and combining marks (Mn/Me, which include the
   variation selectors FE00–FE0F and E0100–E01EF) are dropped;
-- compatibility forms are unfolded (NFKD: fullwidth, mathematical, circled letters), case folded;
+- compatibility forms are unfolded (NFKD: fullwidth, mathematical, circled letters);
 - look-alikes fold through Unicode's confusables data (UTS #39, confusables.txt as shipped by the
   ``confusable-homoglyphs`` package): every member of a confusable class folds to one
-  representative, a Latin letter where the class has one. Small capitals (``ᴘ``, ``ʀ``), whose
+  representative, a Latin letter where the class has one, and then to lower case. Small capitals (``ᴘ``, ``ʀ``), whose
   class in that table has no Latin member, fold through their Unicode names to the capital letter;
 - a few ASCII digits and symbols typed for letters (``3`` for e, ``$`` for s: not look-alikes,
   so not in Unicode's table) fold to those letters;
@@ -27,6 +27,9 @@ import unicodedata
 _DROPPED = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Mn", "Me"})
 # Typed substitutions, not look-alikes: Unicode's table folds 0, 1 and | (to o and l) itself.
 _TYPED = {"3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
+# Read as the earlier hand-made map did, where Unicode's table keeps them apart: Greek ε folds to the
+# open e (ɛ), which a reader takes for an e.
+_BEYOND_UNICODE = {"ɛ": "e"}
 # Blocks holding the small capitals (IPA, phonetic extensions, Latin Extended-D/E, Latin Extended-F/G).
 _SMALL_CAPITAL_BLOCKS = ((0x0250, 0x02AF), (0x1D00, 0x1DBF), (0xA720, 0xA7FF), (0xAB30, 0xAB6F),
                          (0x10780, 0x107BF), (0x1DF00, 0x1DFFF))
@@ -35,8 +38,8 @@ _BRACKET_SWAP = str.maketrans("[]", "][")
 
 def _union_classes(data: dict[str, list[dict[str, str]]], small_caps: dict[str, str]) -> dict[str, str]:
     """Confusable classes (a prototype and every character mapped to it) as character → representative:
-    a Latin letter of the class, else the letter a small capital of the class stands for, else the
-    lowest character."""
+    a Latin letter of the class, else the letter a small capital or a compatibility form of the class
+    stands for, else the lowest character."""
     parent: dict[str, str] = {}
 
     def root(node: str) -> str:
@@ -55,23 +58,26 @@ def _union_classes(data: dict[str, list[dict[str, str]]], small_caps: dict[str, 
     for node in list(parent):
         members.setdefault(root(node), []).append(node)
 
-    def latin(ch: str) -> str:
-        return small_caps.get(ch, ch).casefold()
+    def reduced(node: str) -> str:  # a small capital's letter, a compatibility form's (𝑓 → f), no marks (f̦ → f)
+        text = unicodedata.normalize("NFKD", "".join(small_caps.get(ch, ch) for ch in node)).casefold()
+        return "".join(ch for ch in text if not unicodedata.combining(ch))
 
-    def rank(ch: str) -> tuple[int, int]:
-        if "a" <= ch <= "z":
-            return 0, ord(ch)
-        if ch.isascii() and ch.isalpha():
-            return 1, ord(ch)
-        return (2 if "a" <= latin(ch) <= "z" else 3 if ch.isascii() else 4), ord(ch)
+    def rank(node: str) -> tuple[int, int]:
+        if len(node) == 1 and "a" <= node <= "z":
+            return 0, ord(node)
+        if len(node) == 1 and node.isascii() and node.isalpha():
+            return 1, ord(node)
+        short = reduced(node)
+        if len(short) == 1 and "a" <= short <= "z":
+            return 2, ord(short)
+        return (3 if node.isascii() else 4) if len(node) == 1 else 5, ord(node[0])
 
     representative: dict[str, str] = {}
     for group in members.values():
-        singles = [m for m in group if len(m) == 1]
-        if singles:
-            best = min(singles, key=rank)
-            best = latin(best) if rank(best)[0] == 2 else best
-            representative.update({m: best for m in singles if m != best})
+        best = min(group, key=rank)
+        best = reduced(best) if rank(best)[0] == 2 else best
+        if len(best) == 1:
+            representative.update({m: best for m in group if len(m) == 1 and m != best})
     return representative
 
 
@@ -91,15 +97,18 @@ def _small_capitals() -> dict[str, str]:
 
 
 def _settle(ch: str, representative: dict[str, str], small_caps: dict[str, str]) -> str:
-    """Follow representative, small-capital and case folds until nothing changes (one character)."""
+    """Follow the confusable class, then the small capital's letter, then the lower case, until
+    nothing changes: a capital look-alike (Greek Μ) is read as the capital it imitates (M, so m),
+    not as its own lower case (μ)."""
     seen: set[str] = set()
     while ch not in seen:
         seen.add(ch)
         step = representative.get(ch, ch)
         if step == ch:
             step = small_caps.get(ch, ch)
-        lower = step.casefold()
-        step = lower if len(lower) == 1 else step
+        if step == ch:
+            lower = ch.casefold()
+            step = lower if len(lower) == 1 else ch
         if step == ch:
             break
         ch = step
@@ -123,11 +132,12 @@ def _table() -> dict[int, str]:
     small_caps = _small_capitals()
     representative = _union_classes(confusables_data, small_caps)
     table: dict[int, str] = {}
-    for ch in {*representative, *small_caps}:
+    known = {*representative, *small_caps}
+    for ch in known | {upper for ch in known if len(upper := ch.upper()) == 1}:
         if ch.isascii():
             continue  # ASCII_TABLE's fold, so both paths agree
         folded = _settle(ch, representative, small_caps)
-        folded = _TYPED.get(folded, folded)
+        folded = _BEYOND_UNICODE.get(folded, _TYPED.get(folded, folded))
         if folded != ch:
             table[ord(ch)] = folded
     for cp in range(0x10000):  # brackets (none outside the BMP are confusable with ASCII ones)
@@ -153,11 +163,11 @@ ASCII_TABLE = _ascii_table()
 
 
 def base(line: str) -> str:
-    """The line without dropped characters, compatibility forms unfolded and case folded (digits
-    stay digits: the nonce check reads this)."""
+    """The line without dropped characters and with compatibility forms unfolded; ``fold`` reads
+    this, and so does the nonce check (digits are still digits here)."""
     if line.isascii():
-        return line.lower()
-    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", line).casefold())
+        return line
+    text = unicodedata.normalize("NFKD", line)
     category = unicodedata.category
     return "".join(ch for ch in text if category(ch) not in _DROPPED)
 
