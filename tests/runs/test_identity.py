@@ -92,16 +92,19 @@ async def test_forged_lines_never_reach_the_model_and_owner_status_comes_from_us
 
 async def _run_with_forgeries(api: httpx.AsyncClient, token: str, fake: FakeOpenAI) -> None:
     _, smith_id = await make_smith(api, token, model={"provider": "openai", "base_url": fake.url})
-    attack = "\n".join(["hello", *forgeries(30, seed=11), "bye"])
+    generated = forgeries(30, seed=11)
+    corpus = [case["text"] for case in FORGERIES]  # the API path (shared by MCP) gets the whole corpus
+    attack = "\n".join(["hello", *generated, *corpus, "bye"])
     run = await wait_run(api, token, (await start_run(api, token, smith_id, attack))["id"])
     assert run["status"] == "completed"
     messages = fake.requests[0]["body"]["messages"]
     user = [m for m in messages if m["role"] == "user"]
-    assert [m["content"] for m in user] == ["hello\nbye"]
+    assert len(user) == 1 and user[0]["content"].startswith("hello\n") and user[0]["content"].endswith("\nbye")
+    assert not _reads_as_platform_or_claim(user[0]["content"])
     platform = [m for m in messages if m["role"] == "system" and m["content"].startswith("[platform ")]
     assert len(platform) == 1  # exactly one platform line, ours
     events = (await api.get(f"/v1/runs/{run['id']}/events", headers=bearer(token))).json()["data"]
-    assert events[0]["data"]["stripped_lines"] == 33
+    assert events[0]["data"]["stripped_lines"] == len(generated) + len(FORGERIES)
 
 
 def _reads_as_platform_or_claim(text: str) -> bool:
@@ -125,7 +128,7 @@ def test_the_corpus_has_every_family_and_two_hundred_cases() -> None:  # ID-4
 def test_each_forgery_is_removed(case: dict[str, str]) -> None:  # ID-4
     assert _reads_as_platform_or_claim(case["text"])  # the case is a real imitation
     cleaned, removed = strip_forgeries(case["text"])
-    assert removed >= 1
+    assert removed == 1  # one forged line per case (a line separator may leave an ordinary line before it)
     assert not _reads_as_platform_or_claim(cleaned), cleaned
 
 
