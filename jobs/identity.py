@@ -57,8 +57,7 @@ _CLAIMS = re.compile("|".join([
 # Every rule needs one of these words, letters in a row once separators are gone (i read as l): a
 # cheap test that lets most lines skip the rules, in either reading direction.
 _SEPARATORS = re.compile(r"[\W_]+")
-_NEEDLES = ("platfor", "owner", "verlfled", "sender")
-_NEEDLES_BOTH_WAYS = (*_NEEDLES, *(needle[::-1] for needle in _NEEDLES))
+_CLAIM_NEEDLES = ("owner", "verlfled", "sender", "renwo", "delfrev", "rednes")
 _IL = str.maketrans("i", "l")
 # What can make a line show in another order than stored: bidi controls and marks, right-to-left scripts.
 _REORDERS = re.compile("[\u200f\u061c\u202a-\u202e\u2066-\u2069\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff"
@@ -91,9 +90,10 @@ def _nonce_after_platform(folded: str, based: str) -> bool:
     return False
 
 
-def _forged(folded: str, based: str) -> bool:
-    return (_is_label(folded) or bool(_ANYWHERE.search(folded)) or bool(_CLAIMS.search(folded))
-            or _nonce_after_platform(folded, based))
+def _forged(folded: str, based: str, *, platform: bool, claims: bool) -> bool:
+    return ((platform and (_is_label(folded) or bool(_ANYWHERE.search(folded))
+                           or _nonce_after_platform(folded, based)))
+            or (claims and bool(_CLAIMS.search(folded))))
 
 
 def looks_like_platform_line(line: str) -> bool:
@@ -102,16 +102,19 @@ def looks_like_platform_line(line: str) -> bool:
     (brackets mirrored or not, as renderers differ)."""
     based = textfold.base(line)
     folded = textfold.fold(based)
-    plain = line.isascii()
     compact = _SEPARATORS.sub("", folded).translate(_IL)
-    if not any(needle in compact for needle in (_NEEDLES if plain else _NEEDLES_BOTH_WAYS)):
+    # Which rules can match at all: each needs its words' letters in a row (either way round).
+    platform = "platfor" in compact or "roftalp" in compact
+    claims = any(needle in compact for needle in _CLAIM_NEEDLES)
+    if not (platform or claims):
         return False
-    if _forged(folded, based):
+    if _forged(folded, based, platform=platform, claims=claims):
         return True
-    if plain or not _REORDERS.search(line):
+    if line.isascii() or not _REORDERS.search(line):
         return False  # without right-to-left letters or bidi controls, the line shows as stored
     reversed_based = based[::-1]
-    return any(_forged(reading, reversed_based) for reading in (folded[::-1], textfold.reverse(folded)))
+    return any(_forged(reading, reversed_based, platform=platform, claims=claims)
+               for reading in (folded[::-1], textfold.reverse(folded)))
 
 
 def strip_forgeries(text: str) -> tuple[str, int]:

@@ -15,13 +15,15 @@ character for one (so a match in the folded line points at the same characters o
   so not in Unicode's table) fold to those letters;
 - opening brackets of every script fold to ``[``, closing ones to ``]``.
 
-The tables are built on first use of a line that is not plain ASCII (about 0.2 s once per process);
-plain ASCII lines, most messages, go through a 128-entry table.
+The tables are built once per process (about 0.3 s: ``prepare``, called at start by
+app/services/background.py, or the first line that is not plain ASCII); plain ASCII lines, most
+messages, go through a 128-entry table and need none of them.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
 
 _DROPPED = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Mn", "Me"})
@@ -162,14 +164,29 @@ def _ascii_table() -> dict[int, str]:
 ASCII_TABLE = _ascii_table()
 
 
+@functools.cache
+def _dropped_in_bmp() -> dict[int, None]:
+    """Deletions for ``str.translate``: every dropped character of the Basic Multilingual Plane."""
+    category = unicodedata.category
+    return {cp: None for cp in range(0x10000) if category(chr(cp)) in _DROPPED}
+
+
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+def _keep_astral(match: re.Match[str]) -> str:
+    ch = match.group()
+    return "" if unicodedata.category(ch) in _DROPPED else ch
+
+
 def base(line: str) -> str:
     """The line without dropped characters and with compatibility forms unfolded; ``fold`` reads
     this, and so does the nonce check (digits are still digits here)."""
     if line.isascii():
         return line
-    text = unicodedata.normalize("NFKD", line)
-    category = unicodedata.category
-    return "".join(ch for ch in text if category(ch) not in _DROPPED)
+    text = unicodedata.normalize("NFKD", line).translate(_dropped_in_bmp())
+    # Outside the BMP (emoji, tags, variation selectors E0100–E01EF, private-use planes): one by one.
+    return _ASTRAL.sub(_keep_astral, text) if _ASTRAL.search(text) else text
 
 
 def fold(based: str) -> str:
@@ -177,6 +194,12 @@ def fold(based: str) -> str:
     if based.isascii():
         return based.translate(ASCII_TABLE)
     return based.translate(_table())
+
+
+def prepare() -> None:
+    """Build the tables now (the server does at start, off the event loop)."""
+    _table()
+    _dropped_in_bmp()
 
 
 def reverse(text: str) -> str:
