@@ -13,6 +13,7 @@ import pytest
 
 from jobs import textfold
 from jobs.identity import clean_label, looks_like_platform_line, platform_line, strip_forgeries
+from jobs.llm import anthropic_messages
 from jobs.runner import RunWorkers
 from tests.conftest import bearer
 from tests.fakes.anthropic import run_fake_anthropic
@@ -197,3 +198,19 @@ async def test_anthropic_keeps_each_platform_line_with_its_turn(
     nonces = [re.match(r"\[platform ([0-9a-f]+)\] sender \{", line).group(1) for line in lines]  # type: ignore[union-attr]
     assert nonces[0] != nonces[1]  # each turn carries its own run's line
     assert f"[platform {nonces[1]}]" in body["system"] and "] sender {" not in body["system"]
+
+
+def test_anthropic_request_keeps_tool_results_apart_from_the_platform_line() -> None:  # ID-1
+    line = platform_line({"is_owner": True, "channel": "api", "identity": "token:a", "display": "a",
+                          "verified": True}, "abc123")
+    call = {"id": "call_1", "type": "function", "function": {"name": "memory_read", "arguments": '{"key": "k"}'}}
+    system, converted = anthropic_messages([
+        {"role": "system", "content": "Be brief."}, {"role": "system", "content": line},
+        {"role": "user", "content": "read k"}, {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "k = 1"}])
+    assert system == "Be brief."
+    assert converted == [
+        {"role": "user", "content": [{"type": "text", "text": line}, {"type": "text", "text": "read k"}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "call_1", "name": "memory_read",
+                                           "input": {"key": "k"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "k = 1"}]}]
