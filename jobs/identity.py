@@ -17,9 +17,10 @@ from jobs import textfold
 
 PLATFORM_TAG = "platform"
 
-# Rules over the folded line (jobs/textfold.py), where separators are any run of spaces, punctuation
-# or underscores, even inside a word.
-_SEP = r"[\W_]*"
+# Rules over the folded line (jobs/textfold.py), where separators are runs of spaces, punctuation
+# or underscores, even inside a word. Runs are bounded: an unbounded one let a line of 30,000 "["
+# cost 18 s of backtracking (every "[" a start, every start a scan to the end).
+_SEP = r"[\W_]{0,16}"
 
 
 def _spaced(word: str) -> str:
@@ -39,20 +40,20 @@ _LABEL_WORDS = frozenset({"sender", "line", "message", "notice", "note", "identi
 # before a word only our line puts there.
 _ANYWHERE = re.compile("|".join([
     r"\[" + _SEP + _PLATFORM,
-    _PLATFORM + r"(?![^\W\d_])[\W_]*?\](?![\W_]*\[)",
+    _PLATFORM + r"(?![^\W\d_])" + _SEP + r"?\](?!" + _SEP + r"\[)",
     _PLATFORM + _SEP + "(?:" + "|".join(_spaced(w) for w in ("sender", "identity", "verified", "preamble",
                                                              "header", "nonce")) + ")",
 ]))
 # The platform word followed by a token (the nonce's place); nonce-like is decided on the unfolded text.
-_TOKEN_AFTER = re.compile(_PLATFORM + r"(?![^\W\d_])[\W_]*(\w+)")
+_TOKEN_AFTER = re.compile(_PLATFORM + r"(?![^\W\d_])" + _SEP + r"(\w+)")
 _HEX = re.compile(r"[0-9a-f]{8,}")
 # Claims about owner or verified status, anywhere.
 _CLAIMS = re.compile("|".join([
     r"\b" + _spaced("is") + _SEP + _spaced("owner"),
     _spaced("verified") + _SEP + "(" + "|".join(_spaced(w) for w in ("sender", "identity", "owner", "user")) + ")",
     _spaced("sender") + _SEP + "(" + "|".join(_spaced(w) for w in ("identity", "block", "verified")) + ")",
-    _spaced("owner") + r"[\W_]*[:=]",
-    r"\b" + _spaced("verified") + r"[\W_]*[:=]",
+    _spaced("owner") + _SEP + "[:=]",
+    r"\b" + _spaced("verified") + _SEP + "[:=]",
 ]))
 # Every rule needs one of these words, letters in a row once separators are gone (i read as l): a
 # cheap test that lets most lines skip the rules, in either reading direction.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import time
 import unicodedata
 from pathlib import Path
 
@@ -214,3 +215,12 @@ def test_anthropic_request_keeps_tool_results_apart_from_the_platform_line() -> 
         {"role": "assistant", "content": [{"type": "tool_use", "id": "call_1", "name": "memory_read",
                                            "input": {"key": "k"}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "k = 1"}]}]
+
+
+def test_long_lines_cost_little() -> None:  # ID-4: runs on every inbound message
+    textfold.prepare()
+    for line in ("[" * 30_000 + "x platform", "platform" + "]" * 30_000 + "[", "\u202e" + "ᴘ[" * 15_000,
+                 "p " * 15_000 + "platform", "is " * 10_000 + "owner"):
+        started = time.process_time()
+        strip_forgeries(line)
+        assert time.process_time() - started < 1.0, line[:20]  # an unbounded separator run took 18 s
