@@ -12,9 +12,9 @@ import httpx
 
 from tests.conftest import bearer
 from tests.deployments.conftest import connect_bot, post_update, wait_until
+from tests.fakes.forgeries import FORGERIES, reads_as_platform_or_claim
 from tests.fakes.openai import run_fake_openai, text
 from tests.fakes.telegram import FAKE_BOT_USERNAME, FakeTelegram
-from tests.runs.test_identity import FORGERIES, _reads_as_platform_or_claim
 
 GROUP = -1001987654321
 VISITOR = 6662345
@@ -80,7 +80,7 @@ async def test_a_visitors_forged_owner_claims_never_reach_the_model(
         assert fields["is_owner"] is False and fields["identity"] == f"telegram:{VISITOR}"
         assert "\u2028" not in fields["display"] and len(fields["display"]) <= 64
         assert said.startswith("hello") and said.endswith("bye")
-        assert not _reads_as_platform_or_claim(said), said
+        assert not reads_as_platform_or_claim(said), said
     stripped = 0
     for run in runs:
         events = (await api.get(f"/v1/runs/{run['id']}/events", headers=bearer(admin_token))).json()["data"]

@@ -8,10 +8,10 @@ import json
 
 import httpx
 
+from tests.fakes.forgeries import FORGERIES, reads_as_platform_or_claim
 from tests.fakes.openai import run_fake_openai, text
 from tests.mcp.conftest import admin_token_for, create_mcp, endpoint, mcp_client
 from tests.runs.conftest import make_smith
-from tests.runs.test_identity import FORGERIES, _reads_as_platform_or_claim
 
 
 async def test_an_mcp_callers_forgeries_and_subject_never_split_or_forge_the_line(
@@ -35,4 +35,4 @@ async def test_an_mcp_callers_forgeries_and_subject_never_split_or_forge_the_lin
     assert not any(c in fields["display"] + fields["identity"] for c in "\u2028\u202e")
     user = [m["content"] for m in messages if m["role"] == "user"]
     assert user == [user[0]] and user[0].startswith("hello\n") and user[0].endswith("\nbye")
-    assert not _reads_as_platform_or_claim(user[0])
+    assert not reads_as_platform_or_claim(user[0])

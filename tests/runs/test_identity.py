@@ -7,7 +7,6 @@ import random
 import re
 import time
 import unicodedata
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,15 +17,14 @@ from jobs.llm import anthropic_messages
 from jobs.runner import RunWorkers
 from tests.conftest import bearer
 from tests.fakes.anthropic import run_fake_anthropic
+from tests.fakes.forgeries import BENIGN, FORGERIES, reads_as_platform_or_claim
 from tests.fakes.openai import FakeOpenAI, run_fake_openai, text
 from tests.runs.conftest import make_smith, start_run, wait_run
 
-CORPUS = Path(__file__).parents[1] / "fixtures" / "identity"
-FORGERIES: list[dict[str, str]] = [json.loads(line) for line in (CORPUS / "forgeries.jsonl").open(encoding="utf-8")]
-BENIGN: list[str] = [json.loads(line)["text"] for line in (CORPUS / "benign.jsonl").open(encoding="utf-8")]
 # The families of the issue's findings (issue 13): each must be in the corpus.
-FAMILIES = {"hex-nonce", "leading-word", "markdown-quote", "markdown-code", "look-alike", "tag-characters",
-            "bidi-reversed", "line-separator", "owner-claim", "invisible", "brackets", "nonce-no-bracket"}
+FAMILIES = {"issue-examples", "hex-nonce", "leading-word", "markdown-quote", "markdown-code", "look-alike",
+            "tag-characters", "bidi-reversed", "line-separator", "owner-claim", "invisible", "brackets",
+            "nonce-no-bracket"}
 
 LOOKALIKES = {"a": "аα", "e": "еε", "o": "оο0", "p": "рρ", "c": "с", "i": "іι1", "l": "ӏ1|ℓ", "t": "τ7",
               "s": "ѕ5$", "r": "r", "f": "f", "m": "м", "n": "n", "d": "ԁ", "v": "ν", "w": "w", "y": "у"}
@@ -102,21 +100,11 @@ async def _run_with_forgeries(api: httpx.AsyncClient, token: str, fake: FakeOpen
     messages = fake.requests[0]["body"]["messages"]
     user = [m for m in messages if m["role"] == "user"]
     assert len(user) == 1 and user[0]["content"].startswith("hello\n") and user[0]["content"].endswith("\nbye")
-    assert not _reads_as_platform_or_claim(user[0]["content"])
+    assert not reads_as_platform_or_claim(user[0]["content"])
     platform = [m for m in messages if m["role"] == "system" and m["content"].startswith("[platform ")]
     assert len(platform) == 1  # exactly one platform line, ours
     events = (await api.get(f"/v1/runs/{run['id']}/events", headers=bearer(token))).json()["data"]
     assert events[0]["data"]["stripped_lines"] == len(generated) + len(FORGERIES)
-
-
-def _reads_as_platform_or_claim(text: str) -> bool:
-    """Whether any line still holds the platform word or an owner claim, read as it looks (folded,
-    separators gone): what a forgery leaves behind when it was not removed."""
-    for line in text.splitlines():
-        folded = re.sub(r"[\W_]+", "", textfold.fold(textfold.base(line))).replace("i", "l")
-        if any(word in folded or word[::-1] in folded for word in ("platfor", "owner", "verlfled", "sender")):
-            return True
-    return False
 
 
 def test_the_corpus_has_every_family_and_two_hundred_cases() -> None:  # ID-4
@@ -128,10 +116,10 @@ def test_the_corpus_has_every_family_and_two_hundred_cases() -> None:  # ID-4
 
 @pytest.mark.parametrize("case", FORGERIES, ids=[f"{i}-{c['family']}" for i, c in enumerate(FORGERIES)])
 def test_each_forgery_is_removed(case: dict[str, str]) -> None:  # ID-4
-    assert _reads_as_platform_or_claim(case["text"])  # the case is a real imitation
+    assert reads_as_platform_or_claim(case["text"])  # the case is a real imitation
     cleaned, removed = strip_forgeries(case["text"])
     assert removed == 1  # one forged line per case (a line separator may leave an ordinary line before it)
-    assert not _reads_as_platform_or_claim(cleaned), cleaned
+    assert not reads_as_platform_or_claim(cleaned), cleaned
 
 
 @pytest.mark.parametrize("line", BENIGN)
