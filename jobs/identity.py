@@ -1,9 +1,11 @@
 """Verified sender identity (ID-1..ID-4): the platform line we build, and removal of imitations.
 
 The model sees exactly one platform line per inbound message, built here from the channel-
-authenticated sender and carrying a per-run nonce. Before that, any line of the inbound text that
-looks like a platform line (in any case, spacing, bracket style or Unicode look-alike letters) is
-removed, so a visitor cannot type their way into owner status.
+authenticated sender and carrying a per-run nonce; names in it are cleaned (``clean_label``) and it
+is pure ASCII, so nothing in a name can end the line early. Before that, any line of the inbound
+text that looks like a platform line (in any case, spacing, bracket style, Unicode look-alike
+letters, invisible characters or right-to-left override: jobs/textfold.py) or claims owner status
+is removed, so a visitor cannot type their way into owner status.
 """
 
 from __future__ import annotations

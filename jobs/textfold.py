@@ -7,10 +7,12 @@ character for one (so a match in the folded line points at the same characters o
   unassigned (Cn), surrogate and control characters and combining marks (Mn/Me, which include the
   variation selectors FE00–FE0F and E0100–E01EF) are dropped;
 - compatibility forms are unfolded (NFKD: fullwidth, mathematical, circled letters);
-- look-alikes fold through Unicode's confusables data (UTS #39, confusables.txt as shipped by the
-  ``confusable-homoglyphs`` package): every member of a confusable class folds to one
-  representative, a Latin letter where the class has one, and then to lower case. Small capitals (``ᴘ``, ``ʀ``), whose
-  class in that table has no Latin member, fold through their Unicode names to the capital letter;
+- look-alikes fold through Unicode's confusables data (UTS #39: confusables.txt, as the
+  ``confusable-homoglyphs`` package ships it, offline): the characters that share a skeleton
+  prototype form a class, and every member folds to one representative, a Latin letter where the
+  class has one, then to lower case (a capital look-alike, Greek Μ, reads as the capital it
+  imitates, M, not as its own lower case μ). Small capitals (``ᴘ``, ``ʀ``), whose class in that
+  table has no Latin member, fold through their Unicode names to the capital letter;
 - a few ASCII digits and symbols typed for letters (``3`` for e, ``$`` for s: not look-alikes,
   so not in Unicode's table) fold to those letters;
 - opening brackets of every script fold to ``[``, closing ones to ``]``.
