@@ -10,7 +10,8 @@ assistant messages, ``tool_call_id`` on tool results); each provider translates.
     /tool NAME {json arguments}     call any tool (e.g. to see an approval pause)
 - ``openai``: any OpenAI-compatible Chat Completions endpoint with tool calling (OpenAI, Ollama,
   vLLM, llama.cpp server).
-- ``anthropic``: the Messages API with tool use.
+- ``anthropic``: the Messages API with tool use. The first system message is the system prompt;
+  each later one (a turn's platform line) leads its own user turn as a text block of its own.
 """
 
 from __future__ import annotations
