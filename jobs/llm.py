@@ -10,7 +10,8 @@ assistant messages, ``tool_call_id`` on tool results); each provider translates.
     /tool NAME {json arguments}     call any tool (e.g. to see an approval pause)
 - ``openai``: any OpenAI-compatible Chat Completions endpoint with tool calling (OpenAI, Ollama,
   vLLM, llama.cpp server).
-- ``anthropic``: the Messages API with tool use.
+- ``anthropic``: the Messages API with tool use. The first system message is the system prompt;
+  each later one (a turn's platform line) leads its own user turn as a text block of its own.
 """
 
 from __future__ import annotations
@@ -173,25 +174,7 @@ class Anthropic(ModelProvider):
         self.http = http
 
     async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
-        system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
-        converted: list[dict[str, Any]] = []
-        for m in messages:
-            if m["role"] == "system":
-                continue
-            if m["role"] == "tool":
-                block = {"type": "tool_result", "tool_use_id": m["tool_call_id"], "content": m["content"]}
-                if converted and converted[-1]["role"] == "user" and isinstance(converted[-1]["content"], list):
-                    converted[-1]["content"].append(block)
-                else:
-                    converted.append({"role": "user", "content": [block]})
-            elif m["role"] == "assistant" and m.get("tool_calls"):
-                blocks: list[dict[str, Any]] = [{"type": "text", "text": m["content"]}] if m.get("content") else []
-                blocks += [{"type": "tool_use", "id": c["id"], "name": c["function"]["name"],
-                            "input": _parse_arguments(c["function"]["arguments"]) or {}}
-                           for c in m["tool_calls"]]
-                converted.append({"role": "assistant", "content": blocks})
-            else:
-                converted.append({"role": m["role"], "content": m["content"]})
+        system, converted = anthropic_messages(messages)
         body: dict[str, Any] = {
             "model": self.config.name or "claude-sonnet-4-5", "messages": converted,
             "max_tokens": self.config.max_tokens or 1024,
@@ -213,6 +196,43 @@ class Anthropic(ModelProvider):
         return ModelReply(text=text, tool_calls=calls,
                           usage={"input_tokens": int(usage.get("input_tokens", 0)),
                                  "output_tokens": int(usage.get("output_tokens", 0))})
+
+
+def anthropic_messages(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """The Messages API's ``system`` and ``messages`` for chat-shaped messages.
+
+    Only the first message, the agent's instructions, is the system prompt. Every later system
+    message (the platform line naming a turn's verified sender, ID-1) travels with its own turn: a
+    text block of its own at the head of the next user message. Merged into one system string, the
+    lines of all turns would read as one undated list, and the model could not tell whose is whose.
+    """
+    system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+    converted: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []  # platform lines waiting for their user turn
+    for m in messages[1:] if system else messages:
+        if m["role"] == "system":
+            notes.append({"type": "text", "text": m["content"]})
+        elif m["role"] == "tool":
+            block = {"type": "tool_result", "tool_use_id": m["tool_call_id"], "content": m["content"]}
+            if converted and converted[-1]["role"] == "user" and isinstance(converted[-1]["content"], list) \
+                    and converted[-1]["content"][0].get("type") == "tool_result":
+                converted[-1]["content"].append(block)
+            else:
+                converted.append({"role": "user", "content": [block]})
+        elif m["role"] == "assistant" and m.get("tool_calls"):
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": m["content"]}] if m.get("content") else []
+            blocks += [{"type": "tool_use", "id": c["id"], "name": c["function"]["name"],
+                        "input": _parse_arguments(c["function"]["arguments"]) or {}}
+                       for c in m["tool_calls"]]
+            converted.append({"role": "assistant", "content": blocks})
+        elif m["role"] == "user" and notes:
+            converted.append({"role": "user", "content": [*notes, {"type": "text", "text": m["content"]}]})
+            notes = []
+        else:
+            converted.append({"role": m["role"], "content": m["content"]})
+    if notes:  # a line with no turn after it still belongs to the conversation, not to the system
+        converted.append({"role": "user", "content": notes})
+    return system, converted
 
 
 async def _post_json(http: httpx.AsyncClient, url: str, body: dict[str, Any], headers: dict[str, str],

@@ -19,6 +19,7 @@ from app.services.memory import memory_limits
 from app.services.polling import poll_forever
 from app.services.runtime import Runtime
 from app.services.schedules import run_scheduler
+from jobs import textfold
 from jobs.agent import AgentEnv
 from jobs.delivery import Deliverer
 from jobs.llm import ModelConfig
@@ -49,7 +50,10 @@ async def background(runtime: Runtime, *, workers: int | None = None, poll_inter
                             on_reply=conversations.on_reply, on_approval=conversations.on_approval)
 
         pool = RunWorkers(runtime.sessions, env_for, count=count, poll_interval_s=poll, lease_seconds=lease)
-        tasks = [asyncio.create_task(pool.run_forever(), name="run-workers")]
+        tasks = [asyncio.create_task(pool.run_forever(), name="run-workers"),
+                 # The forgery check's Unicode tables (~0.3 s), built now rather than inside the
+                 # first webhook's transaction that holds a non-ASCII line.
+                 asyncio.create_task(asyncio.to_thread(textfold.prepare), name="textfold-tables")]
         if delivery:
             deliverer = Deliverer(runtime.sessions, hub.for_project, poll_interval_s=min(poll, 0.2),
                                   send_lease=timedelta(seconds=runtime.settings.send_lease_seconds))
