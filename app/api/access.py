@@ -59,6 +59,8 @@ async def check(session: AsyncSession, actor: Actor, request: Request) -> None:
             await deployments.get_deployment(session, actor=actor, deployment_id=value)
         elif name == "run_id":
             await runs.get_run(session, actor=actor, run_id=value)
+        elif name == "token_id" and "deployment_id" in params:
+            continue  # a caller token of that deployment: the service checks it belongs there
         elif name in _ADMIN_RESOURCES or name not in _FREE:
             actor.require_admin()
 

@@ -32,6 +32,7 @@ VALID: dict[tuple[str, str], Any] = {
     ("POST", "/v1/runs/{run_id}/submit"): {"decision": "approve"},
     ("POST", "/v1/deployments"): {"target": {"type": "smith", "id": "{smith_id}"}, "kind": "mcp"},
     ("PATCH", "/v1/deployments/{deployment_id}"): {"provider_metadata": {"walk": 1}},
+    ("POST", "/v1/deployments/{deployment_id}/tokens"): {"subject": "walk"},
     ("PUT", "/v1/tenant/telegram"): {"bot_token": FAKE_TOKEN},
     ("POST", "/v1/tokens"): {"subject": "walk"},
 }

@@ -96,6 +96,9 @@ async def test_who_may_mint_caller_tokens(api: httpx.AsyncClient, admin_token: s
     # A caller token never mints another, even on its own deployment.
     _refused(await api.post(tokens_url, json={"subject": "eve"}, headers=bearer(minted["token"])), 403,
              "mcp_token_scope")
+    # The target smith's own token revokes its callers too.
+    revoked = await api.delete(f"{tokens_url}/{minted['id']}", headers=bearer(own))
+    assert revoked.status_code == 200 and revoked.json()["revoked"], revoked.text
 
 
 def _fill(path: str, ids: dict[str, str]) -> str:
