@@ -12,17 +12,14 @@ Revoked deployments stay in the table and in lists, with a reason and a time.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.actors import Actor
 from app.services.errors import Conflict, Forbidden, Invalid
 from app.services.events import record_event
 from channels import REGISTRY
-from models import Deployment, Run, Schedule, Smith
-from models.hot import Hot, flush_pending
+from models import Deployment
 from models.types import utcnow
 
 REVOKE_REASONS = ("deleted", "replaced", "agent_deleted", "smith_deleted", "uninstalled")
@@ -102,88 +99,3 @@ async def revoke_smith_bindings(session: AsyncSession, *, smith_id: str) -> None
                Deployment.status != "revoked")
         .values(status="revoked", deleted_at=now, updated_at=now, revoked_at=now, revoked_reason="smith_deleted",
                 start_token_hash=None, start_token_expires_at=None))
-
-
-# -- where a smith's own messages go (SCH-2) ------------------------------------------------------------
-
-
-class Conversation(NamedTuple):
-    """A live conversation of a smith: the deployment, its kind and the address to send to."""
-
-    deployment_id: str
-    kind: str
-    address: str
-    owner_identity: str | None
-
-
-async def conversation_owner(session: AsyncSession, *, smith_id: str, kind: str, address: str) -> str | None:
-    """Who owns the smith's live conversation at ``address``: the binding's owner, or for a smith
-    minted by a catch-all, the sender it was minted for."""
-    for conversation in await conversations_of(session, smith_id):
-        if conversation.kind == kind and conversation.address == address:
-            return conversation.owner_identity
-    return None
-
-
-async def conversations_of(session: AsyncSession, smith_id: str) -> list[Conversation]:
-    """Every live conversation of the smith, most recently active first: the deployment whose
-    messages started the smith's latest run, then the most recently bound."""
-    await flush_pending(session)
-    reach = await _SMITH_REACH.first(session, {"smith_id": smith_id})
-    if reach is None:
-        return []
-    minted_by, identity = reach
-    own_chat = identity.split(":", 1)[1] if identity and ":" in identity else None
-    found: list[tuple[str, str, str, str | None, str]] = []
-    for dep_id, kind, target_type, address, owner, bound in await _LIVE_OF_SMITH.all(
-            session, {"smith_id": smith_id, "minted_by": minted_by or ""}):
-        if target_type == "agent":  # a catch-all reaches its minted smith in the sender's own chat
-            address, owner = own_chat, identity
-        if address:
-            found.append((dep_id, kind, address, owner, bound.isoformat() if bound else dep_id))
-    if not found:
-        return []
-    latest = await _LATEST_DEPLOYMENT_RUN.first(session, {"smith_id": smith_id})
-    recent = latest[0] if latest else None
-    found.sort(key=lambda row: (row[0] == recent, row[4]), reverse=True)
-    return [Conversation(dep_id, kind, address, owner) for dep_id, kind, address, owner, _ in found]
-
-
-async def delivery_conversation(session: AsyncSession, run: Run) -> Conversation | None:
-    """Where a run that no conversation started (a schedule's, an API call's) delivers its reply,
-    chips and approval prompt: the schedule's named deployment while it is live, else the smith's
-    most recently active conversation; None when the smith has none (the reply stays on the run)."""
-    conversations = await conversations_of(session, run.smith_id)
-    if not conversations:
-        return None
-    if run.schedule_id:
-        named = (await session.execute(select(Schedule.deployment_id).where(
-            Schedule.id == run.schedule_id))).scalar_one_or_none()
-        for conversation in conversations:
-            if named and conversation.deployment_id == named:
-                return conversation
-    return conversations[0]
-
-
-DELIVERY_RULE = ("Where the replies of this schedule's runs go when the smith has several conversations: "
-                 "this deployment while it is live; otherwise (and by default) the smith's most recently active "
-                 "conversation. With none, the reply stays on the run.")
-
-
-async def check_delivery_deployment(session: AsyncSession, *, smith_id: str, deployment_id: str) -> None:
-    """A schedule may name only a live conversation of its own smith."""
-    if not any(c.deployment_id == deployment_id for c in await conversations_of(session, smith_id)):
-        raise Invalid(f"deployment {deployment_id} is not a live conversation of this smith",
-                      code="invalid_delivery_deployment", field="deployment_id")
-
-
-# Hot (models/hot.py): asked once per scheduled or API run that replies.
-_SMITH_REACH = Hot(select(Smith.minted_by_deployment_id, Smith.provider_identity)
-                   .where(Smith.id == bindparam("smith_id")))
-_LIVE_OF_SMITH = Hot(select(Deployment.id, Deployment.kind, Deployment.target_type, Deployment.address,
-                            Deployment.owner_identity, Deployment.bound_at).where(
-    ((Deployment.target_type == "smith") & (Deployment.target_id == bindparam("smith_id")))
-    | (Deployment.id == bindparam("minted_by")),
-    Deployment.status == "active", Deployment.kind != "mcp"))
-_LATEST_DEPLOYMENT_RUN = Hot(select(Run.deployment_id).where(
-    Run.smith_id == bindparam("smith_id"), Run.source == "deployment").order_by(Run.id.desc()).limit(1))

@@ -12,9 +12,8 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.services.bindings import delivery_conversation
 from app.services.channel_hub import ChannelHub
-from app.services.routing import SendTarget, deployment_kind, send_targets
+from app.services.routing import SendTarget, delivery_conversation, deployment_kind, send_targets
 from channels.base import Channel
 from channels.types import ApprovalPrompt, Outbound
 from jobs.delivery import enqueue_send

@@ -16,9 +16,9 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services import quotas, routing
-from app.services.bindings import conversation_owner
 from app.services.channel_hub import get_hub
 from app.services.errors import DomainError, Unauthorized
+from app.services.routing import conversation_owner
 from app.services.runs import OUTCOME_TEXT, Decision, InputMessage, enqueue_run_id, submit_decision
 from app.services.runtime import Runtime
 from channels.base import Channel, MalformedPayload

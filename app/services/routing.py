@@ -5,6 +5,7 @@ run asks these, so they read ids through hot statements (models/hot.py), not ORM
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import and_, bindparam, or_
@@ -13,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
 from app.services.bindings import replace_binding
+from app.services.errors import Invalid
 from app.services.events import record_event
-from models import Agent, Deployment, Smith
+from models import Agent, Deployment, Run, Schedule, Smith
 from models.hot import Hot, flush_pending
 from models.types import new_id, utcnow
 
@@ -143,9 +145,18 @@ class SendTarget(NamedTuple):
     address: str | None
 
 
-async def send_targets(session: AsyncSession, smith_id: str) -> list[SendTarget]:
-    """Active deployments that reach this smith: its own bindings (sending to the bound chat), or the
-    catch-all that minted it (sending to the minted sender's own chat)."""
+class _Reach(NamedTuple):
+    deployment_id: str
+    project_id: str
+    kind: str
+    address: str | None
+    owner_identity: str | None
+    bound_at: datetime | None
+
+
+async def _reach(session: AsyncSession, smith_id: str) -> list[_Reach]:
+    """Active deployments that reach this smith: its own bindings (their chat and owner), or the
+    catch-all that minted it (the minted sender's own chat, and that sender as its owner)."""
     await flush_pending(session)
     smith = await _SMITH_REACH.first(session, {"smith_id": smith_id})
     if smith is None:
@@ -153,8 +164,36 @@ async def send_targets(session: AsyncSession, smith_id: str) -> list[SendTarget]
     minted_by, identity = smith
     own_chat = identity.split(":", 1)[1] if identity and ":" in identity else None
     rows = await _OF_SMITH.all(session, {"smith_id": smith_id, "minted_by": minted_by or ""})
-    return [SendTarget(deployment_id, project_id, kind, address if target_type == "smith" else own_chat)
-            for deployment_id, project_id, kind, target_type, address in rows]
+    return [_Reach(dep_id, project_id, kind, address, owner, bound) if target_type == "smith"
+            else _Reach(dep_id, project_id, kind, own_chat, identity, bound)
+            for dep_id, project_id, kind, target_type, address, owner, bound in rows]
+
+
+async def send_targets(session: AsyncSession, smith_id: str) -> list[SendTarget]:
+    """Where the smith's send tools write (DEP-6)."""
+    return [SendTarget(r.deployment_id, r.project_id, r.kind, r.address) for r in await _reach(session, smith_id)]
+
+
+class Conversation(NamedTuple):
+    """A live conversation of a smith: the deployment, its kind, the address and who owns it."""
+
+    deployment_id: str
+    kind: str
+    address: str
+    owner_identity: str | None
+
+
+async def conversations_of(session: AsyncSession, smith_id: str) -> list[Conversation]:
+    """Every live conversation of the smith, most recently active first: the deployment whose
+    message started the smith's latest run, then the most recently bound."""
+    found = [r for r in await _reach(session, smith_id) if r.address]
+    if not found:
+        return []
+    latest = await _LATEST_DEPLOYMENT_RUN.first(session, {"smith_id": smith_id})
+    recent = latest[0] if latest else None
+    found.sort(key=lambda r: (r.deployment_id == recent, r.bound_at.isoformat() if r.bound_at else ""),
+               reverse=True)
+    return [Conversation(r.deployment_id, r.kind, str(r.address), r.owner_identity) for r in found]
 
 
 async def deployment_kind(session: AsyncSession, deployment_id: str) -> str | None:
@@ -164,12 +203,54 @@ async def deployment_kind(session: AsyncSession, deployment_id: str) -> str | No
     return None if row is None else str(row[0])
 
 
+# -- where a smith's own messages go (SCH-2) ------------------------------------------------------------
+
+
+async def conversation_owner(session: AsyncSession, *, smith_id: str, kind: str, address: str) -> str | None:
+    """Who owns the smith's live conversation at ``address``: the binding's owner, or for a smith
+    minted by a catch-all, the sender it was minted for."""
+    for conversation in await conversations_of(session, smith_id):
+        if conversation.kind == kind and conversation.address == address:
+            return conversation.owner_identity
+    return None
+
+
+async def delivery_conversation(session: AsyncSession, run: Run) -> Conversation | None:
+    """Where a run that no conversation started (a schedule's, an API call's) delivers its reply,
+    chips and approval prompt: the schedule's named deployment while it is live, else the smith's
+    most recently active conversation; None when the smith has none (the reply stays on the run)."""
+    conversations = await conversations_of(session, run.smith_id)
+    if not conversations:
+        return None
+    if run.schedule_id:
+        named = (await session.execute(select(Schedule.deployment_id).where(
+            Schedule.id == run.schedule_id))).scalar_one_or_none()
+        for conversation in conversations:
+            if named and conversation.deployment_id == named:
+                return conversation
+    return conversations[0]
+
+
+DELIVERY_RULE = ("Where the replies of this schedule's runs go when the smith has several conversations: "
+                 "this deployment while it is live; otherwise (and by default) the smith's most recently active "
+                 "conversation. With none, the reply stays on the run.")
+
+
+async def check_delivery_deployment(session: AsyncSession, *, smith_id: str, deployment_id: str) -> None:
+    """A schedule may name only a live conversation of its own smith."""
+    if not any(c.deployment_id == deployment_id for c in await conversations_of(session, smith_id)):
+        raise Invalid(f"deployment {deployment_id} is not a live conversation of this smith",
+                      code="invalid_delivery_deployment", field="deployment_id")
+
+
 # Hot (models/hot.py): every run asks, for its send tools and its reply.
 _SMITH_REACH = Hot(select(Smith.minted_by_deployment_id, Smith.provider_identity)
                    .where(Smith.id == bindparam("smith_id")))
 _OF_SMITH = Hot(select(Deployment.id, Deployment.project_id, Deployment.kind, Deployment.target_type,
-                       Deployment.address).where(
+                       Deployment.address, Deployment.owner_identity, Deployment.bound_at).where(
     or_(and_(Deployment.target_type == "smith", Deployment.target_id == bindparam("smith_id")),
         Deployment.id == bindparam("minted_by")),
     Deployment.status == "active", Deployment.deleted_at.is_(None)))  # type: ignore[union-attr]
+_LATEST_DEPLOYMENT_RUN = Hot(select(Run.deployment_id).where(
+    Run.smith_id == bindparam("smith_id"), Run.source == "deployment").order_by(Run.id.desc()).limit(1))
 _KIND = Hot(select(Deployment.kind).where(Deployment.id == bindparam("deployment_id")))

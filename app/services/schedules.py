@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import select
 
 from app.services.actors import Actor
-from app.services.bindings import DELIVERY_RULE, Conversation, check_delivery_deployment, conversations_of
 from app.services.errors import Invalid, NotFound
 from app.services.events import record_event
 from app.services.pagination import Page, paginate
+from app.services.routing import DELIVERY_RULE, Conversation, check_delivery_deployment, conversations_of
 from app.services.runs import MAX_INPUT_CHARS, MAX_INPUT_MESSAGES, InputMessage, enqueue_run, input_message_rows
 from app.services.smiths import get_smith
 from jobs.agent import new_nonce

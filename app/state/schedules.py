@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services import console_auth, schedules
 from app.services.actors import Actor
-from app.services.bindings import Conversation
 from app.services.errors import DomainError, Invalid
+from app.services.routing import Conversation
 from app.services.runs import InputMessage
 from app.services.runtime import transaction
 from app.services.schedules import FireTime, ScheduleCreate, ScheduleUpdate, ScheduleView
