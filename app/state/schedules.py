@@ -71,6 +71,14 @@ def _row(view: ScheduleView, conversations: list[Conversation]) -> dict[str, str
     }
 
 
+async def _schedule_rows(session: AsyncSession, actor: Actor,
+                         smith_id: str) -> tuple[list[dict[str, str]], list[Conversation]]:
+    """The tab's rows, and the smith's conversations they may deliver to."""
+    page = await schedules.list_schedules(session, actor=actor, smith_id=smith_id, limit=200)
+    conversations = await schedules.delivery_options(session, actor=actor, smith_id=smith_id)
+    return [_row(v, conversations) for v in await schedules.views(session, list(page.items))], conversations
+
+
 class SchedulesState(AuthState):
     schedules: list[dict[str, str]] = []
     loaded: bool = False
@@ -95,10 +103,9 @@ class SchedulesState(AuthState):
         return str(self.router.page.params.get("smith_id", ""))
 
     async def _rows(self, session: AsyncSession, actor: Actor) -> list[dict[str, str]]:
-        page = await schedules.list_schedules(session, actor=actor, smith_id=self._smith_id(), limit=200)
-        conversations = await schedules.delivery_options(session, actor=actor, smith_id=self._smith_id())
+        rows, conversations = await _schedule_rows(session, actor, self._smith_id())
         self.conversations = [{"id": c.deployment_id, "label": _conversation_label(c)} for c in conversations]
-        return [_row(v, conversations) for v in await schedules.views(session, list(page.items))]
+        return rows
 
     @rx.event
     async def load(self) -> Any:
@@ -130,8 +137,7 @@ class SchedulesState(AuthState):
             waited += WATCH_POLL_S
             try:
                 async with _console(token) as (session, actor):
-                    page = await schedules.list_schedules(session, actor=actor, smith_id=smith_id, limit=200)
-                    rows = [_row(v) for v in await schedules.views(session, list(page.items))]
+                    rows, _ = await _schedule_rows(session, actor, smith_id)
             except (NotSignedIn, DomainError):
                 return
             except Exception:  # a passing database error must not end the page's updates
