@@ -34,7 +34,7 @@ from app.services import agents, projects, smiths  # noqa: E402
 from app.services.actors import Actor  # noqa: E402
 from app.services.background import background  # noqa: E402
 from app.services.runtime import Runtime  # noqa: E402
-from app.services.schedules import new_scheduler  # noqa: E402
+from app.services.schedule_firing import new_scheduler  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from jobs import scheduler as scheduler_module  # noqa: E402
 from jobs.cron import next_fires  # noqa: E402

@@ -18,7 +18,7 @@ from app.services.conversations import Conversations
 from app.services.memory import memory_limits
 from app.services.polling import poll_forever
 from app.services.runtime import Runtime
-from app.services.schedules import run_scheduler
+from app.services.schedule_firing import run_scheduler
 from jobs import textfold
 from jobs.agent import AgentEnv
 from jobs.delivery import Deliverer

@@ -19,13 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.actors import Actor
 from app.services.runtime import Runtime
+from app.services.schedule_firing import ScheduleFiring, new_scheduler
 from app.services.schedules import (
     ScheduleCreate,
-    ScheduleFiring,
     ScheduleUpdate,
     create_schedule,
     delete_schedule,
-    new_scheduler,
     run_now,
     update_schedule,
 )

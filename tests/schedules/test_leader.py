@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from app.services.actors import Actor
 from app.services.runtime import Runtime
-from app.services.schedules import new_scheduler
+from app.services.schedule_firing import new_scheduler
 from jobs.leader import lead_forever
 from jobs.scheduler import ScaledClock
 from tests.schedules.conftest import meta, new_schedule, runs_of
