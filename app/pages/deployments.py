@@ -41,12 +41,13 @@ def deployments_page() -> rx.Component:
     return page(
         "Deployments",
         "Every binding of a messaging surface to a smith or an agent catch-all.",
-        rx.hstack(
-            rx.switch(checked=DeploymentsState.show_revoked, on_change=DeploymentsState.toggle_revoked,
-                      id="show-revoked"),
-            rx.text("Show revoked (deleted, replaced by a newer link, or their agent deleted)", size="2",
-                    as_="label", html_for="show-revoked"),
-            align="center", spacing="2",
+        rx.el.label(
+            rx.hstack(
+                rx.switch(checked=DeploymentsState.show_revoked, on_change=DeploymentsState.toggle_revoked,
+                          id="show-revoked"),
+                rx.text("Show revoked (deleted, replaced by a newer link, or their agent deleted)", size="2"),
+                align="center", spacing="2",
+            ),
         ),
         rx.cond(
             DeploymentsState.deployments.length() > 0,
