@@ -145,7 +145,8 @@ class StreamHub:
         for lease in leases:
             if lease.run_id is not None:
                 runs[lease.run_id] = min(runs.get(lease.run_id, lease.last_seq), lease.last_seq)
-        async with get_runtime().transaction() as session:
+        # A read session: polling never takes SQLite's write lock (or queues behind writers for it).
+        async with get_runtime().read() as session:
             events: list[Event] = []
             if feeds:
                 floor = id_floor("evt", utcnow() - LOOKBACK)
@@ -159,6 +160,7 @@ class StreamHub:
                     select(RunEvent).where(or_(*(and_(RunEvent.run_id == run_id, RunEvent.seq > seq)
                                                  for run_id, seq in runs.items())))
                     .order_by(RunEvent.run_id, RunEvent.seq))).scalars())
+            session.expunge_all()  # keep the loaded rows: the read session's rollback would expire them
         fresh = [event for event in events if event.id not in self._sent]
         for event in fresh:
             self._sent[event.id] = event.created_at
@@ -181,7 +183,7 @@ class StreamHub:
         token_ids = {lease.actor.token_id for lease in self._leases if lease.actor.token_id}
         if not token_ids:
             return
-        async with get_runtime().transaction() as session:
+        async with get_runtime().read() as session:
             valid = set((await session.execute(select(ApiToken.id).where(
                 ApiToken.id.in_(token_ids), ApiToken.revoked_at.is_(None)))).scalars())  # type: ignore[attr-defined,union-attr]
         for lease in list(self._leases):

@@ -105,11 +105,14 @@ async def test_one_poller_serves_every_stream(
                                                                         headers=bearer(token)))
             assert response.status_code == 200
             feeds.append(sse_events(response))
-        event.listen(runtime.engine.sync_engine, "before_cursor_execute", count)
+        polled = (runtime.read_engine or runtime.engine).sync_engine  # the poller reads outside transactions
+        event.listen(polled, "before_cursor_execute", count)
+        transactions = runtime.transactions
         try:
             await asyncio.sleep(2.0)
         finally:
-            event.remove(runtime.engine.sync_engine, "before_cursor_execute", count)
+            event.remove(polled, "before_cursor_execute", count)
+        assert runtime.transactions == transactions  # polling takes no write transaction (SQLite's lock)
         # Three streams polling on their own made ~24 reads in 2 s (4 a second each); one poller ~8.
         assert 0 < len(statements) <= 10, len(statements)
         run = await start_run(api, admin_token, smith_id, "fan out")
