@@ -66,6 +66,12 @@ class Channel(ABC):
     kind: ClassVar[str]
     display_name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
+    # What the product needs to know of a kind, declared here so that adding a channel is a module and
+    # a registry entry: the send tool its bound smiths get (DEP-6), and the keys of a deployment's
+    # ``setup`` it understands (any other key is refused).
+    send_tool: ClassVar[str]
+    setup_keys: ClassVar[frozenset[str]] = frozenset({"mode"})
+    setup_modes: ClassVar[frozenset[str]] = frozenset()  # e.g. start_token: a one-time link (start_link)
 
     class Config(_Model):
         """The integration's public fields (shown in the console and the API)."""
@@ -116,6 +122,12 @@ class Channel(ABC):
         await self.aclose()
 
     # -- binding -----------------------------------------------------------------------------------
+
+    @classmethod
+    def start_link(cls, public: Mapping[str, Any], token: str) -> str | None:
+        """The one-time link that binds whoever opens it (setup mode ``start_token``), from the
+        integration's public fields; None when this channel has no such links or is not set up."""
+        return None
 
     @classmethod
     def address_problem(cls, address: str) -> str | None:

@@ -96,6 +96,14 @@ class TelegramChannel(Channel):
         max_chips=MAX_CHIPS, max_chip_label=MAX_CHIP_LABEL, max_text=MAX_TEXT, native_approvals=True
     )
 
+    send_tool: ClassVar[str] = "telegram_send_message"
+    setup_modes: ClassVar[frozenset[str]] = frozenset({"start_token"})
+
+    @classmethod
+    def start_link(cls, public: Mapping[str, Any], token: str) -> str | None:
+        username = public.get("bot_username")
+        return deep_link(str(username), token) if username else None
+
     @classmethod
     def address_problem(cls, address: str) -> str | None:
         if CHAT_ID_RE.match(address):

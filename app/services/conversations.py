@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.channel_hub import ChannelHub
 from app.services.routing import SendTarget, delivery_conversation, deployment_kind, send_targets
+from channels import REGISTRY
 from channels.base import Channel
 from channels.types import ApprovalPrompt, Outbound
 from jobs.delivery import enqueue_send
@@ -21,14 +22,22 @@ from jobs.tools import Tool, ToolContext, ToolError, chip_labels
 from models import Approval, OutboxEntry, Run
 from models.hot import Hot, flush_pending
 
-SEND_TOOLS = {"telegram": "telegram_send_message"}
 # Runs no conversation started whose reply, chips and approval prompt go to the smith's conversation.
 DELIVERED_SOURCES = frozenset({"schedule", "api"})
+# An approval button's data: "<decision letter>:<the approval's callback token>" (Telegram allows 64 bytes).
 APPROVE, REJECT, EDIT = "a", "r", "e"
+DECISIONS = {APPROVE: "approve", REJECT: "reject", EDIT: "edit"}
 
 
 def callback_data(action: str, approval: Approval) -> str:
     return f"{action}:{approval.callback_token}"
+
+
+def read_button(data: str) -> tuple[str | None, str]:
+    """The decision ("approve", "reject", "edit"; None when unknown) and the callback token in a button's
+    data. The data is the tapper's: the token must still be looked up."""
+    code, _, token = data.partition(":")
+    return DECISIONS.get(code), token
 
 
 class Conversations:
@@ -79,7 +88,8 @@ class Conversations:
         """DEP-6: each active deployment of the smith adds its channel's send tool."""
         tools = []
         for target in await send_targets(session, run.smith_id):
-            name = SEND_TOOLS.get(target.kind)
+            channel_class = REGISTRY.get(target.kind)
+            name = channel_class.send_tool if channel_class else None
             if name and target.address:
                 tools.append(self._send_tool(name, target, target.address))
         return tools

@@ -23,18 +23,30 @@ from app.services.routing import find_catch_all, hash_start_token
 from app.services.runtime import get_runtime
 from app.services.smiths import get_smith
 from app.services.tokens import revoke_deployment_tokens
-from channels.telegram import deep_link
+from channels import REGISTRY
 from models import Deployment
 from models.types import new_id, utcnow
 
 KINDS = ("telegram", "whatsapp", "slack", "email", "linkedin", "mcp")
-AVAILABLE_KINDS = frozenset({"telegram", "mcp"})
 # Served by this server itself: no provider credentials, active as soon as created (MCP-1).
 NO_INTEGRATION_KINDS = frozenset({"mcp"})
+
+
+def available_kinds() -> frozenset[str]:
+    """The kinds this server can deploy: every registered channel, and MCP."""
+    return frozenset(REGISTRY) | NO_INTEGRATION_KINDS
+
+
+def setup_keys(kind: str) -> frozenset[str]:
+    channel_class = REGISTRY.get(kind)
+    return channel_class.setup_keys if channel_class else frozenset()
+
+
+def setup_modes(kind: str) -> frozenset[str]:
+    channel_class = REGISTRY.get(kind)
+    return channel_class.setup_modes if channel_class else frozenset()
 START_TOKEN_TTL = timedelta(days=7)
 RENAMABLE_KINDS = frozenset({"slack", "email"})
-# The setup keys each kind understands; any other key is refused (422 invalid_setup), never ignored.
-SETUP_KEYS: dict[str, frozenset[str]] = {"telegram": frozenset({"mode"}), "mcp": frozenset()}
 
 
 class Target(BaseModel):
@@ -104,19 +116,22 @@ def endpoint_url(deployment: Deployment) -> str | None:
 
 
 def _new_start_token() -> str:
-    return secrets.token_urlsafe(24)  # 192 bits, 32 characters of Telegram's deep-link alphabet
+    return secrets.token_urlsafe(24)  # 192 bits, 32 characters of the URL-safe alphabet deep links take
 
 
 async def _issue_link(session: AsyncSession, deployment: Deployment) -> str:
+    """A fresh one-time start link (the previous one stops working); only its hash is kept."""
+    channel_class = REGISTRY.get(deployment.kind)
     integration = await find_integration(session, project_id=deployment.project_id, kind=deployment.kind)
-    username = (integration.public if integration else {}).get("bot_username")
-    if not username:
-        raise Conflict("connect a Telegram bot first (Settings → Integrations, or PUT /v1/tenant/telegram)",
-                       code="integration_not_configured")
     token = _new_start_token()
+    link = channel_class.start_link(integration.public if integration else {}, token) if channel_class else None
+    if link is None:
+        name = channel_class.display_name if channel_class else deployment.kind
+        raise Conflict(f"connect {name} first (Settings → Integrations, or PUT /v1/tenant/{deployment.kind})",
+                       code="integration_not_configured")
     deployment.start_token_hash = hash_start_token(token)
     deployment.start_token_expires_at = utcnow() + START_TOKEN_TTL
-    return deep_link(username, token)
+    return link
 
 
 async def create_deployment(session: AsyncSession, *, actor: Actor,
@@ -129,12 +144,13 @@ async def create_deployment(session: AsyncSession, *, actor: Actor,
         if not actor.is_admin:
             raise Forbidden("a smith token may only target its own smith", code="wrong_smith")
         await get_agent(session, actor=actor, agent_id=body.target.id)
-    if body.kind not in AVAILABLE_KINDS:
+    if body.kind not in available_kinds():
         raise Invalid(f"{body.kind} deployments are not available yet on this server", code="kind_not_available",
                       field="kind")
     needs_integration = body.kind not in NO_INTEGRATION_KINDS
     if needs_integration and await find_integration(session, project_id=actor.project_id, kind=body.kind) is None:
-        raise Conflict(f"connect {body.kind} first (Settings → Integrations, or PUT /v1/tenant/{body.kind})",
+        name = REGISTRY[body.kind].display_name if body.kind in REGISTRY else body.kind
+        raise Conflict(f"connect {name} first (Settings → Integrations, or PUT /v1/tenant/{body.kind})",
                        code="integration_not_configured")
     if body.target.type == "agent":
         existing = await find_catch_all(session, project_id=actor.project_id, kind=body.kind)
@@ -142,16 +158,17 @@ async def create_deployment(session: AsyncSession, *, actor: Actor,
             raise Conflict(f"this project already has a {body.kind} catch-all: {existing.id}",
                            code="catch_all_exists", details={"existing_id": existing.id})
     setup = body.setup or {}
-    unknown = sorted(set(setup) - SETUP_KEYS.get(body.kind, frozenset()))
+    unknown = sorted(set(setup) - setup_keys(body.kind))
     if unknown:
         raise Invalid(f"unknown setup key {unknown[0]!r} for {body.kind} deployments", code="invalid_setup",
                       field=f"setup.{unknown[0]}")
     mode = setup.get("mode")
     if mode is not None and not needs_integration:
         raise Invalid(f"{body.kind} deployments take no setup.mode", code="invalid_setup", field="setup.mode")
-    if mode not in (None, "start_token"):
-        raise Invalid(f"unknown setup.mode {mode!r} for {body.kind}; use start_token", code="invalid_setup",
-                      field="setup.mode")
+    modes = setup_modes(body.kind)
+    if mode is not None and mode not in modes:
+        raise Invalid(f"unknown setup.mode {mode!r} for {body.kind}; use {' or '.join(sorted(modes))}",
+                      code="invalid_setup", field="setup.mode")
     owner = None
     if body.address and body.target.type == "smith" and needs_integration:
         owner = await check_literal_address(session, actor=actor, project_id=actor.project_id, kind=body.kind,
@@ -168,9 +185,12 @@ async def create_deployment(session: AsyncSession, *, actor: Actor,
     elif body.address:
         deployment.status, deployment.address, deployment.bound_at = "active", body.address, utcnow()
         deployment.owner_identity = owner  # a private chat's user may decide approvals by tap
-    else:
+    elif "start_token" in modes:
         deployment.setup = {"mode": "start_token"}
         link = await _issue_link(session, deployment)
+    else:
+        raise Invalid(f"{body.kind} smith deployments need an address or a setup.mode", code="invalid_setup",
+                      field="setup.mode")
     session.add(deployment)
     try:
         async with session.begin_nested():
@@ -243,8 +263,8 @@ async def update_deployment(session: AsyncSession, *, actor: Actor, deployment_i
 async def new_deep_link(session: AsyncSession, *, actor: Actor, deployment_id: str) -> tuple[Deployment, str]:
     """A fresh start link for a smith deployment (the previous one stops working)."""
     deployment = await get_deployment(session, actor=actor, deployment_id=deployment_id)
-    if deployment.target_type != "smith" or deployment.kind != "telegram":
-        raise Invalid("only Telegram smith deployments have start links", code="no_start_link")
+    if deployment.target_type != "smith" or "start_token" not in setup_modes(deployment.kind):
+        raise Invalid(f"{deployment.kind} deployments have no start links", code="no_start_link")
     if deployment.status == "revoked":
         raise Conflict(f"deployment {deployment.id} is revoked; create a new one", code="deployment_revoked")
     link = await _issue_link(session, deployment)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services import quotas, routing
 from app.services.channel_hub import get_hub
+from app.services.conversations import read_button
 from app.services.errors import DomainError, Unauthorized
 from app.services.routing import conversation_owner
 from app.services.runs import OUTCOME_TEXT, Decision, InputMessage, enqueue_run_id, submit_decision
@@ -37,7 +38,6 @@ RECONNECTED = "You're now connected to {name} instead of {old}. Say hello!"
 BAD_LINK = "This link is invalid, already used or expired. Ask for a new link and tap it again."
 SLOW_DOWN = "You're sending messages faster than I can answer. Please wait a minute, then try again."
 TOUCH_EVERY = timedelta(seconds=5)
-DECISIONS = {"a": "approve", "r": "reject", "e": "edit"}
 TOASTS = {"approve": OUTCOME_TEXT["approved"], "reject": OUTCOME_TEXT["rejected"],
           "edit": "Send your correction as a message."}
 
@@ -274,16 +274,15 @@ async def _approver_of(session: AsyncSession, run: Run, kind: str, address: str)
 
 
 async def _on_action(session: AsyncSession, integration: Source, action: InboundAction) -> _AfterCommit:
-    code, _, token = action.token.partition(":")
+    decision, token = read_button(action.token)
     approval = (await session.execute(select(Approval).where(Approval.callback_token == token))).scalar_one_or_none()
     run = await session.get(Run, approval.run_id) if approval else None
-    if approval is None or run is None or run.project_id != integration.project_id or code not in DECISIONS:
+    if approval is None or run is None or run.project_id != integration.project_id or decision is None:
         return _AfterCommit(action=action, toast="This button is no longer valid.")
     if await _approver_of(session, run, integration.kind, action.address) != action.sender_id:
         return _AfterCommit(action=action, toast="Only the owner can decide.")
     if approval.status not in ("pending", "edit_requested") or run.status != "awaiting_approval":
         return _AfterCommit(action=action, toast="Already decided.")
-    decision = DECISIONS[code]
     if decision == "edit":
         approval.status = "edit_requested"  # the next message from the owner is the correction
         await enqueue_prompt_outcome(session, run_id=run.id, approval_id=approval.id,
