@@ -12,7 +12,7 @@ Revoked deployments stay in the table and in lists, with a reason and a time.
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.actors import Actor
@@ -22,17 +22,11 @@ from channels import REGISTRY
 from models import Deployment
 from models.types import utcnow
 
-REVOKE_REASONS = ("deleted", "replaced", "agent_deleted", "smith_deleted", "uninstalled")
-
-
-def live_binding_query(project_id: str, kind: str, address: str):  # type: ignore[no-untyped-def]
-    return select(Deployment).where(
-        Deployment.project_id == project_id, Deployment.kind == kind, Deployment.address == address,
-        Deployment.target_type == "smith", Deployment.status == "active")
-
 
 async def live_binding(session: AsyncSession, *, project_id: str, kind: str, address: str) -> Deployment | None:
-    return (await session.execute(live_binding_query(project_id, kind, address))).scalars().first()
+    return (await session.execute(select(Deployment).where(
+        Deployment.project_id == project_id, Deployment.kind == kind, Deployment.address == address,
+        Deployment.target_type == "smith", Deployment.status == "active"))).scalars().first()
 
 
 def revoke(deployment: Deployment, *, reason: str) -> None:
@@ -92,10 +86,8 @@ async def revoke_catch_alls(session: AsyncSession, *, project_id: str, agent_id:
 
 
 async def revoke_smith_bindings(session: AsyncSession, *, smith_id: str) -> None:
-    now = utcnow()
-    await session.execute(
-        update(Deployment)
-        .where(Deployment.target_type == "smith", Deployment.target_id == smith_id,
-               Deployment.status != "revoked")
-        .values(status="revoked", deleted_at=now, updated_at=now, revoked_at=now, revoked_reason="smith_deleted",
-                start_token_hash=None, start_token_expires_at=None))
+    """A deleted smith's deployments stop answering (and stay listed, as revoked)."""
+    for deployment in (await session.execute(select(Deployment).where(
+            Deployment.target_type == "smith", Deployment.target_id == smith_id,
+            Deployment.status != "revoked"))).scalars():
+        revoke(deployment, reason="smith_deleted")

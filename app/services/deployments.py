@@ -38,6 +38,7 @@ def available_kinds() -> frozenset[str]:
 
 
 def setup_keys(kind: str) -> frozenset[str]:
+    """The keys of ``setup`` the kind understands (any other is refused)."""
     channel_class = REGISTRY.get(kind)
     return channel_class.setup_keys if channel_class else frozenset()
 
@@ -45,6 +46,13 @@ def setup_keys(kind: str) -> frozenset[str]:
 def setup_modes(kind: str) -> frozenset[str]:
     channel_class = REGISTRY.get(kind)
     return channel_class.setup_modes if channel_class else frozenset()
+
+
+def display_name(kind: str) -> str:
+    channel_class = REGISTRY.get(kind)
+    return channel_class.display_name if channel_class else kind
+
+
 START_TOKEN_TTL = timedelta(days=7)
 RENAMABLE_KINDS = frozenset({"slack", "email"})
 
@@ -126,8 +134,8 @@ async def _issue_link(session: AsyncSession, deployment: Deployment) -> str:
     token = _new_start_token()
     link = channel_class.start_link(integration.public if integration else {}, token) if channel_class else None
     if link is None:
-        name = channel_class.display_name if channel_class else deployment.kind
-        raise Conflict(f"connect {name} first (Settings → Integrations, or PUT /v1/tenant/{deployment.kind})",
+        raise Conflict(f"connect {display_name(deployment.kind)} first (Settings → Integrations, or "
+                       f"PUT /v1/tenant/{deployment.kind})",
                        code="integration_not_configured")
     deployment.start_token_hash = hash_start_token(token)
     deployment.start_token_expires_at = utcnow() + START_TOKEN_TTL
@@ -149,8 +157,8 @@ async def create_deployment(session: AsyncSession, *, actor: Actor,
                       field="kind")
     needs_integration = body.kind not in NO_INTEGRATION_KINDS
     if needs_integration and await find_integration(session, project_id=actor.project_id, kind=body.kind) is None:
-        name = REGISTRY[body.kind].display_name if body.kind in REGISTRY else body.kind
-        raise Conflict(f"connect {name} first (Settings → Integrations, or PUT /v1/tenant/{body.kind})",
+        raise Conflict(f"connect {display_name(body.kind)} first (Settings → Integrations, or "
+                       f"PUT /v1/tenant/{body.kind})",
                        code="integration_not_configured")
     if body.target.type == "agent":
         existing = await find_catch_all(session, project_id=actor.project_id, kind=body.kind)

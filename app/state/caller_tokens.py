@@ -71,15 +71,13 @@ class CallerTokensState(AuthState):
         self.minted = minted.token
         return rx.toast.success("Caller token created: copy it now, it is shown only once")
 
+    async def _reload(self) -> None:
+        async with self.signed_in() as (session, actor):
+            await self._refresh(session, actor)
+
     @rx.event
     async def revoke(self, token_id: str) -> Any:
-        try:
-            async with self.signed_in() as (session, actor):
-                await mcp_tokens.revoke_caller_token(session, actor=actor, deployment_id=self.deployment_id,
-                                                     token_id=token_id)
-                await self._refresh(session, actor)
-        except NotSignedIn:
-            return rx.redirect("/login")
-        except DomainError as exc:
-            return rx.toast.error(describe(exc))
-        return rx.toast.success("Caller token revoked")
+        return await self._change(
+            lambda session, actor: mcp_tokens.revoke_caller_token(session, actor=actor,
+                                                                  deployment_id=self.deployment_id, token_id=token_id),
+            "Caller token revoked", self._reload)
