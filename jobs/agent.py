@@ -14,32 +14,41 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import httpx
-from sqlalchemy import bindparam, select, union_all
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.crypto import SecretBox
 from jobs.events import append_event, append_run_event
-from jobs.identity import platform_instructions, platform_line
+from jobs.identity import platform_instructions
 from jobs.llm import ModelConfig, ModelError, ModelReply, build_provider
 from jobs.memory import MemoryLimits
 from jobs.model_access import checked_call, model_config_for, own_base_url
 from jobs.queue import claim_run, renew_lease
 from jobs.runstate import transition
-from jobs.tools import BUILTIN_TOOLS, Tool, ToolContext, ToolError, chip_labels
-from models import Agent, Approval, Message, Run, Smith
-from models.hot import Hot, flush_pending, insert_all_columns
-from models.types import new_id, utcnow
+from jobs.thread_messages import (
+    Turn,
+    insert_messages,
+    message_row,
+    pending_calls,
+    recent_turns,
+    suggested_replies_of,
+    to_model_message,
+    trim_history,
+)
+from jobs.tools import BUILTIN_TOOLS, Tool, ToolContext, ToolError
+from models import Agent, Approval, Run, Smith
+from models.hot import Hot, flush_pending
+from models.types import new_id
 
 log = logging.getLogger("ingram.agent")
 
 MAX_MODEL_CALLS = 12
-HISTORY_LIMIT = 60
 
 ExtraTools = Callable[[AsyncSession, Run], Awaitable[list[Tool]]]
 OnReply = Callable[[AsyncSession, Run, str, list[str]], Awaitable[None]]
@@ -68,10 +77,6 @@ class LeaseLost(Exception):
     """The run was cancelled or taken over; stop without touching it."""
 
 
-def new_nonce() -> str:
-    return secrets.token_hex(6)
-
-
 class AgentSettings(NamedTuple):
     """What the loop uses of the run's agent (read with one hot statement, not as an ORM row)."""
 
@@ -82,121 +87,9 @@ class AgentSettings(NamedTuple):
     model_api_key_ciphertext: str | None
 
 
-async def thread_history(session: AsyncSession, run: Run) -> list[Message]:
-    """The thread as this run sees it: earlier runs' messages, then its own, each in order.
-
-    Grouped by run, not by time: a later message's input is stored when it arrives, before this
-    run's reply exists, and must neither come before that reply nor be seen by this run at all.
-    """
-    params = {"thread_id": run.thread_id, "run_id": run.id}
-    return list((await session.execute(_HISTORY, params)).scalars())
-
-
 _AGENT_OF_SMITH = Hot(select(Agent.instructions, Agent.model, Agent.approval_required_tools, Agent.id,
                              Agent.model_api_key_ciphertext)
                       .join(Smith, Smith.agent_id == Agent.id).where(Smith.id == bindparam("smith_id")))
-_HISTORY = (select(Message).where(Message.thread_id == bindparam("thread_id"), Message.run_id <= bindparam("run_id"))
-            .order_by(Message.run_id, Message.id))
-
-
-class Turn(NamedTuple):
-    """A message as the loop reasons over it, read or written by the loop: a plain tuple, because
-    loading and flushing ORM objects cost the loop more than anything it did with them."""
-
-    id: str
-    run_id: str | None
-    role: str
-    content: str
-    tool_calls: list[dict[str, Any]]
-    tool_call_id: str | None
-    name: str | None
-
-
-_MESSAGE = Message.__table__
-_TURN = tuple(_MESSAGE.c[name] for name in Turn._fields)
-_EARLIER_TURNS = (select(*_TURN).where(_MESSAGE.c.thread_id == bindparam("thread_id"),
-                                       _MESSAGE.c.run_id < bindparam("run_id"))
-                  .order_by(_MESSAGE.c.run_id.desc(), _MESSAGE.c.id.desc()).limit(HISTORY_LIMIT).subquery())
-# Hot statements (models/hot.py): the loop holds messages as Turns, never as ORM objects.
-_RECENT_TURNS = Hot(union_all(
-    select(*_EARLIER_TURNS.c),
-    select(*_TURN).where(_MESSAGE.c.thread_id == bindparam("thread_id"), _MESSAGE.c.run_id == bindparam("run_id"))))
-_INSERT_MESSAGE = insert_all_columns(_MESSAGE)
-
-
-def message_row(*, thread_id: str, run_id: str, role: str, content: str, name: str | None = None,
-                tool_calls: list[dict[str, Any]] | None = None, tool_call_id: str | None = None) -> dict[str, Any]:
-    """A message row for ``insert_messages`` (every column: one prebuilt statement fits them all)."""
-    return {"id": new_id("msg"), "thread_id": thread_id, "run_id": run_id, "role": role, "content": content,
-            "tool_calls": tool_calls or [], "tool_call_id": tool_call_id, "name": name, "created_at": utcnow()}
-
-
-async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Store message rows in one driver call: building and flushing ORM objects cost more than the insert."""
-    if rows:
-        await flush_pending(session)  # their run and thread may be new in this transaction
-        await _INSERT_MESSAGE.many(session, rows)
-
-
-def platform_message_row(run_id: str, thread_id: str, sender: dict[str, Any], nonce: str) -> dict[str, Any]:
-    """ID-1: the platform line about the channel-authenticated sender, stored before their message."""
-    return message_row(thread_id=thread_id, run_id=run_id, role="system", name="platform",
-                       content=platform_line(sender, nonce))
-
-
-async def recent_turns(session: AsyncSession, run: Run) -> list[Turn]:
-    """What the loop needs of the thread: every message of this run (it reasons over its own steps)
-    after the last HISTORY_LIMIT messages of earlier runs (the model never sees more), in
-    ``thread_history``'s order. A long chat does not load its whole past on every run."""
-    await flush_pending(session)
-    rows = await _RECENT_TURNS.all(session, {"thread_id": run.thread_id, "run_id": run.id})
-    return sorted((Turn(*row) for row in rows), key=lambda turn: (turn.run_id or "", turn.id))
-
-
-def to_model_message(message: Message | Turn) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.tool_calls:
-        out["tool_calls"] = message.tool_calls
-    if message.tool_call_id:
-        out["tool_call_id"] = message.tool_call_id
-    return out
-
-
-def _trim(history: list[Turn]) -> list[Turn]:
-    """The most recent messages, never starting with an orphaned tool result."""
-    recent = history[-HISTORY_LIMIT:]
-    while recent and recent[0].role in {"tool", "assistant"}:
-        recent = recent[1:]
-    return recent
-
-
-def pending_calls(messages: Sequence[Message | Turn]) -> list[dict[str, Any]]:
-    """Tool calls of the last assistant message that have no result yet."""
-    for index in range(len(messages) - 1, -1, -1):
-        message = messages[index]
-        if message.role == "assistant":
-            answered = {m.tool_call_id for m in messages[index + 1:] if m.role == "tool"}
-            return [c for c in message.tool_calls if c["id"] not in answered]
-        if message.role != "tool":
-            return []
-    return []
-
-
-def suggested_replies_of(messages: list[Turn], run_id: str) -> list[str]:
-    """The chips of the run: its last successful suggest_replies call (CHIP-5)."""
-    ok_results = {m.tool_call_id for m in messages
-                  if m.role == "tool" and m.run_id == run_id and m.content.startswith("Offered")}
-    chips: list[str] = []
-    for message in messages:
-        if message.run_id != run_id or message.role != "assistant":
-            continue
-        for call in message.tool_calls:
-            if call["function"]["name"] == "suggest_replies" and call["id"] in ok_results:
-                try:
-                    chips = chip_labels(json.loads(call["function"]["arguments"]))
-                except (ToolError, ValueError):
-                    continue
-    return chips
 
 
 @dataclass
@@ -345,7 +238,7 @@ class AgentLoop:
     def _context(self, run: Run, agent: AgentSettings, messages: list[Turn]) -> list[dict[str, Any]]:
         nonce = str(run.run_metadata.get("_nonce", ""))
         system = "\n\n".join(p for p in (agent.instructions.strip(), platform_instructions(nonce)) if p)
-        return [{"role": "system", "content": system}] + [to_model_message(m) for m in _trim(messages)]
+        return [{"role": "system", "content": system}] + [to_model_message(m) for m in trim_history(messages)]
 
     @contextlib.asynccontextmanager
     async def _keep_lease(self) -> AsyncIterator[None]:

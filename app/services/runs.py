@@ -15,7 +15,11 @@ from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.pagination import Page, paginate
 from app.services.quotas import check_token_run
 from app.services.smiths import get_smith
-from jobs.agent import (
+from jobs.delivery import enqueue_prompt_outcome
+from jobs.events import append_event, append_run_event
+from jobs.identity import strip_forgeries
+from jobs.runstate import TERMINAL, transition
+from jobs.thread_messages import (
     insert_messages,
     message_row,
     new_nonce,
@@ -24,10 +28,6 @@ from jobs.agent import (
     recent_turns,
     thread_history,
 )
-from jobs.delivery import enqueue_prompt_outcome
-from jobs.events import append_event, append_run_event
-from jobs.identity import strip_forgeries
-from jobs.runstate import TERMINAL, transition
 from models import Approval, Message, Run, RunEvent, Smith, Thread
 from models.hot import Hot, flush_pending, insert_all_columns
 from models.types import new_id, utcnow

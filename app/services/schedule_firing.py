@@ -14,9 +14,9 @@ from sqlmodel import select
 from app.services.events import record_event
 from app.services.runs import InputMessage, input_message_rows
 from app.services.schedules import event_data, next_slot, schedule_sender
-from jobs.agent import new_nonce
 from jobs.leader import lead_forever
 from jobs.scheduler import Clock, FireRequest, FireResult, Missed, Scheduler, clock_from_env
+from jobs.thread_messages import new_nonce
 from models import Event, Message, Run, RunEvent, Schedule, Smith, Thread
 from models.types import new_id
 

@@ -6,7 +6,7 @@ import httpx
 
 from app.services.runs import InputMessage, enqueue_run
 from app.services.runtime import Runtime
-from jobs.agent import HISTORY_LIMIT, recent_turns, thread_history
+from jobs.thread_messages import HISTORY_LIMIT, recent_turns, thread_history
 from models import Smith
 from tests.runs.conftest import make_smith
 
