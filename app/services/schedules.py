@@ -28,7 +28,8 @@ from app.services.pagination import Page, paginate
 from app.services.routing import DELIVERY_RULE, Conversation, check_delivery_deployment, conversations_of
 from app.services.runs import MAX_INPUT_CHARS, MAX_INPUT_MESSAGES, InputMessage, enqueue_run
 from app.services.smiths import get_smith
-from jobs.cron import CronError, TimezoneError, describe, next_fires, parse_cron, validate_timezone
+from jobs.cron import CronError, TimezoneError, next_fires, parse_cron, validate_timezone
+from jobs.cron_describe import describe
 from models import Run, Schedule, Smith
 from models.types import new_id, utcnow
 

@@ -15,12 +15,12 @@ from jobs.cron import (
     CronError,
     CronExpression,
     TimezoneError,
-    describe,
     fires_between,
     next_fires,
     parse_cron,
     validate_timezone,
 )
+from jobs.cron_describe import describe
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
