@@ -29,6 +29,7 @@ from channels.types import (
     RawRequest,
     SendResult,
     SetupInfo,
+    TapAnswer,
     Verdict,
 )
 
@@ -72,12 +73,25 @@ class Channel(ABC):
     send_tool: ClassVar[str]
     setup_keys: ClassVar[frozenset[str]] = frozenset({"mode"})
     setup_modes: ClassVar[frozenset[str]] = frozenset()  # e.g. start_token: a one-time link (start_link)
+    # True when each installation (a Slack workspace) brings its own tokens: the hub attaches them.
+    per_installation: ClassVar[bool] = False
+    # The body and content type of the 200 that acknowledges a verified request.
+    ack_body: ClassVar[tuple[str, str]] = ('{"ok":true}', "application/json")
 
     class Config(_Model):
         """The integration's public fields (shown in the console and the API)."""
 
     class Secrets(_Model):
         """The integration's secret fields (stored encrypted, never shown back)."""
+
+    class Put(_Model):
+        """The body of ``PUT /v1/tenant/{kind}``: fields named like ``Secrets`` fields are stored
+        encrypted, the others are public (``Config``)."""
+
+    # What the console's form says about each field of ``Put`` (label, help), in form order.
+    put_help: ClassVar[dict[str, tuple[str, str]]] = {}
+    # SetupError codes that blame one field of ``Put``: code -> (stable error code, field, message).
+    field_errors: ClassVar[dict[str, tuple[str, str, str]]] = {}
 
     def __init__(self, config: BaseModel | Mapping[str, Any], secrets: BaseModel | Mapping[str, Any], *,
                  api_url: str, http: httpx.AsyncClient | None = None) -> None:
@@ -96,6 +110,17 @@ class Channel(ABC):
         if isinstance(value, BaseModel):
             value = value.model_dump()
         return model.model_validate(value)
+
+    @classmethod
+    def urls(cls, public_url: str, tenant: str) -> dict[str, str]:
+        """The URLs of this server the provider must be given (shown with copy buttons, also before
+        the integration is set up)."""
+        return {"webhook_url": f"{public_url}/v1/{cls.kind}/webhook/{tenant}"}
+
+    @classmethod
+    def guide(cls, urls: Mapping[str, str]) -> dict[str, Any]:
+        """Anything else the person needs before filling the form (Slack: the app manifest)."""
+        return {}
 
     @classmethod
     def generated_secrets(cls) -> dict[str, str]:
@@ -139,6 +164,12 @@ class Channel(ABC):
     def owner_of_address(cls, address: str) -> str | None:
         """The provider identity that owns a literal address when the address alone proves it (a
         private chat's id is its user's), so that person can decide approvals; else None."""
+        return None
+
+    def attach_installations(self, installations: Mapping[str, Mapping[str, Any]]) -> None:
+        """Per-installation credentials (e.g. each Slack workspace's bot token), keyed by the
+        installation's provider id; the channel hub attaches them. Channels with one set of
+        credentials per integration ignore them."""
         return None
 
     # -- inbound ---------------------------------------------------------------------------------
@@ -221,8 +252,9 @@ class Channel(ABC):
         """Show the decision on the approval message (and drop its buttons) where possible."""
         return SendResult.sent(provider_message_id)
 
-    async def acknowledge_action(self, action: InboundAction, text: str | None = None) -> None:
-        """Tell the provider a button press was handled (e.g. stop a Telegram spinner)."""
+    async def acknowledge_action(self, action: InboundAction, answer: TapAnswer) -> None:
+        """Answer a button press once its outcome committed (a toast that stops a Telegram spinner,
+        a Slack modal asking for the correction)."""
         return None
 
     # -- onboarding ------------------------------------------------------------------------------

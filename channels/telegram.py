@@ -55,6 +55,7 @@ from channels.types import (
     RawRequest,
     SendResult,
     SetupInfo,
+    TapAnswer,
     Verdict,
 )
 
@@ -121,6 +122,15 @@ class TelegramChannel(Channel):
     class Secrets(Channel.Secrets):
         bot_token: str = Field(pattern=TOKEN_RE)
         webhook_secret: str = Field(default="", pattern=r"^$|" + SECRET_RE)
+
+    class Put(Channel.Put):
+        bot_token: str = Field(min_length=10, max_length=200, pattern=TOKEN_RE, description="From @BotFather.")
+
+    put_help: ClassVar[dict[str, tuple[str, str]]] = {
+        "bot_token": ("Bot token", "In Telegram, message @BotFather, send /newbot and copy the token it gives you.")}
+    field_errors: ClassVar[dict[str, tuple[str, str, str]]] = {
+        "invalid_token": ("invalid_bot_token", "bot_token",
+                          "Telegram rejected this bot token; copy it again from @BotFather")}
 
     config: Config
     secrets: Secrets
@@ -308,9 +318,10 @@ class TelegramChannel(Channel):
             return classify(exc)
         return SendResult.sent(provider_message_id)
 
-    async def acknowledge_action(self, action: InboundAction, text: str | None = None) -> None:
+    async def acknowledge_action(self, action: InboundAction, answer: TapAnswer) -> None:
         if action.action_id is None:
             return
+        text = answer.text
         if text is not None and len(text) > MAX_CALLBACK_ANSWER:
             text = text[: MAX_CALLBACK_ANSWER - 1] + "…"  # a toast, not a message: shortened visibly
         try:

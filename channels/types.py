@@ -75,6 +75,9 @@ class InboundMessage:
     start_payload: str | None  # deep-link /start token or WhatsApp connect token
     is_direct: bool
     provider_message_id: str | None
+    # Spoken to the bot (a DM, an @-mention, a reply to it). A channel may pass on messages that are
+    # not (Slack channels), so a deployment that listens to everything (wake: all_messages) hears them.
+    addressed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +91,32 @@ class InboundAction:
     sender_display: str
     token: str
     provider_message_id: str | None  # the message that carried the button
-    action_id: str | None  # e.g. a Telegram callback_query id to answer
+    action_id: str | None  # e.g. a Telegram callback_query id to answer, a Slack trigger id
+    text: str | None = None  # what the person typed with it (Slack's Edit modal: the correction)
 
 
-Inbound = InboundMessage | InboundAction
+@dataclass(frozen=True, slots=True)
+class ProviderEvent:
+    """Something the provider tells about an installation rather than a person's message: an uninstall,
+    revoked tokens, an assistant thread opened, a delivery status. Routed by ``type``."""
+
+    dedupe_key: str
+    type: str  # uninstalled | user_tokens_revoked | ...
+    installation: str  # the provider's id of the installation (a Slack team id)
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TapAnswer:
+    """How a channel answers a button tap at once: a toast (Telegram), an ephemeral note when the
+    tap was refused, or a form asking for the correction (Slack's Edit modal)."""
+
+    text: str | None = None
+    refused: bool = False
+    ask_for_edit: bool = False
+
+
+Inbound = InboundMessage | InboundAction | ProviderEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +168,7 @@ class Capabilities:
 class SetupInfo:
     """What onboarding did and what the console shows next."""
 
-    mode: Literal["webhook", "polling"]
+    mode: Literal["webhook", "polling", "socket_mode"]
     webhook_url: str | None = None
     bot_username: str | None = None
     deep_link_base: str | None = None  # e.g. https://t.me/<bot>; a token is appended per smith

@@ -25,6 +25,7 @@ __all__ = [
     "Deployment",
     "Event",
     "InboundDelivery",
+    "Installation",
     "Integration",
     "MemoryEntry",
     "Message",
@@ -193,6 +194,26 @@ class Integration(SQLModel, table=True):
     last_delivery_at: datetime | None = _when()
     created_at: datetime = _created()
     updated_at: datetime = _created()
+
+
+class Installation(SQLModel, table=True):
+    """One workspace that installed an integration's app, with its own tokens (Bolt's installation
+    store: one shared Slack app, a bot token per team). ``secrets_ciphertext`` is sealed to its id."""
+
+    __tablename__ = "installation"
+    __table_args__ = (UniqueConstraint("integration_id", "external_id", name="uq_installation_external"),)
+    id: str = Field(primary_key=True, max_length=40)
+    project_id: str = Field(foreign_key="project.id", index=True, max_length=40)
+    integration_id: str = Field(index=True, max_length=40)
+    kind: str = Field(max_length=32)
+    external_id: str = Field(max_length=64)  # the provider's id: a Slack team id
+    name: str = Field(default="", max_length=200)
+    status: str = Field(default="active", max_length=16)  # active | revoked
+    public: dict[str, Any] = _json_dict()  # bot user id, scopes, installer: never a secret
+    secrets_ciphertext: str = Field(default="", sa_type=Text)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+    revoked_at: datetime | None = _when()
 
 
 class Deployment(SQLModel, table=True):

@@ -13,6 +13,7 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.services.installations import installations_for_hub
 from app.services.integrations import open_secrets
 from app.services.runtime import Runtime
 from channels import get_channel_class
@@ -57,12 +58,21 @@ class ChannelHub:
         return cls(config, open_secrets(self.runtime.secrets, integration),
                    api_url=api_url_for(self.runtime, integration.kind))
 
-    async def for_integration(self, integration: Integration) -> Channel:
+    async def for_integration(self, integration: Integration, session: AsyncSession | None = None) -> Channel:
+        """The integration's channel with its installations attached (built again when the integration's
+        ``updated_at`` moved: an install or uninstall touches it)."""
         stamp = integration.updated_at.isoformat()
         cached = self._cache.get(integration.id)
         if cached and cached[0] == stamp:
             return cached[1]
         channel = self.build(integration)
+        if get_channel_class(integration.kind).per_installation:
+            if session is None:
+                async with self.runtime.read() as read:
+                    rows = await installations_for_hub(read, self.runtime.secrets, integration.id)
+            else:
+                rows = await installations_for_hub(session, self.runtime.secrets, integration.id)
+            channel.attach_installations(rows)
         self._cache[integration.id] = (stamp, channel)
         if cached:
             await cached[1].aclose()
@@ -81,7 +91,7 @@ class ChannelHub:
         if cached and cached[0] == updated_at.isoformat():
             return cached[1]
         integration = await session.get(Integration, integration_id)
-        return None if integration is None else await self.for_integration(integration)
+        return None if integration is None else await self.for_integration(integration, session)
 
     async def for_tenant(self, kind: str, tenant: str) -> TenantChannel | None:
         """The channel that verifies a webhook of ``tenant``, found without a write transaction (a
@@ -96,7 +106,7 @@ class ChannelHub:
         async with self.runtime.read() as session:
             row = (await session.execute(_OF_TENANT, {"tenant": tenant, "kind": kind})).scalar_one_or_none()
             found = None if row is None else TenantChannel(row.id, row.project_id, row.kind,
-                                                           await self.for_integration(row))
+                                                           await self.for_integration(row, session))
         if len(self._tenants) >= MAX_TENANTS:
             self._tenants = {k: v for k, v in self._tenants.items() if v[0] > now}
             if len(self._tenants) >= MAX_TENANTS:

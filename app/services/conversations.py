@@ -7,6 +7,7 @@ step's own transaction, keyed by run and step, so a repeated step never sends tw
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import bindparam, select
@@ -49,8 +50,11 @@ class Conversations:
 
     async def _send(self, session: AsyncSession, run: Run, outbound: Outbound, key: str) -> None:
         address, deployment_id = run.run_metadata.get("address"), run.deployment_id
-        if deployment_id and address:  # a conversation started the run: the reply goes back there
+        if deployment_id and address:  # a conversation started the run: the reply goes back there, in its thread
             kind = await deployment_kind(session, deployment_id)
+            thread = run.run_metadata.get("thread")
+            if thread and outbound.thread is None:
+                outbound = replace(outbound, thread=str(thread))
         elif run.source in DELIVERED_SOURCES:  # SCH-2: the smith's bound conversation, if it has one
             conversation = await delivery_conversation(session, run)
             if conversation is None:

@@ -8,22 +8,22 @@ approval decision. The provider gets its 200 as soon as that transaction commits
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.services import quotas, routing
+from app.services import installations, quotas, routing
 from app.services.channel_hub import get_hub
 from app.services.conversations import read_button
 from app.services.errors import DomainError, Unauthorized
 from app.services.routing import conversation_owner
 from app.services.runs import OUTCOME_TEXT, Decision, InputMessage, enqueue_run_id, submit_decision
-from app.services.runtime import Runtime
+from app.services.runtime import Runtime, get_runtime
 from channels.base import Channel, MalformedPayload
-from channels.types import Inbound, InboundAction, InboundMessage, Outbound, RawRequest
+from channels.types import Inbound, InboundAction, InboundMessage, Outbound, ProviderEvent, RawRequest, TapAnswer
 from jobs.delivery import enqueue_prompt_outcome, enqueue_send, wake_deliverers
 from jobs.runner import wake_workers
 from jobs.waiting import inbound_request
@@ -40,6 +40,9 @@ SLOW_DOWN = "You're sending messages faster than I can answer. Please wait a min
 TOUCH_EVERY = timedelta(seconds=5)
 TOASTS = {"approve": OUTCOME_TEXT["approved"], "reject": OUTCOME_TEXT["rejected"],
           "edit": "Send your correction as a message."}
+INVALID_BUTTON = TapAnswer("This button is no longer valid.", refused=True)
+NOT_THE_OWNER = TapAnswer("Only the owner can decide.", refused=True)
+ALREADY_DECIDED = TapAnswer("Already decided.", refused=True)
 
 
 @dataclass
@@ -54,7 +57,7 @@ class _AfterCommit:
     """The provider call that must wait until the transaction committed: acknowledging the tap."""
 
     action: InboundAction | None = None
-    toast: str | None = None
+    answer: TapAnswer = field(default_factory=TapAnswer)
 
 
 class Source(NamedTuple):
@@ -116,7 +119,8 @@ async def _receive(runtime: Runtime, kind: str, tenant: str, raw: RawRequest, ve
             raise DomainError(f"malformed {kind} payload: {exc}", code="malformed_payload") from exc
         afters = [after for item in items if (after := await _store(session, integration, channel, item))]
     await _after_commit(channel, afters)
-    return Answer()
+    body, content_type = channel.ack_body
+    return Answer(body=body, content_type=content_type)
 
 
 async def handle(runtime: Runtime, *, integration: Integration, channel: Channel, items: list[Inbound]) -> int:
@@ -142,6 +146,8 @@ async def _store(session: AsyncSession, integration: Source, channel: Channel,
     after = _AfterCommit()
     if isinstance(item, InboundAction):
         after = await _on_action(session, integration, item)
+    elif isinstance(item, ProviderEvent):
+        await _on_provider_event(session, integration, item)
     else:
         await _on_message(session, integration, channel, item)
     await _touch(session, integration.id)
@@ -163,7 +169,7 @@ async def _over_sender_limit(session: AsyncSession, integration: Source, channel
 async def _after_commit(channel: Channel, afters: list[_AfterCommit]) -> None:
     for after in afters:
         if after.action is not None:
-            await channel.acknowledge_action(after.action, after.toast)
+            await channel.acknowledge_action(after.action, after.answer)
     if afters:
         wake_workers()
         wake_deliverers()
@@ -190,7 +196,8 @@ async def _record(session: AsyncSession, integration: Source, item: Inbound) -> 
     """Insert the delivery once; False for a redelivery (one statement: ON CONFLICT DO NOTHING)."""
     values = {"id": new_id("inb"), "project_id": integration.project_id, "integration_id": integration.id,
               "kind": integration.kind, "dedupe_key": item.dedupe_key, "received_at": utcnow(), "run_id": None,
-              "payload": {"type": type(item).__name__, "address": item.address, "sender": item.sender_id}}
+              "payload": {"type": type(item).__name__, "address": getattr(item, "address", None),
+                          "sender": getattr(item, "sender_id", None)}}
     return bool(await _INSERT_DELIVERY_ONCE.all(session, values))
 
 
@@ -218,6 +225,9 @@ async def _on_message(session: AsyncSession, integration: Source, channel: Chann
         if await routing.find_catch_all(session, project_id=project_id, kind=kind) is None:
             await _reply(session, channel, integration, message.address, BAD_LINK, f"badlink:{message.dedupe_key}")
             return
+    if not message.addressed and not await routing.hears_everything(
+            session, project_id=project_id, kind=kind, address=message.address):
+        return  # SL-5: in a channel only a mention wakes the smith, unless it listens to all messages
     route = await routing.resolve(session, project_id=project_id, kind=kind, address=message.address,
                                       sender_id=message.sender_id, sender_display=message.sender_display)
     if route is None:
@@ -228,10 +238,11 @@ async def _on_message(session: AsyncSession, integration: Source, channel: Chann
     sender = {"is_owner": route.is_owner, "channel": kind, "identity": message.sender_id,
               "display": message.sender_display, "verified": True}
     text = InputMessage(role="user", content=message.text[:32_000] or " ")
+    conversation = routing.ChannelThread(kind=kind, address=message.address, thread=message.thread)
     await enqueue_run_id(session, project_id=project_id, smith_id=route.smith_id, messages=[text],
-                         source="deployment", sender=sender, external_key=f"{kind}:{message.address}",
+                         source="deployment", sender=sender, external_key=conversation.key,
                          deployment_id=route.deployment_id,
-                         metadata={"address": message.address, "owner_identity": route.owner_identity})
+                         metadata={**conversation.metadata(), "owner_identity": route.owner_identity})
 
 
 async def _connected_text(session: AsyncSession, bound: routing.Bound) -> str:
@@ -278,11 +289,16 @@ async def _on_action(session: AsyncSession, integration: Source, action: Inbound
     approval = (await session.execute(select(Approval).where(Approval.callback_token == token))).scalar_one_or_none()
     run = await session.get(Run, approval.run_id) if approval else None
     if approval is None or run is None or run.project_id != integration.project_id or decision is None:
-        return _AfterCommit(action=action, toast="This button is no longer valid.")
+        return _AfterCommit(action=action, answer=INVALID_BUTTON)
     if await _approver_of(session, run, integration.kind, action.address) != action.sender_id:
-        return _AfterCommit(action=action, toast="Only the owner can decide.")
+        return _AfterCommit(action=action, answer=NOT_THE_OWNER)
     if approval.status not in ("pending", "edit_requested") or run.status != "awaiting_approval":
-        return _AfterCommit(action=action, toast="Already decided.")
+        return _AfterCommit(action=action, answer=ALREADY_DECIDED)
+    if decision == "edit" and action.text:  # the correction came with the tap (Slack's Edit modal)
+        await submit_decision(session, actor=None, run_id=run.id, project_id=run.project_id,
+                              decision=Decision(decision="edit", message=action.text[:32_000]),
+                              decided_by=action.sender_id)
+        return _AfterCommit(action=action, answer=TapAnswer(OUTCOME_TEXT["edited"]))
     if decision == "edit":
         approval.status = "edit_requested"  # the next message from the owner is the correction
         await enqueue_prompt_outcome(session, run_id=run.id, approval_id=approval.id,
@@ -290,4 +306,15 @@ async def _on_action(session: AsyncSession, integration: Source, action: Inbound
     else:  # the prompt's edit is queued by the decision itself, as for the console and the API
         await submit_decision(session, actor=None, run_id=run.id, project_id=run.project_id,
                               decision=Decision(decision=decision), decided_by=action.sender_id)  # type: ignore[arg-type]
-    return _AfterCommit(action=action, toast=TOASTS[decision])
+    return _AfterCommit(action=action, answer=TapAnswer(TOASTS[decision], ask_for_edit=decision == "edit"))
+
+
+async def _on_provider_event(session: AsyncSession, integration: Source, event: ProviderEvent) -> None:
+    """What the provider says about an installation: an uninstall revokes its deployments (SL-8)."""
+    if event.type == "uninstalled":
+        await installations.uninstall(session, integration_id=integration.id, external_id=event.installation)
+    elif event.type == "user_tokens_revoked":
+        await installations.drop_user_tokens(session, get_runtime().secrets, integration_id=integration.id,
+                                             external_id=event.installation)
+    else:
+        log.debug("%s event %s: nothing to do", integration.kind, event.type)

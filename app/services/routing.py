@@ -45,6 +45,36 @@ _MINTED = select(Smith).where(Smith.minted_by_deployment_id == bindparam("deploy
                               Smith.provider_identity == bindparam("identity"))
 
 
+class ChannelThread(NamedTuple):
+    """Where a person talks to a smith: the channel, its address (which names the installation, e.g.
+    a Slack ``team:channel``) and the thread in it, if any (a Slack thread, a Telegram topic). Runs
+    carry it in their metadata; replies and approval prompts go back to exactly this place."""
+
+    kind: str
+    address: str
+    thread: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The smith's thread of history for this conversation (a Slack thread is a thread of its own)."""
+        return f"{self.kind}:{self.address}" + (f":{self.thread}" if self.thread else "")
+
+    def metadata(self) -> dict[str, str]:
+        return {"address": self.address, **({"thread": self.thread} if self.thread else {})}
+
+
+_WAKE = Hot(select(Deployment.provider_metadata).where(
+    Deployment.project_id == bindparam("project_id"), Deployment.kind == bindparam("kind"),
+    Deployment.address == bindparam("address"), Deployment.target_type == "smith", Deployment.status == "active"))
+
+
+async def hears_everything(session: AsyncSession, *, project_id: str, kind: str, address: str) -> bool:
+    """SL-5: a conversation bound with ``provider_metadata.wake = "all_messages"`` wakes its smith on
+    every message, not only on mentions."""
+    row = await _WAKE.first(session, {"project_id": project_id, "kind": kind, "address": address})
+    return row is not None and isinstance(row[0], dict) and row[0].get("wake") == "all_messages"
+
+
 class Route(NamedTuple):
     """Who answers an inbound message (``resolve``)."""
 

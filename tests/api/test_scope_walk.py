@@ -34,6 +34,8 @@ VALID: dict[tuple[str, str], Any] = {
     ("PATCH", "/v1/deployments/{deployment_id}"): {"provider_metadata": {"walk": 1}},
     ("POST", "/v1/deployments/{deployment_id}/tokens"): {"subject": "walk"},
     ("PUT", "/v1/tenant/telegram"): {"bot_token": FAKE_TOKEN},
+    ("PUT", "/v1/tenant/slack"): {"client_id": "1234.5678", "client_secret": "walk-secret-1",
+                                  "signing_secret": "walk-signing-1"},
     ("POST", "/v1/tokens"): {"subject": "walk"},
 }
 # What a smith token may call without naming a resource (the answer is filtered to its own smith).

@@ -19,7 +19,7 @@ from channels import telegram as tgmod
 from channels.base import MalformedPayload, SetupError
 from channels.ptb_aiohttp import AiohttpRequest
 from channels.telegram import TelegramChannel, deep_link, webhook_possible
-from channels.types import ApprovalPrompt, InboundAction, InboundMessage, Outbound, RawRequest
+from channels.types import ApprovalPrompt, InboundAction, InboundMessage, Outbound, RawRequest, TapAnswer
 from tests.fakes.telegram import (
     FAKE_BOT_USERNAME,
     FAKE_TOKEN,
@@ -289,11 +289,11 @@ async def test_send_approval_inline_keyboard(tg: FakeTelegram, channel: Telegram
 async def test_acknowledge_action_answers_the_callback(tg: FakeTelegram, channel: TelegramChannel) -> None:
     [action] = channel.parse(raw(callback_query("apv:r1:a", update_id=1)))
     assert isinstance(action, InboundAction)
-    await channel.acknowledge_action(action, "Approved " + "x" * 300)
+    await channel.acknowledge_action(action, TapAnswer("Approved " + "x" * 300))
     [answer] = tg.callback_answers
     assert answer["callback_query_id"] == action.action_id and len(answer["text"]) == 200
     tg.server_error_next("answerCallbackQuery")
-    await channel.acknowledge_action(action)  # never raises
+    await channel.acknowledge_action(action, TapAnswer())  # never raises
 
 
 async def test_send_failures_are_classified(tg: FakeTelegram, channel: TelegramChannel) -> None:

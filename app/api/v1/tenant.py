@@ -1,38 +1,50 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks, Query, Response
+from pydantic import BaseModel
 
 from app.api.access import ADMIN_ONLY
 from app.api.deps import CurrentActor, Session
 from app.api.v1.common import Cursor, Limit, ListResponse
-from app.services import deliveries, telegram
+from app.services import deliveries, tenant_setup
 from app.services.deliveries import DeliveryView
-from app.services.integrations import find_integration
 from app.services.runtime import get_runtime
-from app.services.telegram import TelegramPut, TelegramView
+from app.services.tenant_setup import IntegrationStatus
+from channels import REGISTRY
 from jobs.delivery import wake_deliverers
 
 router = APIRouter(tags=["integrations"])
 
 
-@router.put("/tenant/telegram", response_model=TelegramView, openapi_extra=ADMIN_ONLY)
-async def put_telegram(body: TelegramPut, actor: CurrentActor, session: Session) -> TelegramView:
-    """Validate the bot token with Telegram, store it encrypted and register the webhook (or poll)."""
-    integration = await telegram.connect(session, actor=actor, runtime=get_runtime(), body=body)
-    return TelegramView.of(integration, get_runtime())
+def _tenant_routes(kind: str, put_model: type[BaseModel], display: str) -> None:
+    """PUT/GET/DELETE /v1/tenant/{kind}, from the channel's declared body (channels.base.Channel.Put)."""
+
+    async def put(body: BaseModel, actor: CurrentActor, session: Session) -> IntegrationStatus:
+        return await tenant_setup.connect(session, actor=actor, runtime=get_runtime(), kind=kind, body=body)
+
+    put.__annotations__ = {**put.__annotations__, "body": put_model}  # FastAPI reads the body's model here
+
+    async def get(actor: CurrentActor, session: Session) -> IntegrationStatus:
+        return await tenant_setup.show(session, actor=actor, runtime=get_runtime(), kind=kind)
+
+    async def delete(actor: CurrentActor, session: Session) -> Response:
+        await tenant_setup.disconnect(session, actor=actor, runtime=get_runtime(), kind=kind)
+        return Response(status_code=204)
+
+    path = f"/tenant/{kind}"
+    router.put(path, response_model=IntegrationStatus, openapi_extra=ADMIN_ONLY, operation_id=f"put_{kind}",
+               summary=f"Connect {display}",
+               description=f"Validate the {display} credentials with the provider, store the secrets "
+                           "encrypted and register what can be registered.")(put)
+    router.get(path, response_model=IntegrationStatus, openapi_extra=ADMIN_ONLY, operation_id=f"get_{kind}",
+               summary=f"Show the {display} integration",
+               description="Its status and the URLs to give the provider; never a secret.")(get)
+    router.delete(path, status_code=204, openapi_extra=ADMIN_ONLY, operation_id=f"delete_{kind}",
+                  summary=f"Disconnect {display}")(delete)
 
 
-@router.get("/tenant/telegram", response_model=TelegramView, openapi_extra=ADMIN_ONLY)
-async def get_telegram(actor: CurrentActor, session: Session) -> TelegramView:
-    actor.require_admin()
-    return TelegramView.of(await find_integration(session, project_id=actor.project_id, kind="telegram"),
-                           get_runtime())
-
-
-@router.delete("/tenant/telegram", status_code=204, openapi_extra=ADMIN_ONLY)
-async def delete_telegram(actor: CurrentActor, session: Session) -> Response:
-    await telegram.disconnect(session, actor=actor, runtime=get_runtime())
-    return Response(status_code=204)
+for _kind, _channel in REGISTRY.items():
+    _tenant_routes(_kind, _channel.Put, _channel.display_name)
 
 
 @router.get("/deliveries", response_model=ListResponse[DeliveryView], tags=["deliveries"], openapi_extra=ADMIN_ONLY)

@@ -1,0 +1,452 @@
+"""Slack channel over slack_sdk: Events API and interactivity in, Web API out (reference/slack.md).
+
+One integration is one Slack app (its signing secret and OAuth client); every workspace that
+installed it is an installation with its own bot token, attached by the channel hub
+(``attach_installations``, Bolt's "authorize per team"). A conversation's address names both:
+``"<team id>:<channel id>"``, so a send finds its workspace's token from the address alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import parse_qs
+
+import aiohttp
+from pydantic import Field
+from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import Clock, SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+
+from channels.base import Channel, MalformedPayload, SetupError
+from channels.slack_format import approval_blocks, outcome_blocks, to_mrkdwn
+from channels.slack_manifest import manifest
+from channels.types import (
+    ApprovalPrompt,
+    Capabilities,
+    Inbound,
+    InboundAction,
+    InboundMessage,
+    ProviderEvent,
+    RawRequest,
+    SendResult,
+    SetupInfo,
+    TapAnswer,
+    Verdict,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 3900  # chat.postMessage takes 40k, but Slack truncates display past ~4k characters
+MAX_CHIP_LABEL = 75
+TEAM_RE = re.compile(r"^[TE][A-Z0-9]{2,20}$")
+CONVERSATION_RE = re.compile(r"^[CDG][A-Z0-9]{2,20}$")
+ADDRESS_RE = re.compile(r"^([TE][A-Z0-9]{2,20}):([CDG][A-Z0-9]{2,20})$")
+# Message subtypes a person writes; every other subtype (bot_message, message_changed, channel_join...) is
+# an echo or a notice, and answering it could loop.
+PERSON_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
+# Errors that mean the workspace's token no longer works (uninstalled, revoked): never retried.
+AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
+                         "no_permission", "missing_scope", "not_allowed_token_type"})
+GONE_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived", "user_not_found",
+                         "cannot_dm_bot", "user_disabled"})
+EDIT_CALLBACK = "ic_edit"  # the correction modal's callback id
+EDIT_INPUT = "correction"
+
+
+@dataclass(frozen=True, slots=True)
+class Installation:
+    """One workspace's credentials for this app (stored encrypted per installation)."""
+
+    team_id: str
+    bot_token: str
+    bot_user_id: str = ""
+    user_token: str | None = None
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    user_scopes: frozenset[str] = field(default_factory=frozenset)
+    installer: str | None = None  # the installer's user id: the owner of what they install (ID-3)
+
+
+class _ChannelClock(Clock):
+    def __init__(self, channel: SlackChannel) -> None:
+        self.channel = channel
+
+    def now(self) -> float:
+        return self.channel.clock()
+
+
+def address_of(team_id: str, conversation_id: str) -> str:
+    return f"{team_id}:{conversation_id}"
+
+
+def split_address(address: str) -> tuple[str, str]:
+    team, _, conversation = address.partition(":")
+    return team, conversation
+
+
+class SlackChannel(Channel):
+    kind: ClassVar[str] = "slack"
+    display_name: ClassVar[str] = "Slack"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        max_chips=0, max_chip_label=MAX_CHIP_LABEL, max_text=MAX_TEXT, native_approvals=True)
+    send_tool: ClassVar[str] = "slack_send_message"
+    setup_keys: ClassVar[frozenset[str]] = frozenset({"mode", "return_url"})
+    setup_modes: ClassVar[frozenset[str]] = frozenset({"oauth_install"})
+    per_installation: ClassVar[bool] = True
+    ack_body: ClassVar[tuple[str, str]] = ("", "text/plain")  # a view_submission takes only an empty 200
+
+    class Config(Channel.Config):
+        client_id: str = ""
+        install_url_base: str = ""  # {IC_PUBLIC_URL}/v1/slack/install/ (an install link appends its token)
+
+    class Secrets(Channel.Secrets):
+        signing_secret: str = Field(min_length=8, max_length=200)
+        client_secret: str = Field(default="", max_length=200)
+        bot_token: str = Field(default="", max_length=300)  # a single workspace's token, pasted by hand
+        app_token: str = Field(default="", max_length=300)  # xapp-…: Socket Mode behind NAT
+
+    class Put(Channel.Put):
+        client_id: str = Field(min_length=3, max_length=100, pattern=r"^[0-9.]+$")
+        client_secret: str = Field(min_length=8, max_length=200)
+        signing_secret: str = Field(min_length=8, max_length=200)
+        bot_token: str | None = Field(default=None, max_length=300, pattern=r"^xoxb-[A-Za-z0-9-]+$")
+        app_token: str | None = Field(default=None, max_length=300, pattern=r"^xapp-[A-Za-z0-9-]+$")
+        return_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
+
+    put_help: ClassVar[dict[str, tuple[str, str]]] = {
+        "client_id": ("Client ID", "Your Slack app → Basic Information → App Credentials."),
+        "client_secret": ("Client Secret", "Same page, under App Credentials."),
+        "signing_secret": ("Signing Secret", "Same page, under App Credentials."),
+        "app_token": ("App-level token (optional)", "Only behind NAT: Basic Information → App-Level Tokens, "
+                      "scope connections:write (xapp-…). Events then arrive over Socket Mode."),
+    }
+    field_errors: ClassVar[dict[str, tuple[str, str, str]]] = {
+        "invalid_token": ("invalid_bot_token", "bot_token", "Slack rejected this bot token (xoxb-…)")}
+
+    config: Config
+    secrets: Secrets
+
+    @classmethod
+    def urls(cls, public_url: str, tenant: str) -> dict[str, str]:
+        webhook = f"{public_url}/v1/slack/webhook/{tenant}"
+        return {"events_url": webhook, "interactivity_url": webhook,
+                "oauth_redirect_url": f"{public_url}/v1/slack/oauth/callback",
+                "install_url_base": f"{public_url}/v1/slack/install/"}
+
+    @classmethod
+    def guide(cls, urls: Mapping[str, str]) -> dict[str, Any]:
+        return {"manifest": manifest(urls)}
+
+    def __init__(self, config: Any, secrets: Any, *, api_url: str, http: Any = None) -> None:
+        super().__init__(config, secrets, api_url=api_url, http=http)
+        self.installations: dict[str, Installation] = {}
+        self._verifier = SignatureVerifier(self.secrets.signing_secret, clock=_ChannelClock(self))
+        self._session: aiohttp.ClientSession | None = None
+        self._client: AsyncWebClient | None = None
+
+    # -- binding -----------------------------------------------------------------------------------
+
+    @classmethod
+    def start_link(cls, public: Mapping[str, Any], token: str) -> str | None:
+        base = public.get("install_url_base")
+        return f"{base}{token}" if base and public.get("client_id") else None
+
+    @classmethod
+    def address_problem(cls, address: str) -> str | None:
+        if ADDRESS_RE.match(address):
+            return None
+        return "a Slack conversation is <team id>:<channel id>, e.g. T0123ABC:C0456DEF"
+
+    def attach_installations(self, installations: Mapping[str, Mapping[str, Any]]) -> None:
+        self.installations = {
+            team: Installation(team_id=team, bot_token=str(row["bot_token"]),
+                               bot_user_id=str(row.get("bot_user_id") or ""), user_token=row.get("user_token"),
+                               scopes=frozenset(row.get("scopes") or ()),
+                               user_scopes=frozenset(row.get("user_scopes") or ()),
+                               installer=row.get("installer"))
+            for team, row in installations.items() if row.get("bot_token")}
+
+    def installation(self, team_id: str) -> Installation | None:
+        return self.installations.get(team_id)
+
+    # -- the Web API client --------------------------------------------------------------------------
+
+    @property
+    def client(self) -> AsyncWebClient:
+        """One client and one aiohttp pool per channel instance; each call names its workspace's token."""
+        if self._client is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15, connect=5))
+            self._client = AsyncWebClient(base_url=f"{self.api_url}/api/", session=self._session, timeout=15)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session, self._client = None, None
+        await super().aclose()
+
+    def token_for(self, team_id: str) -> str | None:
+        found = self.installations.get(team_id)
+        return found.bot_token if found else (self.secrets.bot_token or None)
+
+    # -- inbound -----------------------------------------------------------------------------------
+
+    def verify(self, raw: RawRequest) -> Verdict:
+        timestamp, signature = raw.header("x-slack-request-timestamp"), raw.header("x-slack-signature")
+        if not timestamp or not signature:
+            return Verdict.reject("missing signature headers")
+        if not timestamp.isdigit():
+            return Verdict.reject("malformed timestamp")
+        if not self._verifier.is_valid(raw.body, timestamp, signature):  # constant time, 5-minute window
+            return Verdict.reject("bad or stale signature")
+        if raw.body[:1] == b"{":
+            try:
+                data = json.loads(raw.body)
+            except ValueError:
+                return Verdict.accept()  # parse answers 400
+            if isinstance(data, dict) and data.get("type") == "url_verification":
+                return Verdict.challenge(str(data.get("challenge", "")))
+        return Verdict.accept()
+
+    def parse(self, raw: RawRequest) -> list[Inbound]:
+        if raw.body[:8] == b"payload=":
+            return self._interaction(_form_payload(raw.body))
+        try:
+            data = json.loads(raw.body)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise MalformedPayload(f"body is neither JSON nor a form payload: {exc}") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+            raise MalformedPayload("not a Slack event envelope")
+        return self.parse_envelope(data)
+
+    def parse_envelope(self, data: dict[str, Any]) -> list[Inbound]:
+        """An Events API envelope (webhook body or a Socket Mode ``events_api`` payload)."""
+        if data.get("type") != "event_callback":
+            return []
+        event, team, event_id = data.get("event"), data.get("team_id"), data.get("event_id")
+        if not isinstance(event, dict) or not isinstance(team, str) or not isinstance(event_id, str):
+            raise MalformedPayload("event_callback without event, team_id or event_id")
+        kind = event.get("type")
+        if kind == "app_uninstalled":
+            return [ProviderEvent(dedupe_key=f"event:{event_id}", type="uninstalled", installation=team)]
+        if kind == "tokens_revoked":
+            tokens = event.get("tokens") if isinstance(event.get("tokens"), dict) else {}
+            what = "uninstalled" if tokens.get("bot") else "user_tokens_revoked"
+            return [ProviderEvent(dedupe_key=f"event:{event_id}", type=what, installation=team,
+                                  data={"users": list(tokens.get("oauth") or [])})]
+        if kind not in ("message", "app_mention"):
+            return []
+        installation = self.installations.get(team)
+        if installation is None and not self.secrets.bot_token:
+            log.warning("slack: event for workspace %s, which has not installed this app; ignored", team)
+            return []
+        message = self._message(event, team, installation.bot_user_id if installation else "")
+        return [message] if message else []
+
+    def _message(self, event: dict[str, Any], team: str, bot_user_id: str) -> InboundMessage | None:
+        user, channel, ts = event.get("user"), event.get("channel"), event.get("ts")
+        if not isinstance(user, str) or not isinstance(channel, str) or not isinstance(ts, str):
+            return None
+        if event.get("bot_id") or event.get("subtype") not in PERSON_SUBTYPES or user == bot_user_id:
+            return None  # our own posts and other bots: answering them would loop
+        text = str(event.get("text") or "")
+        is_direct = event.get("channel_type") == "im" or channel.startswith("D")
+        mention = f"<@{bot_user_id}>" if bot_user_id else None
+        addressed = is_direct or event.get("type") == "app_mention" or bool(mention and mention in text)
+        if mention:
+            text = text.replace(mention, "").strip()
+        thread = event.get("thread_ts") or (None if is_direct else ts)  # SL-5: a channel reply goes in a thread
+        profile = event.get("user_profile") if isinstance(event.get("user_profile"), dict) else {}
+        # One key per Slack message: a mention also subscribed as message.channels arrives twice.
+        return InboundMessage(
+            dedupe_key=f"msg:{channel}:{ts}", address=address_of(team, channel), thread=thread,
+            sender_id=f"slack:{team}:{user}",
+            sender_display=str(profile.get("display_name") or profile.get("real_name") or user),
+            text=text, start_payload=None, is_direct=is_direct, provider_message_id=ts, addressed=addressed)
+
+    def _interaction(self, payload: dict[str, Any]) -> list[Inbound]:
+        kind = payload.get("type")
+        user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
+        team_field = payload.get("team")
+        team = (team_field.get("id") if isinstance(team_field, dict) else None) or user.get("team_id")
+        if not isinstance(team, str) or not isinstance(user.get("id"), str):
+            raise MalformedPayload("interaction without team or user")
+        sender = f"slack:{team}:{user['id']}"
+        display = str(user.get("name") or user.get("username") or user["id"])
+        if kind == "block_actions":
+            actions = payload.get("actions") or []
+            container = payload.get("container") if isinstance(payload.get("container"), dict) else {}
+            channel = (payload.get("channel") or {}).get("id") or container.get("channel_id")
+            if not actions or not isinstance(actions[0], dict) or not isinstance(channel, str):
+                return []
+            action = actions[0]
+            message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
+            ts = container.get("message_ts") or message.get("ts")
+            return [InboundAction(
+                dedupe_key=f"act:{channel}:{ts}:{action.get('action_ts')}", address=address_of(team, channel),
+                thread=message.get("thread_ts"), sender_id=sender, sender_display=display,
+                token=str(action.get("value") or ""), provider_message_id=ts, action_id=payload.get("trigger_id"))]
+        if kind == "view_submission":
+            view = payload.get("view") if isinstance(payload.get("view"), dict) else {}
+            if view.get("callback_id") != EDIT_CALLBACK:
+                return []
+            try:
+                meta = json.loads(view.get("private_metadata") or "{}")
+            except ValueError as exc:
+                raise MalformedPayload("edit modal without its metadata") from exc
+            correction = _modal_text(view)
+            return [InboundAction(
+                dedupe_key=f"view:{view.get('id')}:{view.get('hash')}", address=str(meta.get("address", "")),
+                thread=None, sender_id=sender, sender_display=display, token=str(meta.get("token", "")),
+                provider_message_id=meta.get("ts"), action_id=None, text=correction)]
+        return []
+
+    # -- outbound ----------------------------------------------------------------------------------
+
+    def render(self, outbound: Any) -> list[dict[str, Any]]:
+        from dataclasses import replace
+
+        return super().render(replace(outbound, text=to_mrkdwn(outbound.text)))
+
+    def chips_as_text(self, chips: Sequence[str]) -> str:
+        return "\n".join(f"• {label}" for label in chips)  # CHIP-4: a short bulleted list
+
+    def text_payload(self, text: str, thread: str | None) -> dict[str, Any]:
+        payload: dict[str, Any] = {"text": text}
+        if thread:
+            payload["thread_ts"] = thread
+        return payload
+
+    def with_approval(self, payload: dict[str, Any], approval: ApprovalPrompt) -> dict[str, Any]:
+        return {**payload, "blocks": approval_blocks(payload["text"], approval)}
+
+    async def send(self, address: str, payload: dict[str, Any]) -> SendResult:
+        team, conversation = split_address(address)
+        token = self.token_for(team)
+        if token is None:
+            return SendResult.failed("not_installed", f"workspace {team} has not installed the app", retryable=False)
+        try:
+            answer = await self.client.chat_postMessage(token=token, channel=conversation, **payload)
+        except Exception as exc:
+            return classify(exc)
+        return SendResult.sent(str(answer.get("ts")))
+
+    async def edit_approval(self, address: str, provider_message_id: str, outcome_text: str) -> SendResult:
+        team, conversation = split_address(address)
+        token = self.token_for(team)
+        if token is None:
+            return SendResult.failed("not_installed", f"workspace {team} has not installed the app", retryable=False)
+        try:
+            await self.client.chat_update(token=token, channel=conversation, ts=provider_message_id,
+                                          text=outcome_text, blocks=outcome_blocks(outcome_text))
+        except Exception as exc:
+            return classify(exc)
+        return SendResult.sent(provider_message_id)
+
+    async def acknowledge_action(self, action: InboundAction, answer: TapAnswer) -> None:
+        """Approve and Reject show on the prompt itself (edited after the decision); a refusal is an
+        ephemeral note only the tapper sees; Edit opens the correction modal."""
+        team, conversation = split_address(action.address)
+        token = self.token_for(team)
+        if token is None:
+            return
+        try:
+            if answer.ask_for_edit and action.action_id:
+                await self.client.views_open(token=token, trigger_id=action.action_id, view=_edit_modal(action))
+            elif answer.refused and answer.text:
+                user = action.sender_id.rsplit(":", 1)[-1]
+                await self.client.chat_postEphemeral(token=token, channel=conversation, user=user, text=answer.text)
+        except Exception as exc:
+            log.warning("slack: answering a tap failed: %s", classify(exc).error)
+
+    # -- onboarding --------------------------------------------------------------------------------
+
+    async def auth_test(self, token: str) -> dict[str, Any]:
+        try:
+            answer = await self.client.auth_test(token=token)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "error"))
+            raise SetupError(f"Slack refused the token: {error}",
+                             code="invalid_token" if error in AUTH_ERRORS else "setup_failed") from exc
+        except Exception as exc:
+            raise SetupError(f"Slack could not be reached: {type(exc).__name__}",
+                             code="provider_unreachable") from exc
+        return dict(answer.data) if isinstance(answer.data, dict) else {}
+
+    async def setup(self, *, webhook_url: str) -> SetupInfo:
+        details: dict[str, Any] = {}
+        if self.secrets.bot_token:
+            found = await self.auth_test(self.secrets.bot_token)
+            details = {"team_id": found.get("team_id"), "team": found.get("team"),
+                       "bot_user_id": found.get("user_id"), "bot_id": found.get("bot_id")}
+        return SetupInfo(mode="webhook", webhook_url=webhook_url, details=details,
+                         steps=["Create the Slack app from the manifest below (api.slack.com/apps → Create New "
+                                "App → From a manifest).",
+                                "Copy its Client ID, Client Secret and Signing Secret here.",
+                                "Then add it to a workspace from a smith's Deployments tab (Add to Slack)."])
+
+
+def classify(exc: BaseException) -> SendResult:
+    """A Slack failure as the outbox understands it: 429 and 5xx retry, Slack's error code is kept."""
+    if isinstance(exc, SlackApiError):
+        response = exc.response
+        status = getattr(response, "status_code", 200)
+        error = str(response.get("error") or "error") if hasattr(response, "get") else "error"
+        if status == 429 or error == "ratelimited":
+            retry_after = _retry_after(getattr(response, "headers", {}) or {})
+            return SendResult.failed("rate_limited", "slack: ratelimited", retryable=True, retry_after=retry_after)
+        if status >= 500 or error in ("internal_error", "fatal_error", "service_unavailable", "request_timeout"):
+            return SendResult.failed("server_error", f"slack: {error} (HTTP {status})", retryable=True)
+        if error in AUTH_ERRORS:
+            return SendResult.failed("unauthorized", f"slack: {error}", retryable=False)
+        if error in GONE_ERRORS:
+            return SendResult.failed("blocked", f"slack: {error}", retryable=False)
+        return SendResult.failed("bad_request", f"slack: {error}", retryable=False)
+    if isinstance(exc, (aiohttp.ClientError, TimeoutError, OSError)):
+        return SendResult.failed("network", f"slack unreachable: {type(exc).__name__}", retryable=True)
+    return SendResult.failed("channel_error", f"{type(exc).__name__}: {exc}", retryable=True)
+
+
+def _retry_after(headers: Mapping[str, Any]) -> float | None:
+    for name, value in headers.items():
+        if str(name).lower() == "retry-after":
+            try:
+                return float(value[0] if isinstance(value, list) else value)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def _form_payload(body: bytes) -> dict[str, Any]:
+    try:
+        fields = parse_qs(body.decode("utf-8"), strict_parsing=True)
+        payload = json.loads(fields["payload"][0])
+    except (UnicodeDecodeError, ValueError, KeyError, IndexError) as exc:
+        raise MalformedPayload(f"interaction is not a form with a JSON payload: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise MalformedPayload("interaction payload is not an object")
+    return payload
+
+
+def _modal_text(view: dict[str, Any]) -> str:
+    values = (view.get("state") or {}).get("values") or {}
+    for block in values.values():
+        if isinstance(block, dict) and isinstance(block.get(EDIT_INPUT), dict):
+            return str(block[EDIT_INPUT].get("value") or "").strip()
+    return ""
+
+
+def _edit_modal(action: InboundAction) -> dict[str, Any]:
+    meta = json.dumps({"token": action.token, "address": action.address, "ts": action.provider_message_id})
+    return {
+        "type": "modal", "callback_id": EDIT_CALLBACK, "private_metadata": meta,
+        "title": {"type": "plain_text", "text": "Edit the request"},
+        "submit": {"type": "plain_text", "text": "Send correction"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [{"type": "input", "block_id": "edit", "label": {"type": "plain_text", "text": "What should change?"},
+                    "element": {"type": "plain_text_input", "action_id": EDIT_INPUT, "multiline": True}}],
+    }
