@@ -161,6 +161,12 @@ class Channel(ABC):
         return None
 
     @classmethod
+    def installation_of(cls, address: str) -> str | None:
+        """The installation a conversation belongs to, named in its address (a Slack team id); None for
+        channels with one set of credentials per integration."""
+        return None
+
+    @classmethod
     def owner_of_address(cls, address: str) -> str | None:
         """The provider identity that owns a literal address when the address alone proves it (a
         private chat's id is its user's), so that person can decide approvals; else None."""

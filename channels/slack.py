@@ -12,7 +12,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
@@ -23,7 +23,7 @@ from slack_sdk.signature import Clock, SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.base import Channel, MalformedPayload, SetupError
-from channels.slack_format import approval_blocks, outcome_blocks, to_mrkdwn
+from channels.slack_format import approval_blocks, escape, outcome_blocks, to_mrkdwn
 from channels.slack_manifest import manifest
 from channels.types import (
     ApprovalPrompt,
@@ -31,6 +31,7 @@ from channels.types import (
     Inbound,
     InboundAction,
     InboundMessage,
+    Outbound,
     ProviderEvent,
     RawRequest,
     SendResult,
@@ -161,6 +162,10 @@ class SlackChannel(Channel):
             return None
         return "a Slack conversation is <team id>:<channel id>, e.g. T0123ABC:C0456DEF"
 
+    @classmethod
+    def installation_of(cls, address: str) -> str | None:
+        return split_address(address)[0] or None
+
     def attach_installations(self, installations: Mapping[str, Mapping[str, Any]]) -> None:
         self.installations = {
             team: Installation(team_id=team, bot_token=str(row["bot_token"]),
@@ -180,7 +185,7 @@ class SlackChannel(Channel):
         """One client and one aiohttp pool per channel instance; each call names its workspace's token."""
         if self._client is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15, connect=5))
-            self._client = AsyncWebClient(base_url=f"{self.api_url}/api/", session=self._session, timeout=15)
+            self._client = AsyncWebClient(base_url=f"{self.api_url}/", session=self._session, timeout=15)
         return self._client
 
     async def aclose(self) -> None:
@@ -201,7 +206,11 @@ class SlackChannel(Channel):
             return Verdict.reject("missing signature headers")
         if not timestamp.isdigit():
             return Verdict.reject("malformed timestamp")
-        if not self._verifier.is_valid(raw.body, timestamp, signature):  # constant time, 5-minute window
+        try:
+            valid = self._verifier.is_valid(raw.body, timestamp, signature)  # constant time, 5-minute window
+        except UnicodeDecodeError:  # slack_sdk signs the body as text: Slack never sends anything else
+            return Verdict.reject("body is not UTF-8")
+        if not valid:
             return Verdict.reject("bad or stale signature")
         if raw.body[:1] == b"{":
             try:
@@ -307,13 +316,14 @@ class SlackChannel(Channel):
 
     # -- outbound ----------------------------------------------------------------------------------
 
-    def render(self, outbound: Any) -> list[dict[str, Any]]:
-        from dataclasses import replace
-
-        return super().render(replace(outbound, text=to_mrkdwn(outbound.text)))
+    def render(self, outbound: Outbound) -> list[dict[str, Any]]:
+        approval = outbound.approval
+        if approval is not None:
+            approval = replace(approval, text=escape(approval.text))
+        return super().render(replace(outbound, text=to_mrkdwn(outbound.text), approval=approval))
 
     def chips_as_text(self, chips: Sequence[str]) -> str:
-        return "\n".join(f"• {label}" for label in chips)  # CHIP-4: a short bulleted list
+        return "\n".join(f"• {escape(label)}" for label in chips)  # CHIP-4: a short bulleted list
 
     def text_payload(self, text: str, thread: str | None) -> dict[str, Any]:
         payload: dict[str, Any] = {"text": text}
@@ -376,6 +386,30 @@ class SlackChannel(Channel):
             raise SetupError(f"Slack could not be reached: {type(exc).__name__}",
                              code="provider_unreachable") from exc
         return dict(answer.data) if isinstance(answer.data, dict) else {}
+
+    async def exchange_code(self, code: str, redirect_uri: str) -> dict[str, Any]:
+        """SL-2: the OAuth code for the workspace's tokens (oauth.v2.access, HTTP Basic client auth)."""
+        try:
+            answer = await self.client.oauth_v2_access(client_id=self.config.client_id,
+                                                       client_secret=self.secrets.client_secret,
+                                                       code=code, redirect_uri=redirect_uri)
+        except SlackApiError as exc:
+            raise SetupError(f"Slack refused the install: {exc.response.get('error', 'error')}",
+                             code="oauth_failed") from exc
+        except Exception as exc:
+            raise SetupError(f"Slack could not be reached: {type(exc).__name__}", code="provider_unreachable") from exc
+        return dict(answer.data) if isinstance(answer.data, dict) else {}
+
+    async def open_dm(self, token: str, user_id: str) -> str:
+        """The app's DM with a person (conversations.open), where their deployment talks to them."""
+        try:
+            answer = await self.client.conversations_open(token=token, users=user_id)
+        except SlackApiError as exc:
+            raise SetupError(f"Slack refused to open the DM: {exc.response.get('error', 'error')}",
+                             code="oauth_failed") from exc
+        except Exception as exc:
+            raise SetupError(f"Slack could not be reached: {type(exc).__name__}", code="provider_unreachable") from exc
+        return str((answer.get("channel") or {}).get("id") or "")
 
     async def setup(self, *, webhook_url: str) -> SetupInfo:
         details: dict[str, Any] = {}

@@ -19,6 +19,12 @@ def to_mrkdwn(text: str) -> str:
     return slackify_markdown(text).rstrip("\n")
 
 
+def escape(text: str) -> str:
+    """Slack's three control characters as entities: text we did not write (a tool's arguments, a
+    chip label) can then never become a mention such as <!channel> or a disguised link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _section(text: str) -> dict[str, Any]:
     if len(text) > MAX_SECTION:
         text = text[: MAX_SECTION - 1] + "…"

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.routing import Match
 
-from app.api import mcp, webhooks
+from app.api import mcp, slack_oauth, webhooks
 from app.api.deps import authorized, check_api_version
 from app.api.errors import error_response, install_error_handlers
 from app.api.v1 import (
@@ -41,6 +41,7 @@ def build_api() -> FastAPI:
 
     # Webhooks first: providers call them most, and routes are matched in order.
     api.include_router(webhooks.router)
+    api.include_router(slack_oauth.router)  # a person's browser follows these: no API token
     # Scopes before bodies: who calls, and may they touch what the path names (app.api.access).
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_api_version), Depends(authorized)])
     for module in (agents, smiths, schedules, runs, deployments, caller_tokens, tenant, tokens, events, integrations):

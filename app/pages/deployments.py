@@ -6,19 +6,24 @@ import reflex as rx
 
 from app.components.badges import status_badge
 from app.components.caller_tokens import caller_tokens_button, caller_tokens_dialog
+from app.components.channel_card import kind_icon
+from app.components.deployment_address import address_cell
 from app.components.layout import confirm_delete, empty_state, load_more, page
 from app.state.deployments import DeploymentsState
+from channels import REGISTRY
+
+CHANNEL_NAMES = " or ".join(cls.display_name for cls in REGISTRY.values())
 
 
 def _row(row: rx.Var) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(rx.hstack(rx.icon("send", size=14), rx.text(row["kind"], size="2"), align="center")),
+        rx.table.cell(rx.hstack(kind_icon(row["kind"], size=14), rx.text(row["kind"], size="2"), align="center")),
         rx.table.cell(rx.vstack(
             rx.link(row["target_name"], href=row["target_href"], weight="medium", size="2"),
             rx.text(rx.cond(row["target_type"] == "agent", "agent catch-all", "smith"), size="1",
                     color=rx.color("gray", 10)),
             spacing="0")),
-        rx.table.cell(rx.code(row["address"], size="1")),
+        rx.table.cell(address_cell(row)),
         rx.table.cell(rx.vstack(
             status_badge(row["status"]),
             rx.cond(row["revoked_note"] != "", rx.text(row["revoked_note"], size="1", color=rx.color("gray", 10))),
@@ -65,9 +70,9 @@ def deployments_page() -> rx.Component:
             rx.cond(
                 DeploymentsState.loaded,
                 empty_state("radio-tower", "No deployments yet",
-                            "Connect Telegram under Settings → Integrations, then open a smith and create a "
-                            "deep link in its Deployments tab.",
-                            rx.hstack(rx.link(rx.button("Connect Telegram"), href="/settings/integrations"),
+                            f"Connect {CHANNEL_NAMES} under Settings → Integrations, then open a smith and "
+                            "create a link in its Deployments tab (or an MCP endpoint, which needs nothing).",
+                            rx.hstack(rx.link(rx.button("Connect a channel"), href="/settings/integrations"),
                                       rx.link(rx.button("Go to Smiths", variant="soft"), href="/smiths"))),
                 rx.center(rx.spinner(), padding="40px"),
             ),

@@ -19,7 +19,7 @@ from app.services.actors import Actor
 from app.services.errors import Conflict, Forbidden, Invalid
 from app.services.events import record_event
 from channels import REGISTRY
-from models import Deployment
+from models import Deployment, Installation
 from models.types import utcnow
 
 
@@ -54,7 +54,28 @@ async def check_literal_address(session: AsyncSession, *, actor: Actor, project_
     if existing is not None:
         raise Conflict(f"{address} is already bound by deployment {existing.id}; delete it first",
                        code="address_bound", details={"existing_id": existing.id})
-    return channel_class.owner_of_address(address) if channel_class else None
+    if channel_class is None:
+        return None
+    owner = channel_class.owner_of_address(address)
+    installation = channel_class.installation_of(address)
+    if installation is not None:  # a Slack conversation: its workspace must have installed the app
+        installer = await _installer(session, project_id=project_id, kind=kind, external_id=installation)
+        if installer is None:
+            raise Invalid(f"address: {channel_class.display_name} workspace {installation} has not installed the "
+                          "app; install it first (Add to Slack)", code="not_installed", field="address")
+        owner = owner or installer or None  # ID-3: the installer decides in the conversations an admin bound
+    return owner
+
+
+async def _installer(session: AsyncSession, *, project_id: str, kind: str, external_id: str) -> str | None:
+    """The owner identity of an active installation's installer, or None when it is not installed."""
+    row = (await session.execute(select(Installation).where(
+        Installation.project_id == project_id, Installation.kind == kind, Installation.external_id == external_id,
+        Installation.status == "active"))).scalars().first()
+    if row is None:
+        return None
+    installer = row.public.get("installer")
+    return f"{kind}:{external_id}:{installer}" if installer else ""
 
 
 async def replace_binding(session: AsyncSession, *, deployment: Deployment, address: str) -> Deployment | None:

@@ -54,6 +54,14 @@ def display_name(kind: str) -> str:
 
 
 START_TOKEN_TTL = timedelta(days=7)
+LINK_MODES = frozenset({"start_token", "oauth_install"})
+
+
+def _return_url(value: Any) -> str:
+    """Where an OAuth install sends the person back (``?slack=connected|cancelled|error`` appended)."""
+    if not isinstance(value, str) or len(value) > 2000 or not value.startswith(("https://", "http://")):
+        raise Invalid("setup.return_url must be an http(s) URL", code="invalid_setup", field="setup.return_url")
+    return value
 RENAMABLE_KINDS = frozenset({"slack", "email"})
 
 
@@ -95,6 +103,8 @@ class DeploymentView(BaseModel):
                                        "smith_deleted | uninstalled")
     owner_email: str | None = None
     deep_link: str | None = Field(default=None, description="Only in the answer that created the link.")
+    install_url: str | None = Field(default=None, description="oauth_install: the one-time link that installs "
+                                    "the app (the same link as deep_link); only in the answer that created it.")
     deep_link_expires_at: str | None = None
     endpoint_url: str | None = Field(default=None, description="MCP deployments: the Streamable HTTP endpoint.")
 
@@ -109,7 +119,7 @@ class DeploymentView(BaseModel):
             bound_at=deployment.bound_at.isoformat() if deployment.bound_at else None,
             revoked_at=deployment.revoked_at.isoformat() if deployment.revoked_at else None,
             revoked_reason=deployment.revoked_reason, owner_email=deployment.owner_email,
-            deep_link=link,
+            deep_link=link, install_url=link if link and deployment.setup.get("mode") == "oauth_install" else None,
             deep_link_expires_at=deployment.start_token_expires_at.isoformat()
             if link and deployment.start_token_expires_at else None,
             endpoint_url=endpoint_url(deployment),
@@ -193,8 +203,11 @@ async def create_deployment(session: AsyncSession, *, actor: Actor,
     elif body.address:
         deployment.status, deployment.address, deployment.bound_at = "active", body.address, utcnow()
         deployment.owner_identity = owner  # a private chat's user may decide approvals by tap
-    elif "start_token" in modes:
-        deployment.setup = {"mode": "start_token"}
+    elif mode in LINK_MODES or (mode is None and modes & LINK_MODES):
+        # A one-time link the person opens: a deep link (start_token) or an install link (oauth_install).
+        deployment.setup = {"mode": mode or sorted(modes & LINK_MODES)[0]}
+        if setup.get("return_url"):
+            deployment.setup["return_url"] = _return_url(setup["return_url"])
         link = await _issue_link(session, deployment)
     else:
         raise Invalid(f"{body.kind} smith deployments need an address or a setup.mode", code="invalid_setup",
@@ -271,7 +284,7 @@ async def update_deployment(session: AsyncSession, *, actor: Actor, deployment_i
 async def new_deep_link(session: AsyncSession, *, actor: Actor, deployment_id: str) -> tuple[Deployment, str]:
     """A fresh start link for a smith deployment (the previous one stops working)."""
     deployment = await get_deployment(session, actor=actor, deployment_id=deployment_id)
-    if deployment.target_type != "smith" or "start_token" not in setup_modes(deployment.kind):
+    if deployment.target_type != "smith" or not setup_modes(deployment.kind) & LINK_MODES:
         raise Invalid(f"{deployment.kind} deployments have no start links", code="no_start_link")
     if deployment.status == "revoked":
         raise Conflict(f"deployment {deployment.id} is revoked; create a new one", code="deployment_revoked")

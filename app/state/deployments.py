@@ -9,22 +9,62 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services import deployments, integrations
 from app.services.actors import Actor
-from app.services.deployments import DeploymentCreate, DeploymentView, Target
+from app.services.deployments import LINK_MODES, START_TOKEN_TTL, DeploymentCreate, DeploymentView, Target
 from app.services.errors import DomainError
+from app.services.installations import list_installations
 from app.services.mcp import client_config, desktop_config
 from app.services.qr import qr_data_uri
 from app.state.auth import AuthState, NotSignedIn, describe
+from channels import REGISTRY
 from models import Agent, Deployment, Smith
 
+# What each one-time link mode offers on a smith's Deployments tab: the button, and the toast once made.
+LINK_BUTTONS = {"start_token": "Create {name} deep link", "oauth_install": "Add to {name}"}
+LINK_CREATED = {"start_token": "Deep link created: send it to the person, or scan it",
+                "oauth_install": "Install link created: open it, or send it to whoever installs the app"}
+LINK_DAYS = START_TOKEN_TTL.days  # how long a one-time link works, as the link card says
 
-async def _rows(session: AsyncSession, items: list[Deployment]) -> list[dict[str, str]]:
+
+def link_mode(kind: str) -> str | None:
+    """The one-time link a channel's smith deployments start from (its ``setup_modes``), if any."""
+    cls = REGISTRY.get(kind)
+    modes = sorted(cls.setup_modes & LINK_MODES) if cls else []
+    return modes[0] if modes else None
+
+
+async def workspace_names(session: AsyncSession, *, project_id: str, kinds: set[str]) -> dict[tuple[str, str], str]:
+    """(kind, installation id) -> its name (a Slack workspace's), for channels with per-workspace installs."""
+    names: dict[tuple[str, str], str] = {}
+    for kind in sorted(kinds):
+        cls = REGISTRY.get(kind)
+        if cls is None or not cls.per_installation:
+            continue
+        integration = await integrations.find_integration(session, project_id=project_id, kind=kind)
+        for row in await list_installations(session, integration_id=integration.id) if integration else []:
+            names[(kind, row.external_id)] = row.name or row.external_id
+    return names
+
+
+def _place(kind: str, address: str | None, names: dict[tuple[str, str], str]) -> tuple[str, str]:
+    """A per-installation address ("T0TEAM:D0123", Slack's) as its workspace and conversation."""
+    cls = REGISTRY.get(kind)
+    if cls is None or not cls.per_installation or not address or ":" not in address:
+        return "", ""
+    installation, _, conversation = address.partition(":")
+    return names.get((kind, installation), installation), conversation
+
+
+async def _rows(session: AsyncSession, actor: Actor, items: list[Deployment]) -> list[dict[str, str]]:
+    names = await workspace_names(session, project_id=actor.project_id, kinds={d.kind for d in items})
     rows = []
     for deployment in items:
         view = DeploymentView.of(deployment)
         model = Smith if view.target.type == "smith" else Agent
         target = await session.get(model, view.target.id)
+        workspace, conversation = _place(view.kind, view.address, names)
         rows.append({
             "id": view.id, "kind": view.kind, "status": view.status, "address": view.address or "—",
+            "workspace": workspace, "conversation": conversation,
             "target_type": view.target.type, "target_id": view.target.id,
             "target_name": getattr(target, "name", view.target.id),
             "target_href": f"/smiths/{view.target.id}" if view.target.type == "smith" else "/agents",
@@ -57,7 +97,7 @@ class DeploymentsState(AuthState):
         try:
             async with self.signed_in() as (session, actor):
                 page = await deployments.list_deployments(session, actor=actor, include_revoked=self.show_revoked)
-                self.deployments = await _rows(session, list(page.items))
+                self.deployments = await _rows(session, actor, list(page.items))
         except NotSignedIn:
             return rx.redirect("/login")
         self.next_cursor = page.next_cursor or ""
@@ -70,7 +110,7 @@ class DeploymentsState(AuthState):
             async with self.signed_in() as (session, actor):
                 page = await deployments.list_deployments(session, actor=actor, cursor=self.next_cursor,
                                                           include_revoked=self.show_revoked)
-                self.deployments = self.deployments + await _rows(session, list(page.items))
+                self.deployments = self.deployments + await _rows(session, actor, list(page.items))
         except NotSignedIn:
             return rx.redirect("/login")
         self.next_cursor = page.next_cursor or ""
@@ -84,31 +124,54 @@ class DeploymentsState(AuthState):
 
 
 class SmithDeploymentsState(AuthState):
-    """The Deployments tab of /smiths/<id>: create a Telegram deep link, see and remove bindings."""
+    """The Deployments tab of /smiths/<id>: create a one-time link for each channel that starts from one
+    (a Telegram deep link, an Add-to-Slack install link), an MCP endpoint; see and remove bindings."""
 
     items: list[dict[str, str]] = []
-    telegram_connected: bool = False
-    bot_username: str = ""
+    # One per channel with a link mode: kind, name, mode, button label and id, connected ("yes" or ""), via.
+    offers: list[dict[str, str]] = []
     link: str = ""
     link_qr: str = ""
     link_expires: str = ""
+    link_mode: str = ""  # start_token or oauth_install: what the link card says about the link
+    link_name: str = ""  # the channel's display name
     busy: bool = False
 
     def _smith_id(self) -> str:
         parts = self.router.url.path.rstrip("/").split("/")
         return parts[2] if len(parts) > 2 else ""
 
+    async def _offers(self, session: AsyncSession, actor: Actor) -> list[dict[str, str]]:
+        offers = []
+        for kind, cls in REGISTRY.items():
+            mode = link_mode(kind)
+            if mode is None:
+                continue
+            integration = await integrations.find_integration(session, project_id=actor.project_id, kind=kind)
+            public = integration.public if integration else {}
+            via = f"via @{public['bot_username']}" if public.get("bot_username") else ""
+            if integration is not None and cls.per_installation:
+                installed = [row.name or row.external_id
+                             for row in await list_installations(session, integration_id=integration.id)
+                             if row.status == "active"]
+                via = f"installed in {', '.join(installed)}" if installed else ""
+            offers.append({"kind": kind, "name": cls.display_name, "mode": mode,
+                           "label": LINK_BUTTONS[mode].format(name=cls.display_name),
+                           "button_id": f"create-{kind}-link", "connected": "yes" if integration else "", "via": via})
+        return offers
+
     async def _refresh(self, session: AsyncSession, actor: Actor) -> None:
         page = await deployments.list_deployments(session, actor=actor, target_id=self._smith_id(), limit=200,
                                                   include_revoked=False)
-        self.items = await _rows(session, list(page.items))
-        telegram = await integrations.find_integration(session, project_id=actor.project_id, kind="telegram")
-        self.telegram_connected = telegram is not None
-        self.bot_username = (telegram.public.get("bot_username") or "") if telegram else ""
+        self.items = await _rows(session, actor, list(page.items))
+        self.offers = await self._offers(session, actor)
+
+    def _clear_link(self) -> None:
+        self.link, self.link_qr, self.link_expires, self.link_mode, self.link_name = "", "", "", "", ""
 
     @rx.event
     async def load(self) -> Any:
-        self.link, self.link_qr, self.link_expires = "", "", ""
+        self._clear_link()
         try:
             async with self.signed_in() as (session, actor):
                 await self._refresh(session, actor)
@@ -118,10 +181,14 @@ class SmithDeploymentsState(AuthState):
             self.items = []
         return None
 
-    def _show_link(self, view: DeploymentView) -> None:
+    def _show_link(self, deployment: Deployment, link: str) -> None:
+        view = DeploymentView.of(deployment, link=link)
         self.link = view.deep_link or ""
         self.link_qr = qr_data_uri(self.link) if self.link else ""
         self.link_expires = (view.deep_link_expires_at or "")[:16].replace("T", " ")
+        self.link_mode = str(deployment.setup.get("mode") or link_mode(deployment.kind) or "")
+        cls = REGISTRY.get(deployment.kind)
+        self.link_name = cls.display_name if cls else deployment.kind
 
     async def _create(self, body: DeploymentCreate, success: str) -> Any:
         """Create one of this smith's deployments, refresh the tab, and say how it went."""
@@ -130,7 +197,7 @@ class SmithDeploymentsState(AuthState):
             async with self.signed_in() as (session, actor):
                 deployment, link = await deployments.create_deployment(session, actor=actor, body=body)
                 if link is not None:
-                    self._show_link(DeploymentView.of(deployment, link=link))
+                    self._show_link(deployment, link)
                 await self._refresh(session, actor)
         except NotSignedIn:
             return rx.redirect("/login")
@@ -141,10 +208,14 @@ class SmithDeploymentsState(AuthState):
         return rx.toast.success(success)
 
     @rx.event
-    async def create_telegram_link(self) -> Any:
-        body = DeploymentCreate(target=Target(type="smith", id=self._smith_id()), kind="telegram",
-                                setup={"mode": "start_token"})
-        return await self._create(body, "Deep link created: send it to the person, or scan it")
+    async def create_link(self, kind: str) -> Any:
+        """A deployment of ``kind`` waiting for its one-time link (a deep link, an install link) to be opened."""
+        mode = link_mode(kind)
+        if mode is None:
+            return rx.toast.error(f"{kind} deployments do not start from a link")
+        body = DeploymentCreate(target=Target(type="smith", id=self._smith_id()), kind=kind,  # type: ignore[arg-type]
+                                setup={"mode": mode})
+        return await self._create(body, LINK_CREATED[mode])
 
     @rx.event
     async def create_mcp_endpoint(self) -> Any:
@@ -157,7 +228,7 @@ class SmithDeploymentsState(AuthState):
         try:
             async with self.signed_in() as (session, actor):
                 deployment, link = await deployments.new_deep_link(session, actor=actor, deployment_id=deployment_id)
-                self._show_link(DeploymentView.of(deployment, link=link))
+                self._show_link(deployment, link)
         except NotSignedIn:
             return rx.redirect("/login")
         except DomainError as exc:
@@ -174,5 +245,5 @@ class SmithDeploymentsState(AuthState):
             return rx.redirect("/login")
         except DomainError as exc:
             return rx.toast.error(describe(exc))
-        self.link, self.link_qr = "", ""
+        self._clear_link()
         return rx.toast.success("Deployment removed")

@@ -1,76 +1,206 @@
-"""Settings → Integrations (CON-4): connect each provider once for the project."""
+"""Settings → Integrations (CON-4): one card per registered channel, built from what the channel
+declares (``channels.base.Channel``: ``Put`` and ``put_help``, ``Secrets``, ``urls``, ``guide``),
+through the one tenant path (app/services/tenant_setup.py).
+
+Reflex vars must be serialisable, so each card is a plain dict of strings, booleans and lists.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
 
 import reflex as rx
 from pydantic import ValidationError
 
-from app.services import telegram
+from app.services import tenant_setup
 from app.services.errors import DomainError
-from app.services.integrations import find_integration
 from app.services.runtime import get_runtime
-from app.services.telegram import TelegramPut, TelegramView
+from app.services.tenant_setup import IntegrationStatus
 from app.state.auth import AuthState, NotSignedIn, describe
+from channels import REGISTRY
+from channels.base import Channel
+
+# How each receiving mode reads in the console.
+MODE_LABELS = {"webhook": "webhook", "polling": "long polling (no public HTTPS URL)",
+               "socket_mode": "Socket Mode (no public URL needed)"}
+_WORDS = {"url": "URL", "oauth": "OAuth", "id": "ID"}
+# Where a channel whose guide is an app manifest has its apps created (no declaration says so yet).
+APP_CONSOLES = {"slack": "api.slack.com/apps"}
+
+
+def _when(iso: str | None) -> str:
+    return (iso or "")[:16].replace("T", " ")
+
+
+def _url_label(name: str) -> str:
+    """``oauth_redirect_url`` -> "OAuth redirect URL"."""
+    words = [_WORDS.get(word, word) for word in name.split("_")]
+    return " ".join([words[0][:1].upper() + words[0][1:], *words[1:]])
+
+
+def is_secret(cls: type[Channel], name: str) -> bool:
+    return name in cls.Secrets.model_fields
+
+
+def form_fields(cls: type[Channel]) -> list[str]:
+    """The ``Put`` fields the console's form asks for: those ``put_help`` describes, in its order
+    (the others, such as a hand-pasted bot token or a return URL, are for the API)."""
+    return [name for name in cls.put_help if name in cls.Put.model_fields]
+
+
+def _label(cls: type[Channel], name: str) -> str:
+    label = cls.put_help.get(name, (name.replace("_", " ").capitalize(), ""))[0]
+    return label.removesuffix(" (optional)")  # the form marks optional fields itself
+
+
+def _hint(value: Any) -> str:
+    """A secret's hint as the API shows it ({set, last4}) in words."""
+    if not isinstance(value, Mapping) or not value.get("set"):
+        return ""
+    return f"set, ends in …{value['last4']}" if value.get("last4") else "set"
+
+
+def _manifest_intro(cls: type[Channel]) -> str:
+    """One line above an app manifest: where to create the app from it, then which fields to fill."""
+    required = [_label(cls, name) for name in form_fields(cls) if cls.Put.model_fields[name].is_required()]
+    listed = ", ".join(required[:-1]) + f" and {required[-1]}" if len(required) > 1 else "".join(required)
+    where = APP_CONSOLES.get(cls.kind, f"{cls.display_name}'s developer site")
+    return f"Create the app at {where} → From a manifest, then paste the {listed} below."
+
+
+def card_of(cls: type[Channel], status: IntegrationStatus, error: str = "") -> dict[str, Any]:
+    """What one channel's card shows: its status, the URLs and guide to give the provider, and its form."""
+    shown = status.model_dump(mode="json")
+    fields = []
+    for name in form_fields(cls):
+        secret = is_secret(cls, name)
+        current = shown.get(name)
+        fields.append({
+            "name": name, "id": f"{cls.kind}-{name.replace('_', '-')}", "label": _label(cls, name),
+            "help": cls.put_help[name][1], "secret": secret,
+            "optional": not cls.Put.model_fields[name].is_required(),
+            # Public values are shown back so a change keeps them; secrets never are, only their hint.
+            "value": "" if secret or not isinstance(current, str) else current,
+            "placeholder": _hint(current) if secret else "",
+        })
+    facts = [{"label": field["label"], "value": _hint(shown.get(field["name"])) if field["secret"]
+              else str(shown.get(field["name"]) or "")}
+             for field in fields if shown.get(field["name"])]
+    manifest = status.guide.get("manifest")
+    mode = status.mode or ""
+    return {
+        "kind": cls.kind, "title": cls.display_name, "card_id": f"{cls.kind}-card",
+        "button_id": f"connect-{cls.kind}", "configured": status.configured,
+        "status": ("Connected" if status.status in (None, "connected", "configured") else status.status)
+        if status.configured else "Not connected",
+        "mode": mode, "mode_label": MODE_LABELS.get(mode, mode.replace("_", " ")),
+        # Who the provider knows us as (Telegram's @bot), when the channel learnt it at setup.
+        "headline": f"@{shown['bot_username']}" if shown.get("bot_username") else "",
+        "facts": facts,
+        "fields": fields,
+        "urls": [{"name": name, "label": _url_label(name), "url": url} for name, url in status.urls.items()],
+        "manifest": json.dumps(manifest, indent=2) if manifest else "",
+        "manifest_intro": _manifest_intro(cls) if manifest else "",
+        "steps": list(status.steps),
+        "last_error": status.last_error or "",
+        "last_delivery_at": _when(status.last_delivery_at),
+        "per_installation": cls.per_installation,
+        "installations": [{"name": row.name or row.external_id, "external_id": row.external_id,
+                           "installer": row.installer or "", "installed_at": _when(row.created_at),
+                           "status": row.status} for row in status.installations],
+        "disconnect_title": f"Disconnect {cls.display_name}?",
+        "disconnect_text": f"The credentials are deleted and {cls.display_name} deployments stop receiving messages "
+                           "until you connect again."
+                           + (" Every workspace's installation is forgotten too." if cls.per_installation else ""),
+        "error": error,
+    }
+
+
+def put_values(cls: type[Channel], form: Mapping[str, Any]) -> dict[str, str]:
+    """The form's values for ``cls.Put``; an empty field is left out (optional) or missing (required)."""
+    values = {name: str(form.get(name) or "").strip() for name in form_fields(cls)}
+    return {name: value for name, value in values.items() if value}
+
+
+def validation_message(cls: type[Channel], exc: ValidationError) -> str:
+    """A form error that names the field by its label and says what to do."""
+    first = exc.errors()[0]
+    loc = first.get("loc") or ()
+    if not loc or str(loc[0]) not in cls.Put.model_fields:
+        return describe(exc)
+    label, kind = _label(cls, str(loc[0])), first.get("type", "")
+    if kind == "missing":
+        return f"{label} is required."
+    if kind in ("string_pattern_mismatch", "string_too_short"):
+        return f"{label} does not look right: copy it again, all of it."
+    if kind == "string_too_long":
+        return f"{label} is too long: copy only the value itself."
+    return f"{label}: {str(first.get('msg', 'invalid value')).removeprefix('Value error, ')}"
 
 
 class IntegrationsState(AuthState):
-    telegram: dict[str, str] = {}
-    telegram_steps: list[str] = []
-    form_error: str = ""
-    connecting: bool = False
+    cards: list[dict[str, Any]] = []
+    connecting: str = ""  # the kind whose form is being saved
 
-    def _show(self, view: TelegramView) -> None:
-        self.telegram = {
-            "configured": "yes" if view.configured else "",
-            "bot_username": view.bot_username or "", "mode": view.mode or "",
-            "webhook_url": view.webhook_url or "", "last_error": view.last_error or "",
-            "last_delivery_at": (view.last_delivery_at or "")[:19].replace("T", " "),
-            "token_hint": (view.bot_token or {}).get("last4", ""),
-        }
-        self.telegram_steps = view.steps
+    def _put_card(self, card: dict[str, Any]) -> None:
+        self.cards = [card if current["kind"] == card["kind"] else current for current in self.cards]
+
+    def _set_error(self, kind: str, error: str) -> None:
+        self.cards = [{**card, "error": error} if card["kind"] == kind else card for card in self.cards]
 
     @rx.event
     async def load(self) -> Any:
         try:
             async with self.signed_in() as (session, actor):
-                found = await find_integration(session, project_id=actor.project_id, kind="telegram")
-                self._show(TelegramView.of(found, get_runtime()))
-        except NotSignedIn:
-            return rx.redirect("/login")
-        return None
-
-    @rx.event
-    async def connect_telegram(self, form: dict[str, Any]) -> Any:
-        self.form_error = ""
-        self.connecting = True
-        yield
-        try:
-            body = TelegramPut(bot_token=str(form.get("bot_token", "")).strip())
-            async with self.signed_in() as (session, actor):
-                integration = await telegram.connect(session, actor=actor, runtime=get_runtime(), body=body)
-                self._show(TelegramView.of(integration, get_runtime()))
-        except NotSignedIn:
-            yield rx.redirect("/login")
-            return
-        except ValidationError:
-            self.form_error = "That does not look like a bot token (it looks like 123456789:AA…)."
-        except DomainError as exc:
-            self.form_error = describe(exc)
-        else:
-            yield rx.toast.success(f"Connected @{self.telegram['bot_username']}")
-        finally:
-            self.connecting = False
-
-    @rx.event
-    async def disconnect_telegram(self) -> Any:
-        try:
-            async with self.signed_in() as (session, actor):
-                await telegram.disconnect(session, actor=actor, runtime=get_runtime())
+                statuses = [await tenant_setup.show(session, actor=actor, runtime=get_runtime(), kind=kind)
+                            for kind in REGISTRY]
         except NotSignedIn:
             return rx.redirect("/login")
         except DomainError as exc:
             return rx.toast.error(describe(exc))
-        self._show(TelegramView(configured=False))
-        return rx.toast.success("Telegram disconnected")
+        self.cards = [card_of(REGISTRY[status.kind], status) for status in statuses]
+        return None
+
+    @rx.event
+    async def connect(self, kind: str, form: dict[str, Any]) -> Any:
+        cls = REGISTRY.get(kind)
+        if cls is None:
+            return
+        self._set_error(kind, "")
+        self.connecting = kind
+        yield
+        try:
+            body = cls.Put(**put_values(cls, form))
+            async with self.signed_in() as (session, actor):
+                status = await tenant_setup.connect(session, actor=actor, runtime=get_runtime(), kind=kind, body=body)
+        except NotSignedIn:
+            yield rx.redirect("/login")
+            return
+        except ValidationError as exc:
+            self._set_error(kind, validation_message(cls, exc))
+        except DomainError as exc:
+            self._set_error(kind, describe(exc))
+        else:
+            card = card_of(cls, status)
+            self._put_card(card)
+            yield rx.toast.success(" ".join(filter(None, (f"{cls.display_name} connected", card["headline"]))))
+        finally:
+            self.connecting = ""
+
+    @rx.event
+    async def disconnect(self, kind: str) -> Any:
+        cls = REGISTRY.get(kind)
+        if cls is None:
+            return None
+        try:
+            async with self.signed_in() as (session, actor):
+                await tenant_setup.disconnect(session, actor=actor, runtime=get_runtime(), kind=kind)
+                status = await tenant_setup.show(session, actor=actor, runtime=get_runtime(), kind=kind)
+        except NotSignedIn:
+            return rx.redirect("/login")
+        except DomainError as exc:
+            return rx.toast.error(describe(exc))
+        self._put_card(card_of(cls, status))
+        return rx.toast.success(f"{cls.display_name} disconnected")

@@ -86,8 +86,8 @@ def _operations(api_app: Any) -> list[tuple[str, str, bool]]:
     found = []
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
-            if "webhooks" in operation.get("tags", []):
-                continue  # providers' endpoints: no bearer token, verified by signature
+            if {"webhooks", "browser"} & set(operation.get("tags", [])):
+                continue  # providers' endpoints (verified by signature) and pages a browser follows: no token
             found.append((method.upper(), path, "requestBody" in operation))
     return sorted(found, key=lambda op: (op[0] == "DELETE", -len(op[1])))  # deletes last, deepest first
 

@@ -1,4 +1,5 @@
-"""A smith's Deployments tab (CON-2): Telegram deep links with a copy button and a QR code."""
+"""A smith's Deployments tab (CON-2): one-time links (a Telegram deep link, an Add-to-Slack install link)
+with a copy button and a QR code, MCP endpoints, and the smith's bindings."""
 
 from __future__ import annotations
 
@@ -6,28 +7,73 @@ import reflex as rx
 
 from app.components.badges import status_badge
 from app.components.caller_tokens import caller_tokens_button, caller_tokens_dialog
+from app.components.channel_card import kind_icon
+from app.components.deployment_address import address_cell
 from app.components.layout import confirm_delete, copy_button
+from app.state.deployments import LINK_DAYS
 from app.state.deployments import SmithDeploymentsState as S
+
+GRAY = rx.color("gray", 11)
+
+
+def _link_box(heading: rx.Component, alt: str, code_id: str, explanation: rx.Component,
+              open_button: rx.Component) -> rx.Component:
+    return rx.card(rx.hstack(
+        rx.image(src=S.link_qr, width="168px", height="168px", alt=alt),
+        rx.vstack(
+            heading,
+            explanation,
+            rx.hstack(rx.code(S.link, id=code_id, size="2", word_break="break-all"),
+                      copy_button(S.link, "Copy link"), align="center"),
+            rx.link(open_button, href=S.link, is_external=True),
+            spacing="2",
+        ),
+        spacing="5", align="center",
+    ), width="100%")
+
+
+def _deep_link_card() -> rx.Component:
+    """start_token: the person opens the link in the messenger, which binds their account."""
+    return _link_box(
+        rx.heading("Send this link to the person", size="3"), "QR code of the deep link", "deep-link",
+        rx.text("Opening it in ", S.link_name, " binds their account to this smith. It works once and expires "
+                "on ", S.link_expires, " UTC.", size="2", color=GRAY),
+        rx.button(rx.icon("external-link", size=14), "Open in ", S.link_name, variant="soft"),
+    )
+
+
+def _install_link_card() -> rx.Component:
+    """oauth_install: the link installs the app into a workspace and binds the installer's DM."""
+    return _link_box(
+        rx.heading("Add this smith to ", S.link_name, size="3"), "QR code of the install link", "install-link",
+        rx.text("Opening it installs the app into a ", S.link_name, " workspace (the person chooses which) and "
+                "connects this smith to the installer's direct messages. It works once and expires in "
+                f"{LINK_DAYS} days (", S.link_expires, " UTC).", size="2", color=GRAY),
+        rx.button(rx.icon("external-link", size=14), "Open", variant="soft", id="open-install-link"),
+    )
 
 
 def _link_card() -> rx.Component:
     return rx.cond(
         S.link != "",
-        rx.card(rx.hstack(
-            rx.image(src=S.link_qr, width="168px", height="168px", alt="QR code of the deep link"),
-            rx.vstack(
-                rx.heading("Send this link to the person", size="3"),
-                rx.text("Opening it in Telegram binds their account to this smith. It works once and expires "
-                        "on ", S.link_expires, " UTC.", size="2", color=rx.color("gray", 11)),
-                rx.hstack(rx.code(S.link, id="deep-link", size="2", word_break="break-all"),
-                          copy_button(S.link, "Copy link"), align="center"),
-                rx.link(rx.button(rx.icon("external-link", size=14), "Open in Telegram", variant="soft"),
-                        href=S.link, is_external=True),
-                spacing="2",
-            ),
-            spacing="5", align="center",
-        ), width="100%"),
+        rx.cond(S.link_mode == "oauth_install", _install_link_card(), _deep_link_card()),
         rx.fragment(),
+    )
+
+
+def _offer(offer: rx.Var) -> rx.Component:
+    """A channel whose deployments start from a one-time link: its button, or where to connect it first."""
+    return rx.cond(
+        offer["connected"] != "",
+        rx.hstack(
+            rx.button(kind_icon(offer["kind"], size=14), offer["label"], on_click=S.create_link(offer["kind"]),
+                      loading=S.busy, id=offer["button_id"]),
+            rx.text(offer["via"], size="2", color=GRAY),
+            align="center",
+        ),
+        rx.callout(rx.hstack(rx.text("Connect ", offer["name"], " first."),
+                             rx.link("Settings → Integrations", href="/settings/integrations")),
+                   icon="info", width="100%"),
     )
 
 
@@ -39,7 +85,7 @@ def _row(row: rx.Var) -> rx.Component:
             row["endpoint_url"] != "",
             rx.hstack(rx.code(row["endpoint_url"], size="1", word_break="break-all"),
                       copy_button(row["endpoint_url"], "Copy URL"), align="center"),
-            rx.code(row["address"], size="1"),
+            address_cell(row),
         )),
         rx.table.cell(rx.text(row["owner"], size="2")),
         rx.table.cell(rx.hstack(
@@ -92,18 +138,7 @@ def deployments_tab() -> rx.Component:
                     color=rx.color("gray", 10)),
             align="center",
         ),
-        rx.cond(
-            S.telegram_connected,
-            rx.hstack(
-                rx.button(rx.icon("send", size=14), "Create Telegram deep link", on_click=S.create_telegram_link,
-                          loading=S.busy, id="create-telegram-link"),
-                rx.text("via @", S.bot_username, size="2", color=rx.color("gray", 10)),
-                align="center",
-            ),
-            rx.callout(rx.hstack(rx.text("Connect a Telegram bot first."),
-                                 rx.link("Settings → Integrations", href="/settings/integrations")),
-                       icon="info", width="100%"),
-        ),
+        rx.foreach(S.offers, _offer),
         _link_card(),
         rx.cond(
             S.items.length() > 0,
