@@ -10,11 +10,13 @@ returns is what ``edit_approval`` needs later.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict
@@ -34,6 +36,7 @@ from channels.types import (
 )
 
 APPROVAL_TEXT_PROMPT = "Reply YES to approve or NO to reject."
+Deliver = Callable[[list[Inbound]], Awaitable[object]]  # stores pulled items (app.services.inbound.handle)
 
 
 class ChannelError(Exception):
@@ -189,6 +192,18 @@ class Channel(ABC):
         """Messages and button presses in the request; [] for own echoes and ignored events.
         Raises ``MalformedPayload`` on broken JSON or shape."""
 
+    # -- pulling (an optional second receiver) ---------------------------------------------------
+
+    def pulls(self) -> bool:
+        """Whether this integration receives by pulling from the provider (Telegram's long polling,
+        Slack's Socket Mode) because the provider cannot reach this server's webhook."""
+        return False
+
+    async def pull_forever(self, deliver: Deliver) -> None:
+        """Receive until cancelled, handing each batch to ``deliver`` (which stores it durably) before
+        acknowledging it to the provider. Raises when the connection fails; the caller retries."""
+        raise NotImplementedError(f"{self.kind} does not pull")
+
     # -- outbound --------------------------------------------------------------------------------
 
     def render(self, outbound: Outbound) -> list[dict[str, Any]]:
@@ -273,6 +288,25 @@ class Channel(ABC):
     async def teardown(self) -> None:
         """Undo ``setup`` at the provider (e.g. delete the webhook)."""
         return None
+
+
+def publicly_reachable(url: str) -> bool:
+    """Whether a provider on the internet could call this URL: HTTPS and a public host (not localhost,
+    a private address or a LAN name). Otherwise a channel that can pull does so instead."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return False
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https" or not host:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_global
+    except ValueError:
+        pass
+    private_suffixes = (".localhost", ".local", ".internal", ".lan", ".home.arpa", ".test", ".invalid")
+    return "." in host and host != "localhost" and not host.endswith(private_suffixes)
 
 
 def load_json(raw: RawRequest) -> Any:

@@ -8,21 +8,25 @@ installed it is an installation with its own bot token, attached by the channel 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qs
 
 import aiohttp
 from pydantic import Field
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import Clock, SignatureVerifier
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from channels.base import Channel, MalformedPayload, SetupError
+from channels.base import Channel, Deliver, MalformedPayload, SetupError, publicly_reachable
 from channels.slack_format import approval_blocks, escape, outcome_blocks, to_mrkdwn
 from channels.slack_manifest import manifest
 from channels.types import (
@@ -102,6 +106,7 @@ class SlackChannel(Channel):
 
     class Config(Channel.Config):
         client_id: str = ""
+        mode: str = ""  # webhook | socket_mode (setup decides: Socket Mode when Slack cannot reach us)
         install_url_base: str = ""  # {IC_PUBLIC_URL}/v1/slack/install/ (an install link appends its token)
 
     class Secrets(Channel.Secrets):
@@ -126,7 +131,8 @@ class SlackChannel(Channel):
                       "scope connections:write (xapp-…). Events then arrive over Socket Mode."),
     }
     field_errors: ClassVar[dict[str, tuple[str, str, str]]] = {
-        "invalid_token": ("invalid_bot_token", "bot_token", "Slack rejected this bot token (xoxb-…)")}
+        "invalid_token": ("invalid_bot_token", "bot_token", "Slack rejected this bot token (xoxb-…)"),
+        "invalid_app_token": ("invalid_app_token", "app_token", "Slack rejected this app-level token (xapp-…)")}
 
     config: Config
     secrets: Secrets
@@ -314,6 +320,43 @@ class SlackChannel(Channel):
                 provider_message_id=meta.get("ts"), action_id=None, text=correction)]
         return []
 
+    # -- Socket Mode: the pull receiver behind NAT -----------------------------------------------------
+
+    def pulls(self) -> bool:
+        return bool(self.secrets.app_token) and self.config.mode == "socket_mode"
+
+    def parse_socket(self, request_type: str, payload: Any) -> list[Inbound]:
+        """A Socket Mode envelope's payload: the same Events API body or interaction as over HTTP."""
+        if not isinstance(payload, dict):
+            raise MalformedPayload("socket mode payload is not an object")
+        if request_type == "events_api":
+            return self.parse_envelope(payload)
+        if request_type == "interactive":
+            return self._interaction(payload)
+        return []
+
+    async def pull_forever(self, deliver: Deliver) -> None:
+        """B4: events and interactions over Socket Mode (slack_sdk's client, which reconnects by itself).
+        Each envelope is stored before it is acknowledged, so a crash in between makes Slack resend it."""
+        client = SocketModeClient(app_token=self.secrets.app_token,
+                                  web_client=AsyncWebClient(base_url=f"{self.api_url}/"))
+
+        async def on_request(socket: SocketModeClient, request: SocketModeRequest) -> None:
+            try:
+                items = self.parse_socket(request.type, request.payload)
+            except MalformedPayload as exc:
+                log.warning("slack: skipping a malformed socket mode envelope: %s", exc)
+                items = []
+            await deliver(items)
+            await socket.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
+
+        client.socket_mode_request_listeners.append(on_request)  # type: ignore[arg-type]
+        await client.connect()
+        try:
+            await asyncio.Event().wait()  # until cancelled
+        finally:
+            await client.close()
+
     # -- outbound ----------------------------------------------------------------------------------
 
     def render(self, outbound: Outbound) -> list[dict[str, Any]]:
@@ -387,6 +430,15 @@ class SlackChannel(Channel):
                              code="provider_unreachable") from exc
         return dict(answer.data) if isinstance(answer.data, dict) else {}
 
+    async def _check_app_token(self) -> None:
+        try:
+            await _open_socket_url(self.api_url, self.secrets.app_token)
+        except SlackApiError as exc:
+            raise SetupError(f"Slack refused the app-level token: {exc.response.get('error', 'error')}",
+                             code="invalid_app_token") from exc
+        except Exception as exc:
+            raise SetupError(f"Slack could not be reached: {type(exc).__name__}", code="provider_unreachable") from exc
+
     async def exchange_code(self, code: str, redirect_uri: str) -> dict[str, Any]:
         """SL-2: the OAuth code for the workspace's tokens (oauth.v2.access, HTTP Basic client auth)."""
         try:
@@ -413,15 +465,30 @@ class SlackChannel(Channel):
 
     async def setup(self, *, webhook_url: str) -> SetupInfo:
         details: dict[str, Any] = {}
+        mode: Literal["webhook", "socket_mode"] = "webhook"
+        if self.secrets.app_token:
+            await self._check_app_token()
+            if not publicly_reachable(webhook_url):
+                mode = "socket_mode"
         if self.secrets.bot_token:
             found = await self.auth_test(self.secrets.bot_token)
             details = {"team_id": found.get("team_id"), "team": found.get("team"),
                        "bot_user_id": found.get("user_id"), "bot_id": found.get("bot_id")}
-        return SetupInfo(mode="webhook", webhook_url=webhook_url, details=details,
+        if mode == "socket_mode":
+            return SetupInfo(mode=mode, details=details, steps=[
+                f"Slack cannot reach {webhook_url}, so events arrive over Socket Mode (the app-level token).",
+                "In the app's settings turn on Socket Mode (Settings → Socket Mode).",
+                "Then add it to a workspace from a smith's Deployments tab (Add to Slack)."])
+        return SetupInfo(mode=mode, webhook_url=webhook_url, details=details,
                          steps=["Create the Slack app from the manifest below (api.slack.com/apps → Create New "
                                 "App → From a manifest).",
                                 "Copy its Client ID, Client Secret and Signing Secret here.",
                                 "Then add it to a workspace from a smith's Deployments tab (Add to Slack)."])
+
+
+async def _open_socket_url(api_url: str, app_token: str) -> str:
+    answer = await AsyncWebClient(base_url=f"{api_url}/").apps_connections_open(app_token=app_token)
+    return str(answer.get("url") or "")
 
 
 def classify(exc: BaseException) -> SendResult:

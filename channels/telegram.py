@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dtm
 import hmac
-import ipaddress
 import json
 import logging
 import re
@@ -44,7 +43,7 @@ from telegram.error import (
 from telegram.warnings import PTBDeprecationWarning
 
 from channels import types as t
-from channels.base import Channel, MalformedPayload, SetupError, load_json
+from channels.base import Channel, Deliver, MalformedPayload, SetupError, load_json, publicly_reachable
 from channels.ptb_aiohttp import AiohttpRequest
 from channels.types import (
     ApprovalPrompt,
@@ -69,6 +68,7 @@ CHIPS_PER_ROW = 2
 MAX_CALLBACK_DATA_BYTES = 64
 MAX_CALLBACK_ANSWER = 200
 WEBHOOK_PORTS = frozenset({443, 80, 88, 8443})
+LONG_POLL_S = 20
 ALLOWED_UPDATES = ("message", "callback_query")
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 START_RE = re.compile(r"^/start(?:@\w+)? ([A-Za-z0-9_-]{1,64})$")
@@ -118,6 +118,7 @@ class TelegramChannel(Channel):
 
     class Config(Channel.Config):
         bot_username: str = ""  # learnt from getMe at setup; needed to see @mentions in groups
+        mode: str = ""  # webhook | polling (setup decides: polling when Telegram cannot reach us)
 
     class Secrets(Channel.Secrets):
         bot_token: str = Field(pattern=TOKEN_RE)
@@ -363,6 +364,23 @@ class TelegramChannel(Channel):
         # PTB has parsed them; its JSON form parses back identically.
         return [json.loads(update.to_json()) for update in updates]
 
+    def pulls(self) -> bool:
+        return self.config.mode == "polling"
+
+    async def pull_forever(self, deliver: Deliver, *, long_poll_s: int = LONG_POLL_S) -> None:
+        """Long polling: each batch is stored before the next getUpdates confirms it (the offset)."""
+        offset: int | None = None
+        while True:
+            updates = await self.get_updates(offset=offset, timeout=long_poll_s)
+            for update in updates:
+                offset = int(update["update_id"]) + 1
+                try:
+                    items = self.parse_update(update)
+                except MalformedPayload as exc:
+                    log.warning("telegram: skipping a malformed update: %s", exc)
+                    continue
+                await deliver(items)
+
     async def setup(self, *, webhook_url: str) -> SetupInfo:
         """TG-1: validate the token, then register the webhook, or fall back to polling when
         Telegram could not reach ``webhook_url``."""
@@ -404,19 +422,10 @@ def deep_link(username: str, token: str) -> str:
 def webhook_possible(public_url: str) -> bool:
     """Whether Telegram could deliver to this URL: HTTPS, a supported port, a public host."""
     try:
-        parts = urlsplit(public_url)
-        port = parts.port or 443
+        port = urlsplit(public_url).port or 443
     except ValueError:
         return False
-    host = (parts.hostname or "").lower()
-    if parts.scheme != "https" or port not in WEBHOOK_PORTS or not host:
-        return False
-    try:
-        return ipaddress.ip_address(host).is_global
-    except ValueError:
-        pass
-    private_suffixes = (".localhost", ".local", ".internal", ".lan", ".home.arpa", ".test", ".invalid")
-    return "." in host and host != "localhost" and not host.endswith(private_suffixes)
+    return port in WEBHOOK_PORTS and publicly_reachable(public_url)
 
 
 def classify(exc: TelegramError) -> SendResult:

@@ -59,7 +59,7 @@ async def background(runtime: Runtime, *, workers: int | None = None, poll_inter
                                   send_lease=timedelta(seconds=runtime.settings.send_lease_seconds))
             tasks.append(asyncio.create_task(deliverer.run_forever(), name="outbox"))
         if polling:
-            tasks.append(asyncio.create_task(poll_forever(runtime), name="telegram-polling"))
+            tasks.append(asyncio.create_task(poll_forever(runtime), name="pull-receivers"))
         if scheduler:  # every process competes; only the lock holder fires (jobs.leader)
             tasks.append(asyncio.create_task(run_scheduler(runtime.engine, runtime.sessions, runtime.settings.data_dir),
                                              name="scheduler"))

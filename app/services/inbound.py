@@ -123,12 +123,12 @@ async def _receive(runtime: Runtime, kind: str, tenant: str, raw: RawRequest, ve
     return Answer(body=body, content_type=content_type)
 
 
-async def handle(runtime: Runtime, *, integration: Integration, channel: Channel, items: list[Inbound]) -> int:
-    """Store and route each item in its own transaction (long polling); returns how many were new."""
+async def handle(runtime: Runtime, *, source: Source, channel: Channel, items: list[Inbound]) -> int:
+    """Store and route each pulled item in its own transaction; returns how many were new."""
     afters: list[_AfterCommit] = []
     for item in items:
         async with runtime.transaction() as session:
-            after = await _store(session, Source.of(integration), channel, item)
+            after = await _store(session, source, channel, item)
         if after:
             afters.append(after)
     await _after_commit(channel, afters)

@@ -1,60 +1,75 @@
-"""Long polling for bots this server cannot receive webhooks for (a laptop behind NAT).
+"""Pull receivers: integrations the provider cannot reach by webhook (a laptop behind NAT) receive
+by pulling instead, through the channel's own receiver: Telegram's long polling, Slack's Socket Mode.
 
-Exactly one process polls each bot (``jobs.leader``); updates go through the same inbound path as
-webhooks (``app.services.inbound.handle``), so dedupe and routing are identical.
+Exactly one process pulls (``jobs.leader``); every pulled batch goes through the same inbound path as
+webhooks (``app.services.inbound.handle``), so dedupe and routing are identical. One task per pulling
+integration, restarted when it fails and replaced when the integration changes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 
 from sqlmodel import select
 
 from app.services.channel_hub import get_hub
-from app.services.inbound import handle
+from app.services.inbound import Source, handle
 from app.services.runtime import Runtime
-from channels.base import MalformedPayload
-from channels.telegram import TelegramChannel
+from channels.base import Channel
+from channels.types import Inbound
 from jobs.leader import lead_forever
 from models import Integration
 
 log = logging.getLogger("ingram.polling")
 
-LONG_POLL_S = 20
 IDLE_RECHECK_S = 5.0
+RETRY_S = 2.0
 
 
-async def _poll_telegram(runtime: Runtime, *, long_poll_s: int) -> None:
-    offsets: dict[str, int] = {}
+async def _pull(runtime: Runtime, source: Source, channel: Channel) -> None:
+    async def deliver(items: list[Inbound]) -> None:
+        await handle(runtime, source=source, channel=channel, items=items)
+
     while True:
-        async with runtime.sessions() as session:
-            integrations = list((await session.execute(select(Integration).where(
-                Integration.kind == "telegram"))).scalars())
-        polling = [i for i in integrations if i.public.get("mode") == "polling"]
-        if not polling:
-            await asyncio.sleep(IDLE_RECHECK_S)
-            continue
-        for integration in polling:
-            channel = await get_hub(runtime).for_integration(integration)
-            assert isinstance(channel, TelegramChannel)
-            try:
-                updates = await channel.get_updates(offset=offsets.get(integration.id),
-                                                    timeout=long_poll_s if len(polling) == 1 else 1)
-            except Exception as exc:  # the provider being down must not stop the loop
-                log.warning("telegram getUpdates failed: %s", exc)
-                await asyncio.sleep(2)
-                continue
-            for update in updates:
-                offsets[integration.id] = int(update["update_id"]) + 1
-                try:
-                    items = channel.parse_update(update)
-                except MalformedPayload as exc:
-                    log.warning("skipping a malformed update: %s", exc)
-                    continue
-                await handle(runtime, integration=integration, channel=channel, items=items)
+        try:
+            await channel.pull_forever(deliver)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the provider being down must not stop the loop
+            log.warning("%s: pulling failed (%s); retrying", source.kind, exc)
+        await asyncio.sleep(RETRY_S)
 
 
-async def poll_forever(runtime: Runtime, *, long_poll_s: int = LONG_POLL_S, retry_s: float = 3.0) -> None:
-    await lead_forever(runtime.engine, runtime.settings.data_dir, "telegram-polling",
-                       lambda: _poll_telegram(runtime, long_poll_s=long_poll_s), retry_s=retry_s)
+async def _pull_all(runtime: Runtime, recheck_s: float) -> None:
+    running: dict[str, tuple[datetime, asyncio.Task[None]]] = {}
+    try:
+        while True:
+            async with runtime.read() as session:
+                integrations = list((await session.execute(select(Integration))).scalars())
+                wanted: dict[str, tuple[datetime, Source, Channel]] = {}
+                for integration in integrations:  # read inside the session: its rows expire after it
+                    channel = await get_hub(runtime).for_integration(integration, session)
+                    if channel.pulls():
+                        wanted[integration.id] = (integration.updated_at, Source.of(integration), channel)
+            for integration_id, (stamp, task) in list(running.items()):
+                current = wanted.get(integration_id)
+                if current is None or current[0] != stamp or task.done():
+                    task.cancel()
+                    del running[integration_id]
+            for integration_id, (stamp, source, channel) in wanted.items():
+                if integration_id not in running:
+                    task = asyncio.create_task(_pull(runtime, source, channel),
+                                               name=f"pull-{source.kind}-{integration_id}")
+                    running[integration_id] = (stamp, task)
+            await asyncio.sleep(recheck_s)
+    finally:
+        for _, task in running.values():
+            task.cancel()
+        await asyncio.gather(*(task for _, task in running.values()), return_exceptions=True)
+
+
+async def poll_forever(runtime: Runtime, *, recheck_s: float = IDLE_RECHECK_S, retry_s: float = 3.0) -> None:
+    await lead_forever(runtime.engine, runtime.settings.data_dir, "pull-receivers",
+                       lambda: _pull_all(runtime, recheck_s), retry_s=retry_s)
