@@ -32,6 +32,7 @@ from channels.types import (
     SendResult,
     SetupInfo,
     TapAnswer,
+    ToolSpec,
     Verdict,
 )
 
@@ -277,6 +278,16 @@ class Channel(ABC):
         """Answer a button press once its outcome committed (a toast that stops a Telegram spinner,
         a Slack modal asking for the correction)."""
         return None
+
+    # -- tools beside the send tool -------------------------------------------------------------------
+
+    def tools_for(self, address: str) -> list[ToolSpec]:
+        """The tools a smith bound at ``address`` may use, as far as the installation's grants allow."""
+        return []
+
+    async def call_tool(self, name: str, address: str, arguments: Mapping[str, Any]) -> str:
+        """Run one of ``tools_for``'s tools; ``ChannelError`` (with a stable code) when it cannot."""
+        raise ChannelError(f"{self.kind} has no tool {name!r}", code="unknown_tool")
 
     # -- onboarding ------------------------------------------------------------------------------
 

@@ -13,9 +13,8 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, ClassVar, Literal
-from urllib.parse import parse_qs
 
 import aiohttp
 from pydantic import Field
@@ -26,21 +25,29 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
+from channels import slack_tools
 from channels.base import Channel, Deliver, MalformedPayload, SetupError, publicly_reachable
 from channels.slack_format import approval_blocks, escape, outcome_blocks, to_mrkdwn
+from channels.slack_inbound import (
+    Installation,
+    edit_modal,
+    form_payload,
+    parse_envelope,
+    parse_interaction,
+    split_address,
+)
 from channels.slack_manifest import manifest
 from channels.types import (
     ApprovalPrompt,
     Capabilities,
     Inbound,
     InboundAction,
-    InboundMessage,
     Outbound,
-    ProviderEvent,
     RawRequest,
     SendResult,
     SetupInfo,
     TapAnswer,
+    ToolSpec,
     Verdict,
 )
 
@@ -48,32 +55,12 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 3900  # chat.postMessage takes 40k, but Slack truncates display past ~4k characters
 MAX_CHIP_LABEL = 75
-TEAM_RE = re.compile(r"^[TE][A-Z0-9]{2,20}$")
-CONVERSATION_RE = re.compile(r"^[CDG][A-Z0-9]{2,20}$")
 ADDRESS_RE = re.compile(r"^([TE][A-Z0-9]{2,20}):([CDG][A-Z0-9]{2,20})$")
-# Message subtypes a person writes; every other subtype (bot_message, message_changed, channel_join...) is
-# an echo or a notice, and answering it could loop.
-PERSON_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 # Errors that mean the workspace's token no longer works (uninstalled, revoked): never retried.
 AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
                          "no_permission", "missing_scope", "not_allowed_token_type"})
 GONE_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived", "user_not_found",
                          "cannot_dm_bot", "user_disabled"})
-EDIT_CALLBACK = "ic_edit"  # the correction modal's callback id
-EDIT_INPUT = "correction"
-
-
-@dataclass(frozen=True, slots=True)
-class Installation:
-    """One workspace's credentials for this app (stored encrypted per installation)."""
-
-    team_id: str
-    bot_token: str
-    bot_user_id: str = ""
-    user_token: str | None = None
-    scopes: frozenset[str] = field(default_factory=frozenset)
-    user_scopes: frozenset[str] = field(default_factory=frozenset)
-    installer: str | None = None  # the installer's user id: the owner of what they install (ID-3)
 
 
 class _ChannelClock(Clock):
@@ -82,15 +69,6 @@ class _ChannelClock(Clock):
 
     def now(self) -> float:
         return self.channel.clock()
-
-
-def address_of(team_id: str, conversation_id: str) -> str:
-    return f"{team_id}:{conversation_id}"
-
-
-def split_address(address: str) -> tuple[str, str]:
-    team, _, conversation = address.partition(":")
-    return team, conversation
 
 
 class SlackChannel(Channel):
@@ -110,7 +88,7 @@ class SlackChannel(Channel):
         install_url_base: str = ""  # {IC_PUBLIC_URL}/v1/slack/install/ (an install link appends its token)
 
     class Secrets(Channel.Secrets):
-        signing_secret: str = Field(min_length=8, max_length=200)
+        signing_secret: str = Field(min_length=1, max_length=200)
         client_secret: str = Field(default="", max_length=200)
         bot_token: str = Field(default="", max_length=300)  # a single workspace's token, pasted by hand
         app_token: str = Field(default="", max_length=300)  # xapp-…: Socket Mode behind NAT
@@ -229,7 +207,7 @@ class SlackChannel(Channel):
 
     def parse(self, raw: RawRequest) -> list[Inbound]:
         if raw.body[:8] == b"payload=":
-            return self._interaction(_form_payload(raw.body))
+            return parse_interaction(form_payload(raw.body))
         try:
             data = json.loads(raw.body)
         except (UnicodeDecodeError, ValueError) as exc:
@@ -240,85 +218,7 @@ class SlackChannel(Channel):
 
     def parse_envelope(self, data: dict[str, Any]) -> list[Inbound]:
         """An Events API envelope (webhook body or a Socket Mode ``events_api`` payload)."""
-        if data.get("type") != "event_callback":
-            return []
-        event, team, event_id = data.get("event"), data.get("team_id"), data.get("event_id")
-        if not isinstance(event, dict) or not isinstance(team, str) or not isinstance(event_id, str):
-            raise MalformedPayload("event_callback without event, team_id or event_id")
-        kind = event.get("type")
-        if kind == "app_uninstalled":
-            return [ProviderEvent(dedupe_key=f"event:{event_id}", type="uninstalled", installation=team)]
-        if kind == "tokens_revoked":
-            tokens = event.get("tokens") if isinstance(event.get("tokens"), dict) else {}
-            what = "uninstalled" if tokens.get("bot") else "user_tokens_revoked"
-            return [ProviderEvent(dedupe_key=f"event:{event_id}", type=what, installation=team,
-                                  data={"users": list(tokens.get("oauth") or [])})]
-        if kind not in ("message", "app_mention"):
-            return []
-        installation = self.installations.get(team)
-        if installation is None and not self.secrets.bot_token:
-            log.warning("slack: event for workspace %s, which has not installed this app; ignored", team)
-            return []
-        message = self._message(event, team, installation.bot_user_id if installation else "")
-        return [message] if message else []
-
-    def _message(self, event: dict[str, Any], team: str, bot_user_id: str) -> InboundMessage | None:
-        user, channel, ts = event.get("user"), event.get("channel"), event.get("ts")
-        if not isinstance(user, str) or not isinstance(channel, str) or not isinstance(ts, str):
-            return None
-        if event.get("bot_id") or event.get("subtype") not in PERSON_SUBTYPES or user == bot_user_id:
-            return None  # our own posts and other bots: answering them would loop
-        text = str(event.get("text") or "")
-        is_direct = event.get("channel_type") == "im" or channel.startswith("D")
-        mention = f"<@{bot_user_id}>" if bot_user_id else None
-        addressed = is_direct or event.get("type") == "app_mention" or bool(mention and mention in text)
-        if mention:
-            text = text.replace(mention, "").strip()
-        thread = event.get("thread_ts") or (None if is_direct else ts)  # SL-5: a channel reply goes in a thread
-        profile = event.get("user_profile") if isinstance(event.get("user_profile"), dict) else {}
-        # One key per Slack message: a mention also subscribed as message.channels arrives twice.
-        return InboundMessage(
-            dedupe_key=f"msg:{channel}:{ts}", address=address_of(team, channel), thread=thread,
-            sender_id=f"slack:{team}:{user}",
-            sender_display=str(profile.get("display_name") or profile.get("real_name") or user),
-            text=text, start_payload=None, is_direct=is_direct, provider_message_id=ts, addressed=addressed)
-
-    def _interaction(self, payload: dict[str, Any]) -> list[Inbound]:
-        kind = payload.get("type")
-        user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
-        team_field = payload.get("team")
-        team = (team_field.get("id") if isinstance(team_field, dict) else None) or user.get("team_id")
-        if not isinstance(team, str) or not isinstance(user.get("id"), str):
-            raise MalformedPayload("interaction without team or user")
-        sender = f"slack:{team}:{user['id']}"
-        display = str(user.get("name") or user.get("username") or user["id"])
-        if kind == "block_actions":
-            actions = payload.get("actions") or []
-            container = payload.get("container") if isinstance(payload.get("container"), dict) else {}
-            channel = (payload.get("channel") or {}).get("id") or container.get("channel_id")
-            if not actions or not isinstance(actions[0], dict) or not isinstance(channel, str):
-                return []
-            action = actions[0]
-            message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
-            ts = container.get("message_ts") or message.get("ts")
-            return [InboundAction(
-                dedupe_key=f"act:{channel}:{ts}:{action.get('action_ts')}", address=address_of(team, channel),
-                thread=message.get("thread_ts"), sender_id=sender, sender_display=display,
-                token=str(action.get("value") or ""), provider_message_id=ts, action_id=payload.get("trigger_id"))]
-        if kind == "view_submission":
-            view = payload.get("view") if isinstance(payload.get("view"), dict) else {}
-            if view.get("callback_id") != EDIT_CALLBACK:
-                return []
-            try:
-                meta = json.loads(view.get("private_metadata") or "{}")
-            except ValueError as exc:
-                raise MalformedPayload("edit modal without its metadata") from exc
-            correction = _modal_text(view)
-            return [InboundAction(
-                dedupe_key=f"view:{view.get('id')}:{view.get('hash')}", address=str(meta.get("address", "")),
-                thread=None, sender_id=sender, sender_display=display, token=str(meta.get("token", "")),
-                provider_message_id=meta.get("ts"), action_id=None, text=correction)]
-        return []
+        return parse_envelope(data, self.installations, single_workspace=bool(self.secrets.bot_token))
 
     # -- Socket Mode: the pull receiver behind NAT -----------------------------------------------------
 
@@ -332,7 +232,7 @@ class SlackChannel(Channel):
         if request_type == "events_api":
             return self.parse_envelope(payload)
         if request_type == "interactive":
-            return self._interaction(payload)
+            return parse_interaction(payload)
         return []
 
     async def pull_forever(self, deliver: Deliver) -> None:
@@ -409,12 +309,21 @@ class SlackChannel(Channel):
             return
         try:
             if answer.ask_for_edit and action.action_id:
-                await self.client.views_open(token=token, trigger_id=action.action_id, view=_edit_modal(action))
+                await self.client.views_open(token=token, trigger_id=action.action_id, view=edit_modal(action))
             elif answer.refused and answer.text:
                 user = action.sender_id.rsplit(":", 1)[-1]
                 await self.client.chat_postEphemeral(token=token, channel=conversation, user=user, text=answer.text)
         except Exception as exc:
             log.warning("slack: answering a tap failed: %s", classify(exc).error)
+
+    # -- tools (SL-7) ---------------------------------------------------------------------------------
+
+    def tools_for(self, address: str) -> list[ToolSpec]:
+        return slack_tools.allowed(self.installations.get(split_address(address)[0]))
+
+    async def call_tool(self, name: str, address: str, arguments: Mapping[str, Any]) -> str:
+        team, conversation = split_address(address)
+        return await slack_tools.call(self.client, self.installations.get(team), conversation, name, arguments)
 
     # -- onboarding --------------------------------------------------------------------------------
 
@@ -520,34 +429,3 @@ def _retry_after(headers: Mapping[str, Any]) -> float | None:
             except (TypeError, ValueError):
                 return None
     return None
-
-
-def _form_payload(body: bytes) -> dict[str, Any]:
-    try:
-        fields = parse_qs(body.decode("utf-8"), strict_parsing=True)
-        payload = json.loads(fields["payload"][0])
-    except (UnicodeDecodeError, ValueError, KeyError, IndexError) as exc:
-        raise MalformedPayload(f"interaction is not a form with a JSON payload: {exc}") from exc
-    if not isinstance(payload, dict):
-        raise MalformedPayload("interaction payload is not an object")
-    return payload
-
-
-def _modal_text(view: dict[str, Any]) -> str:
-    values = (view.get("state") or {}).get("values") or {}
-    for block in values.values():
-        if isinstance(block, dict) and isinstance(block.get(EDIT_INPUT), dict):
-            return str(block[EDIT_INPUT].get("value") or "").strip()
-    return ""
-
-
-def _edit_modal(action: InboundAction) -> dict[str, Any]:
-    meta = json.dumps({"token": action.token, "address": action.address, "ts": action.provider_message_id})
-    return {
-        "type": "modal", "callback_id": EDIT_CALLBACK, "private_metadata": meta,
-        "title": {"type": "plain_text", "text": "Edit the request"},
-        "submit": {"type": "plain_text", "text": "Send correction"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [{"type": "input", "block_id": "edit", "label": {"type": "plain_text", "text": "What should change?"},
-                    "element": {"type": "plain_text_input", "action_id": EDIT_INPUT, "multiline": True}}],
-    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from slackify_markdown import slackify_markdown
@@ -11,12 +12,16 @@ from channels.types import ApprovalPrompt
 MAX_SECTION = 3000  # a section block's text (reference/slack.md)
 
 
+BROADCAST = re.compile(r"<!([^>]*)>")  # <!channel>, <!here>, <!everyone>, <!subteam^…>
+
+
 def to_mrkdwn(text: str) -> str:
-    """Markdown to Slack mrkdwn (bold, links, lists, code), with &, < and > escaped so a reply can
-    never ping @channel or forge a link. A parser does it (slackify-markdown on markdown-it), not regexes."""
+    """Markdown to Slack mrkdwn (bold, links, lists, code) by a parser (slackify-markdown on markdown-it),
+    which escapes &, < and > in plain text. It keeps Slack's own <…> tokens; a model's reply may still
+    mention a person (<@U…>) but never notify a whole channel."""
     if not text.strip():
         return text
-    return slackify_markdown(text).rstrip("\n")
+    return BROADCAST.sub(r"&lt;!\1&gt;", slackify_markdown(text).rstrip("\n"))
 
 
 def escape(text: str) -> str:

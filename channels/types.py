@@ -157,6 +157,16 @@ class SendResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool a channel offers a smith in one of its conversations (SL-7: search, read, list), as
+    JSON Schema; ``Channel.call_tool`` runs it."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Capabilities:
     max_chips: int  # 0 = no native chips: always the text list
     max_chip_label: int

@@ -51,6 +51,32 @@ log = logging.getLogger("ingram.agent")
 MAX_MODEL_CALLS = 12
 
 ExtraTools = Callable[[AsyncSession, Run], Awaitable[list[Tool]]]
+
+
+class FetchedResult(NamedTuple):
+    """What a fetching tool answered, stored as the call's result by the next transaction."""
+
+    call: dict[str, Any]
+    text: str
+
+
+Fetched = ModelReply | FetchedResult
+Request = Callable[[], Awaitable[Fetched]]
+
+
+def _fetcher(tool: Tool, call: dict[str, Any], arguments: dict[str, Any], run_id: str) -> Request:
+    async def fetch() -> Fetched:
+        assert tool.fetch is not None
+        try:
+            text = await tool.fetch(arguments)
+        except ToolError as exc:
+            text = f"error: {exc}"
+        except Exception as exc:  # a broken tool must not leave the run stuck
+            log.exception("tool %s failed in run %s", tool.name, run_id)
+            text = f"error: the tool {tool.name} failed ({type(exc).__name__})"
+        return FetchedResult(call, text)
+
+    return fetch
 OnReply = Callable[[AsyncSession, Run, str, list[str]], Awaitable[None]]
 OnApproval = Callable[[AsyncSession, Run, Approval], Awaitable[None]]
 
@@ -170,7 +196,7 @@ class AgentLoop:
         calls, a local model, the final reply. It commits before a remote model call and the next
         transaction stores that reply. A crash anywhere loses only uncommitted work: the next worker
         resumes from the messages committed so far."""
-        reply: ModelReply | None = None
+        reply: Fetched | None = None
         for _ in range(MAX_MODEL_CALLS * 4):
             failure: Exception | None = None
             async with self.env.sessions() as session, session.begin():
@@ -200,22 +226,27 @@ class AgentLoop:
             self._hook("after_model")
         await self._fail("too_many_steps", f"the agent did not finish within {MAX_MODEL_CALLS} model calls")
 
-    async def _segment(self, session: AsyncSession, claimed: Run | None,
-                       reply: ModelReply | None) -> Callable[[], Awaitable[ModelReply]] | None:
+    async def _segment(self, session: AsyncSession, claimed: Run | None, reply: Fetched | None) -> Request | None:
         state = await self._load(session, claimed=claimed)
-        if reply is not None:
+        if isinstance(reply, FetchedResult):
+            if any(c["id"] == reply.call["id"] for c in pending_calls(state.messages)):  # not answered meanwhile
+                await self._tool_result(session, state, reply.call, reply.text)
+        elif reply is not None:
             await self._store_reply(session, state, reply)
             self._hook("after_store_reply")
         return await self._advance(session, state)
 
-    async def _advance(self, session: AsyncSession, state: _State) -> Callable[[], Awaitable[ModelReply]] | None:
+    async def _advance(self, session: AsyncSession, state: _State) -> Request | None:
         """Run the steps that need no network inside this transaction. Returns None when the run left
-        the running state, or the remote model call to make once the transaction committed."""
+        the running state, or the network call to make once the transaction committed: the remote
+        model, or a tool that fetches (jobs.tools.Tool.fetch)."""
         run, agent, messages = state.run, state.agent, state.messages
         while True:
             calls = pending_calls(messages)
             if calls:
-                await self._handle_call(session, state, calls[0])
+                fetch = await self._handle_call(session, state, calls[0])
+                if fetch is not None:
+                    return fetch
                 if run.status != "running":
                     return None
                 continue
@@ -274,7 +305,8 @@ class AgentLoop:
                                data={"text": reply.text[:500], "tool_calls": [c["function"]["name"] for c in calls]})
         run.usage = usage  # after the event (its flush would write it alone); _finish writes it with the status
 
-    async def _handle_call(self, session: AsyncSession, state: _State, call: dict[str, Any]) -> None:
+    async def _handle_call(self, session: AsyncSession, state: _State, call: dict[str, Any]) -> Request | None:
+        """Run one pending tool call here, or return the fetch to run once the transaction committed."""
         run, agent, name = state.run, state.agent, call["function"]["name"]
         tools = await self._tools(session, state)
         tool = tools.get(name)
@@ -284,20 +316,23 @@ class AgentLoop:
                 raise ValueError
         except ValueError:
             await self._tool_result(session, state, call, f"error: the arguments of {name} are not a JSON object")
-            return
+            return None
         if tool is None:
             await self._tool_result(session, state, call, f"error: the tool {name!r} is not available to this smith")
-            return
+            return None
         if name in (agent.approval_required_tools or []):
             approval = (await session.execute(
                 select(Approval).where(Approval.run_id == run.id, Approval.tool_call_id == call["id"])
             )).scalar_one_or_none()
             if approval is None:
                 await self._pause(session, run, call, name, arguments)
-                return
+                return None
             if approval.status != "approved":  # reject/edit already wrote the result; be safe
                 await self._tool_result(session, state, call, "The owner rejected this call.")
-                return
+                return None
+        if tool.fetch is not None:
+            return _fetcher(tool, call, arguments, run.id)
+        assert tool.handler is not None
         ctx = ToolContext(session=session, run=run, step_key=f"{run.id}:{call['id']}",
                           memory_limits=self.env.memory_limits)
         try:
@@ -310,6 +345,7 @@ class AgentLoop:
             result = f"error: the tool {name} failed ({type(exc).__name__})"
         await self._tool_result(session, state, call, result)
         self._hook("after_tool")
+        return None
 
     async def _tool_result(self, session: AsyncSession, state: _State, call: dict[str, Any], content: str) -> None:
         run = state.run

@@ -41,8 +41,11 @@ class Tool:
     name: str
     description: str
     parameters: dict[str, Any]
-    handler: Callable[[ToolContext, dict[str, Any]], Awaitable[str]]
+    handler: Callable[[ToolContext, dict[str, Any]], Awaitable[str]] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # A read-only call over the network (a Slack search): run by the agent loop after the step's
+    # transaction committed, like a remote model call, never inside it. Repeating it is harmless.
+    fetch: Callable[[dict[str, Any]], Awaitable[str]] | None = None
 
     def spec(self) -> dict[str, Any]:
         return {"type": "function",

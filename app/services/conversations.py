@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.services.channel_hub import ChannelHub
 from app.services.routing import SendTarget, delivery_conversation, deployment_kind, send_targets
 from channels import REGISTRY
-from channels.base import Channel
-from channels.types import ApprovalPrompt, Outbound
+from channels.base import Channel, ChannelError
+from channels.types import ApprovalPrompt, Outbound, ToolSpec
 from jobs.delivery import enqueue_send
 from jobs.tools import Tool, ToolContext, ToolError, chip_labels
 from models import Approval, OutboxEntry, Run
@@ -89,14 +89,30 @@ class Conversations:
         await self._send(session, run, Outbound(text="", approval=prompt), f"{run.id}:approval:{approval.id}")
 
     async def extra_tools(self, session: AsyncSession, run: Run) -> list[Tool]:
-        """DEP-6: each active deployment of the smith adds its channel's send tool."""
-        tools = []
+        """DEP-6: each active deployment of the smith adds its channel's send tool, and the other tools
+        its channel offers there (SL-7), as far as the installation's grants allow."""
+        tools: list[Tool] = []
         for target in await send_targets(session, run.smith_id):
             channel_class = REGISTRY.get(target.kind)
             name = channel_class.send_tool if channel_class else None
-            if name and target.address:
-                tools.append(self._send_tool(name, target, target.address))
+            if not name or not target.address:
+                continue
+            tools.append(self._send_tool(name, target, target.address))
+            channel = await self._channel(session, target.project_id, target.kind)
+            taken = {tool.name for tool in tools}
+            for spec in channel.tools_for(target.address) if channel else []:
+                if spec.name not in taken:  # the first conversation's tool when several could serve
+                    tools.append(self._channel_tool(spec, channel, target.address))
         return tools
+
+    def _channel_tool(self, spec: ToolSpec, channel: Channel, address: str) -> Tool:
+        async def fetch(args: dict[str, Any]) -> str:  # read-only, run outside the step's transaction
+            try:
+                return await channel.call_tool(spec.name, address, args)
+            except ChannelError as exc:
+                raise ToolError(f"{exc} ({exc.code})") from exc
+
+        return Tool(name=spec.name, description=spec.description, parameters=spec.parameters, fetch=fetch)
 
     def _send_tool(self, name: str, deployment: SendTarget, address: str) -> Tool:
         async def handler(ctx: ToolContext, args: dict[str, Any]) -> str:

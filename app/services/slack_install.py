@@ -24,7 +24,8 @@ from app.services.installations import save_installation
 from app.services.routing import bind_start_token, hash_start_token
 from app.services.runtime import Runtime
 from channels.base import SetupError
-from channels.slack import SlackChannel, address_of
+from channels.slack import SlackChannel
+from channels.slack_inbound import address_of
 from channels.slack_manifest import BOT_SCOPES, USER_SCOPES
 from models import Deployment, Integration
 from models.types import utcnow

@@ -287,3 +287,25 @@ async def test_uninstall_revokes_the_workspaces_deployments(
     assert later.status_code == 200
     runs = (await api.get("/v1/runs", headers=bearer(admin_token))).json()["data"]
     assert runs == []
+
+
+async def test_tools_follow_the_workspaces_grants(
+    api: httpx.AsyncClient, admin_token: str, slack: FakeSlack, running: None
+) -> None:  # SL-7, DEP-6
+    await installed(api, admin_token)
+    slack.add_message(fake_slack.GENERAL_CHANNEL_ID, "the Q3 budget is approved", user=fake_slack.OTHER_USER_ID)
+    await post_event(api, fake_slack.message_event('/tool slack_search {"query": "budget"}'))
+    await wait_until(lambda: any("Q3 budget is approved" in t for t in texts_in(slack, DM)), "the search result")
+    assert slack.calls_to("search.messages")[-1]["token"].startswith("xoxp-")  # search runs as the installer
+    await post_event(api, fake_slack.message_event('/tool slack_list_channels {}'))
+    await wait_until(lambda: any("#general" in t for t in texts_in(slack, DM)), "the channel list")
+    await post_event(api, fake_slack.message_event(
+        f'/tool slack_read_messages {{"channel": "{fake_slack.GENERAL_CHANNEL_ID}"}}'))
+    await wait_until(lambda: sum("Q3 budget is approved" in t for t in texts_in(slack, DM)) >= 2, "the history")
+    # The installer revokes the user token: search is no longer offered, and calling it says so.
+    revoked = await post_event(api, {"type": "tokens_revoked", "tokens": {"oauth": [fake_slack.INSTALLER_ID]}},
+                               event_id="Ev0REVOKEUSER")
+    assert revoked.status_code == 200
+    await post_event(api, fake_slack.message_event('/tool slack_search {"query": "budget"}'))
+    await wait_until(lambda: any("not available to this smith" in t for t in texts_in(slack, DM)), "the refusal")
+    assert len(slack.calls_to("search.messages")) == 1
