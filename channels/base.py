@@ -79,6 +79,10 @@ class Channel(ABC):
     setup_modes: ClassVar[frozenset[str]] = frozenset()  # e.g. start_token: a one-time link (start_link)
     # True when each installation (a Slack workspace) brings its own tokens: the hub attaches them.
     per_installation: ClassVar[bool] = False
+    # Pacing the provider asks for, per conversation (0: none): the outbox spaces sends to this rate,
+    # allowing ``send_burst`` at once.
+    sends_per_second: ClassVar[float] = 0.0
+    send_burst: ClassVar[int] = 1
     # The body and content type of the 200 that acknowledges a verified request.
     ack_body: ClassVar[tuple[str, str]] = ('{"ok":true}', "application/json")
 

@@ -80,6 +80,8 @@ class SlackChannel(Channel):
     setup_keys: ClassVar[frozenset[str]] = frozenset({"mode", "return_url"})
     setup_modes: ClassVar[frozenset[str]] = frozenset({"oauth_install"})
     per_installation: ClassVar[bool] = True
+    sends_per_second: ClassVar[float] = 1.0  # Slack: about one message a second per channel,
+    send_burst: ClassVar[int] = 4  # short bursts allowed (reference/slack.md, "Other methods")
     ack_body: ClassVar[tuple[str, str]] = ("", "text/plain")  # a view_submission takes only an empty 200
 
     class Config(Channel.Config):

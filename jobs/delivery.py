@@ -97,6 +97,28 @@ async def enqueue_prompt_outcome(session: AsyncSession, *, run_id: str, approval
                               run_id=run_id, deployment_id=prompt.deployment_id)
 
 
+class Pacer:
+    """Per-conversation send pacing for providers that ask for it (Slack: about one message a second
+    per channel, short bursts allowed): a token bucket of ``burst`` sends refilled at ``rate`` per
+    second. In-process; a 429 from the provider still backs off through the outbox as before."""
+
+    MAX_TRACKED = 4096
+
+    def __init__(self) -> None:
+        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}  # conversation -> (tokens, at)
+
+    def delay(self, conversation: tuple[str, str], rate: float, burst: int, now: float) -> float:
+        """Seconds to wait before this send (0 for none), taking its token."""
+        tokens, at = self._buckets.get(conversation, (float(burst), now))
+        tokens = min(float(burst), tokens + (now - at) * rate)
+        wait = 0.0 if tokens >= 1 else (1 - tokens) / rate
+        if len(self._buckets) >= self.MAX_TRACKED:
+            self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < burst / rate}
+        # As of when this send goes out; a send queued behind it counts from then.
+        self._buckets[conversation] = (tokens + wait * rate - 1, now + wait)
+        return wait
+
+
 def backoff_s(attempts: int, retry_after: float | None) -> float:
     return min(BACKOFF_CAP_S, max(retry_after or 0.0, 0.5 * 2 ** max(attempts - 1, 0)))
 
@@ -117,6 +139,7 @@ class Deliverer:
         self.sent = 0
         self._outcomes: list[tuple[OutboxEntry, str | None, asyncio.Future[None]]] = []
         self._recorder: asyncio.Task[None] | None = None
+        self._pacer = Pacer()
         # Built once (the loop runs it after every delivery): due entries, the oldest per conversation.
         earlier = aliased(OutboxEntry)
         busy = exists().where(and_(earlier.kind == OutboxEntry.kind, earlier.address == OutboxEntry.address,
@@ -201,6 +224,12 @@ class Deliverer:
             result = SendResult.failed("not_configured", f"no {entry.kind} integration is configured",
                                        retryable=False)
         else:
+            if channel.sends_per_second:  # the entry is claimed and its conversation waits for it: pace here
+                loop = asyncio.get_running_loop()
+                wait = self._pacer.delay((entry.kind, entry.address), channel.sends_per_second, channel.send_burst,
+                                         loop.time())
+                if wait > 0:
+                    await asyncio.sleep(wait)
             try:
                 result = await self._send_or_edit(channel, entry)
             except Exception as exc:  # a channel must not raise; if it does, keep the entry visible

@@ -49,6 +49,7 @@ def api_url_for(runtime: Runtime, kind: str) -> str:
 class ChannelHub:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        runtime.closers.append(self.aclose)
         self._cache: dict[str, tuple[str, Channel]] = {}
         self._tenants: dict[tuple[str, str], tuple[float, TenantChannel | None]] = {}
 

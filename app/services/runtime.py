@@ -7,8 +7,8 @@ Tests build their own ``Runtime`` and install it with ``set_runtime``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -27,6 +27,8 @@ class Runtime:
     read_engine: AsyncEngine | None = None  # SQLite: reads that take no write lock (make_read_engine)
     reads: async_sessionmaker[AsyncSession] | None = None
     transactions: int = 0  # write transactions begun through ``transaction()`` (tests count them)
+    # Closed with the runtime, before the engines: e.g. the channel hub's provider connection pools.
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -57,6 +59,9 @@ class Runtime:
                 await session.rollback()
 
     async def close(self) -> None:
+        for closer in reversed(self.closers):
+            await closer()
+        self.closers.clear()
         await self.engine.dispose()
         if self.read_engine is not None:
             await self.read_engine.dispose()

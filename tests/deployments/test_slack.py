@@ -309,3 +309,19 @@ async def test_tools_follow_the_workspaces_grants(
     await post_event(api, fake_slack.message_event('/tool slack_search {"query": "budget"}'))
     await wait_until(lambda: any("not available to this smith" in t for t in texts_in(slack, DM)), "the refusal")
     assert len(slack.calls_to("search.messages")) == 1
+
+
+async def test_a_reinstall_replaces_the_workspaces_tokens_not_adds_a_second(
+    api: httpx.AsyncClient, admin_token: str, slack: FakeSlack
+) -> None:  # SL-2
+    first = await installed(api, admin_token)
+    second_smith = await smith(api, admin_token)
+    link = await install_link(api, admin_token, second_smith)
+    assert "Slack connected" in (await follow_install(api, link["install_url"])).text
+    tenant = (await api.get("/v1/tenant/slack", headers=bearer(admin_token))).json()
+    assert [(i["external_id"], i["status"]) for i in tenant["installations"]] == [(TEAM, "active")]
+    old = (await api.get(f"/v1/deployments/{first['deployment']['id']}", headers=bearer(admin_token))).json()
+    new = (await api.get(f"/v1/deployments/{link['id']}", headers=bearer(admin_token))).json()
+    assert (old["status"], old["revoked_reason"]) == ("revoked", "replaced")  # one smith per DM
+    assert new["status"] == "active" and new["address"] == f"{TEAM}:{DM}"
+    assert len(slack.calls_to("oauth.v2.access")) == 2
