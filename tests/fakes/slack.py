@@ -9,7 +9,8 @@
 It serves, on 127.0.0.1 (uvicorn in a background thread, like the Telegram fake):
 ``GET /oauth/v2/authorize`` (a consent page, or a straight redirect: see ``consent``), ``GET|POST /api/{method}``
 (JSON or form bodies as slack_sdk sends them; every answer is HTTP 200 ``{"ok": ...}`` unless a test asks for a
-429 or 5xx), ``POST /actions/...`` (a response_url) and the Socket Mode websocket ``/socket``.
+429 or 5xx), ``POST /actions/...`` (a response_url) and the Socket Mode websocket ``/socket``; for a benchmark
+that runs it in its own process, ``GET /_bench/posted?since=N`` (what chat.postMessage received, from the N-th).
 Identifiers, signing and payload builders live in slack_socket.py and are re-exported here.
 """
 
@@ -80,8 +81,8 @@ __all__ = [
     "OTHER_USER_NAME", "SIGNING_SECRET", "TEAM_DOMAIN", "TEAM_ID", "TEAM_NAME", "USER_SCOPES", "USER_TOKEN",
     "VERIFICATION_TOKEN", "ApiError", "Consent", "FakeSlack", "SlackApp", "SlackChannel", "SlackToken", "SlackUser",
     "Workspace", "block_actions_payload", "event_envelope", "interaction_body",
-    "mention_event", "message_event", "new_ts", "rich_text", "run_fake_slack", "serve_fake_slack", "serve_forever",
-    "sign", "view_submission_payload",
+    "mention_event", "message_event", "new_ts", "numbered_user", "rich_text", "run_fake_slack", "serve_fake_slack",
+    "serve_forever", "sign", "view_submission_payload",
 ]
 
 Consent = Literal["page", "allow", "cancel"]
@@ -233,6 +234,7 @@ class FakeSlack(SocketModeServer):
             Route("/oauth/v2/decide", self._decide, methods=["GET", "POST"]),
             Route("/api/{method}", self._api, methods=["GET", "POST"]),
             Route("/actions/{team}/{hook}/{secret}", self._response_url, methods=["POST"]),
+            Route("/_bench/posted", self._bench_posted, methods=["GET"]),
             WebSocketRoute("/socket", self.socket_endpoint),
         ])
 
@@ -291,6 +293,15 @@ class FakeSlack(SocketModeServer):
                                    "team": team_id, "blocks": rich_text(text)}
         self._store(self.workspaces[team_id].channels[channel_id], message, thread_ts)
         return message
+
+    def add_numbered_users(self, count: int, team_id: str = TEAM_ID) -> None:
+        """People 1..count (``numbered_user``), each with an open DM with the app: a benchmark's senders."""
+        workspace = self.workspaces[team_id]
+        for number in range(1, count + 1):
+            user_id, dm_id = numbered_user(number)
+            self.add_user(user_id, f"person{number}", f"Person {number}", team_id=team_id)
+            workspace.channels[dm_id] = SlackChannel(dm_id, user_id, [user_id, workspace.bots[APP_ID]], is_im=True,
+                                                     im_user=user_id)
 
     def add_token(self, token: str, *, kind: TokenKind, scopes: list[str], user_id: str | None,
                   team_id: str = TEAM_ID, bot_id: str | None = None, app_id: str = APP_ID) -> SlackToken:
@@ -437,6 +448,12 @@ class FakeSlack(SocketModeServer):
         if (token.kind == "app") != (method in _APP_TOKEN_METHODS):
             raise ApiError("not_allowed_token_type")
         return token
+
+    async def _bench_posted(self, request: Request) -> Response:
+        """chat.postMessage's record from the ``since``-th on; ``received_at`` is time.monotonic(), which on Linux
+        is one clock for every process, so a benchmark in another process can subtract its own readings."""
+        since = max(0, int(request.query_params.get("since") or 0))
+        return JSONResponse({"count": len(self.posted), "posted": self.posted[since:]})
 
     async def _response_url(self, request: Request) -> Response:
         self.responded.append({"url": str(request.url), "body": json.loads(await request.body() or b"{}"),
@@ -728,9 +745,10 @@ async def run_fake_slack(latency_s: float = 0.0, *, consent: Consent = "page") -
         await asyncio.to_thread(manager.__exit__, None, None, None)
 
 
-def serve_forever(port: int, latency_s: float = 0.0, *, consent: Consent = "page") -> None:
+def serve_forever(port: int, latency_s: float = 0.0, *, consent: Consent = "page", users: int = 0) -> None:
     """Serve in this process until it is stopped (for a benchmark that runs the fake on its own)."""
     fake = FakeSlack(latency_s, consent=consent)
+    fake.add_numbered_users(users)
     sock = _bind(port)
     fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     print(f"fake Slack at {fake.url} (Web API {fake.api_url})", flush=True)
@@ -742,11 +760,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on start)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before every Web API answer")
     parser.add_argument("--consent", choices=["page", "allow", "cancel"], default="page")
+    parser.add_argument("--users", type=int, default=0,
+                        help="people U0BENCH0001.. with DMs D0BENCH0001.. (numbered_user) to send from")
     args = parser.parse_args(argv)
-    serve_forever(args.port, args.latency_ms / 1000, consent=args.consent)
+    serve_forever(args.port, args.latency_ms / 1000, consent=args.consent, users=args.users)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+def numbered_user(number: int) -> tuple[str, str]:
+    """The ids of person ``number`` (from 1) that ``add_numbered_users`` makes, and of the app's DM with them."""
+    return f"U0BENCH{number:04d}", f"D0BENCH{number:04d}"
+
 
 async def _params(request: Request) -> dict[str, Any]:
     """Query string plus a JSON or form body (slack_sdk's async client puts form params in the query)."""

@@ -48,6 +48,7 @@ from tests.fakes.slack import (
     interaction_body,
     mention_event,
     message_event,
+    numbered_user,
     run_fake_slack,
     serve_fake_slack,
     sign,
@@ -475,8 +476,8 @@ def test_runs_as_a_module_for_benchmarks() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "tests.fakes.slack", "--port", str(port), "--latency-ms", "1"],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen([sys.executable, "-m", "tests.fakes.slack", "--port", str(port), "--latency-ms", "1",
+                                "--users", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         client, deadline = WebClient(token=BOT_TOKEN, base_url=f"http://127.0.0.1:{port}/api/"), time.monotonic() + 20
         while True:
@@ -486,6 +487,18 @@ def test_runs_as_a_module_for_benchmarks() -> None:
             except OSError:  # not listening yet
                 assert time.monotonic() < deadline and process.poll() is None, process.stderr
                 time.sleep(0.1)
+        # --users: numbered people whose DMs take posts, and the record a benchmark reads from another process
+        user_id, dm_id = numbered_user(2)
+        assert client.users_info(user=user_id)["user"]["id"] == user_id
+        before = time.monotonic()
+        for text in ("first", "second"):
+            assert client.chat_postMessage(channel=dm_id, text=text)["channel"] == dm_id
+        record = httpx.get(f"http://127.0.0.1:{port}/_bench/posted", params={"since": 1}).json()
+        assert record["count"] == 2 and [m["text"] for m in record["posted"]] == ["second"]
+        second = record["posted"][0]
+        assert second["channel"] == dm_id and before < second["received_at"] < time.monotonic()  # one clock
+        with pytest.raises(SlackApiError, match="channel_not_found"):  # only as many people as asked for
+            client.chat_postMessage(channel=numbered_user(3)[1], text="third")
     finally:
         process.terminate()
         process.wait(10)
