@@ -92,6 +92,19 @@ def _manifest(card: rx.Var) -> rx.Component:
     )
 
 
+def _provider_setup(card: rx.Var) -> rx.Component:
+    """What the person gives the provider: the app manifest (Slack), and the URLs with copy buttons."""
+    return rx.vstack(
+        rx.cond(card["manifest"] != "", _manifest(card), rx.fragment()),
+        rx.vstack(
+            rx.text("URLs to give ", card["title"], size="2", weight="medium"),
+            rx.foreach(card["urls"].to(list[dict[str, str]]), _url_row),
+            spacing="2", width="100%",
+        ),
+        spacing="4", width="100%",
+    )
+
+
 def _field(field: rx.Var) -> rx.Component:
     common = {"name": field["name"], "id": field["id"], "placeholder": field["placeholder"], "width": "100%"}
     return rx.vstack(
@@ -129,15 +142,19 @@ def _disconnect(card: rx.Var) -> rx.Component:
 
 
 def _form(card: rx.Var) -> rx.Component:
+    # The form's submit handler is one hook for every card, so it cannot name this card's kind: the kind
+    # travels in the form data instead.
     return rx.form(
         rx.vstack(
+            rx.el.input(type="hidden", name="kind", default_value=card["kind"]),
             rx.foreach(card["fields"].to(list[dict[str, Any]]), _field),
             form_error(card["error"]),
             rx.button(rx.cond(card["configured"], "Save", "Connect"), type="submit",
                       loading=S.connecting == card["kind"], id=card["button_id"]),
             spacing="3", width="100%",
         ),
-        on_submit=lambda form: S.connect(card["kind"], form), reset_on_submit=True, width="100%",
+        # Not reset on submit, so a refused value can be corrected; a saved form is reset by the state.
+        on_submit=S.connect, width="100%",
     )
 
 
@@ -147,7 +164,7 @@ def channel_card(card: rx.Var) -> rx.Component:
         rx.hstack(
             kind_icon(card["kind"], size=20),
             rx.heading(card["title"], size="4"),
-            rx.badge(card["status"], color_scheme=rx.cond(configured, "green", "gray"), variant="soft"),
+            rx.badge(card["status"], variant="soft", color_scheme=card["status_color"]),
             rx.cond(configured & (card["mode"] != ""), rx.badge(card["mode"], variant="outline"), rx.fragment()),
             rx.spacer(),
             rx.cond(configured, _disconnect(card), rx.fragment()),
@@ -155,12 +172,11 @@ def channel_card(card: rx.Var) -> rx.Component:
         ),
         rx.cond(configured, _status(card), rx.fragment()),
         rx.cond(card["per_installation"].to(bool) & configured, _installations(card), rx.fragment()),
-        rx.cond(card["manifest"] != "", _manifest(card), rx.fragment()),
-        rx.vstack(
-            rx.text("URLs to give ", card["title"], size="2", weight="medium"),
-            rx.foreach(card["urls"].to(list[dict[str, str]]), _url_row),
-            spacing="2", width="100%",
-        ),
+        # Once connected, what was given to the provider folds away (still there to check or copy again).
+        rx.cond(configured,
+                rx.el.details(rx.el.summary(rx.text("What to give ", card["title"], size="2", as_="span")),
+                              rx.box(_provider_setup(card), padding_top="12px"), width="100%"),
+                _provider_setup(card)),
         _form(card),
         spacing="4", width="100%",
     ), width="100%", id=card["card_id"])

@@ -128,7 +128,8 @@ class SmithDeploymentsState(AuthState):
     (a Telegram deep link, an Add-to-Slack install link), an MCP endpoint; see and remove bindings."""
 
     items: list[dict[str, str]] = []
-    # One per channel with a link mode: kind, name, mode, button label and id, connected ("yes" or ""), via.
+    # One per channel with a link mode: kind, name, mode, button label and id, connected ("yes" or ""), via,
+    # and the id of the notice shown while the channel is not connected.
     offers: list[dict[str, str]] = []
     link: str = ""
     link_qr: str = ""
@@ -157,7 +158,8 @@ class SmithDeploymentsState(AuthState):
                 via = f"installed in {', '.join(installed)}" if installed else ""
             offers.append({"kind": kind, "name": cls.display_name, "mode": mode,
                            "label": LINK_BUTTONS[mode].format(name=cls.display_name),
-                           "button_id": f"create-{kind}-link", "connected": "yes" if integration else "", "via": via})
+                           "button_id": f"create-{kind}-link", "notice_id": f"connect-{kind}-first",
+                           "connected": "yes" if integration else "", "via": via})
         return offers
 
     async def _refresh(self, session: AsyncSession, actor: Actor) -> None:

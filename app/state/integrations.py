@@ -70,7 +70,7 @@ def _manifest_intro(cls: type[Channel]) -> str:
     return f"Create the app at {where} → From a manifest, then paste the {listed} below."
 
 
-def card_of(cls: type[Channel], status: IntegrationStatus, error: str = "") -> dict[str, Any]:
+def card_of(cls: type[Channel], status: IntegrationStatus) -> dict[str, Any]:
     """What one channel's card shows: its status, the URLs and guide to give the provider, and its form."""
     shown = status.model_dump(mode="json")
     fields = []
@@ -90,11 +90,12 @@ def card_of(cls: type[Channel], status: IntegrationStatus, error: str = "") -> d
              for field in fields if shown.get(field["name"])]
     manifest = status.guide.get("manifest")
     mode = status.mode or ""
+    connected = status.configured and status.status in (None, "connected", "configured")
     return {
         "kind": cls.kind, "title": cls.display_name, "card_id": f"{cls.kind}-card",
         "button_id": f"connect-{cls.kind}", "configured": status.configured,
-        "status": ("Connected" if status.status in (None, "connected", "configured") else status.status)
-        if status.configured else "Not connected",
+        "status": "Connected" if connected else (status.status or "") if status.configured else "Not connected",
+        "status_color": "green" if connected else "amber" if status.configured else "gray",
         "mode": mode, "mode_label": MODE_LABELS.get(mode, mode.replace("_", " ")),
         # Who the provider knows us as (Telegram's @bot), when the channel learnt it at setup.
         "headline": f"@{shown['bot_username']}" if shown.get("bot_username") else "",
@@ -114,7 +115,7 @@ def card_of(cls: type[Channel], status: IntegrationStatus, error: str = "") -> d
         "disconnect_text": f"The credentials are deleted and {cls.display_name} deployments stop receiving messages "
                            "until you connect again."
                            + (" Every workspace's installation is forgotten too." if cls.per_installation else ""),
-        "error": error,
+        "error": "",  # the form's refusal, set by the state
     }
 
 
@@ -164,7 +165,9 @@ class IntegrationsState(AuthState):
         return None
 
     @rx.event
-    async def connect(self, kind: str, form: dict[str, Any]) -> Any:
+    async def connect(self, form: dict[str, Any]) -> Any:
+        """A card's form: its hidden ``kind`` names the channel, the other fields are its ``Put``."""
+        kind = str(form.get("kind") or "")
         cls = REGISTRY.get(kind)
         if cls is None:
             return
@@ -185,7 +188,9 @@ class IntegrationsState(AuthState):
         else:
             card = card_of(cls, status)
             self._put_card(card)
-            yield rx.toast.success(" ".join(filter(None, (f"{cls.display_name} connected", card["headline"]))))
+            # Clear what was typed (the secrets above all); public fields come back as the saved values.
+            yield [rx.call_script(f"document.querySelector('#{card['card_id']} form')?.reset()"),
+                   rx.toast.success(" ".join(filter(None, (f"{cls.display_name} connected", card["headline"]))))]
         finally:
             self.connecting = ""
 

@@ -36,7 +36,7 @@ def test_connect_bot_create_deep_link_and_chat(server: Server, page: Page) -> No
 
     # Settings → Integrations: paste the bot token, see it connected (polling: no public HTTPS URL here).
     page.get_by_role("link", name="Integrations", exact=True).click()
-    page.fill("#bot-token", FAKE_TOKEN)
+    page.fill("#telegram-bot-token", FAKE_TOKEN)
     page.click("#connect-telegram")
     expect(page.get_by_text(f"@{FAKE_BOT_USERNAME}", exact=True)).to_be_visible()
     expect(page.get_by_text("long polling (no public HTTPS URL)")).to_be_visible()

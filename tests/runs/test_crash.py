@@ -26,11 +26,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from app.services import agents, deployments, smiths, telegram
+from app.services import agents, deployments, smiths, tenant_setup
 from app.services.actors import Actor
 from app.services.runs import InputMessage, api_sender, enqueue_run
 from app.services.runtime import Runtime
 from app.settings import Settings
+from channels.telegram import TelegramChannel
 from models import Event, MemoryEntry, Message, OutboxEntry, Run, RunEvent
 from tests.fakes.openai import run_fake_openai, text, tool_call
 from tests.fakes.telegram import FAKE_TOKEN, FakeTelegram, run_fake_telegram
@@ -94,8 +95,8 @@ async def test_sigkill_at_random_points_loses_nothing_and_repeats_nothing(
                 name="crashy", model=agents.ModelSettings(provider="openai", base_url=fake.url)))
             smith = await smiths.create_smith(session, actor=admin,
                                               body=smiths.SmithCreate(agent_id=agent.id, name="s"))
-            await telegram.connect(session, actor=admin, runtime=runtime,
-                                   body=telegram.TelegramPut(bot_token=FAKE_TOKEN))
+            await tenant_setup.connect(session, actor=admin, runtime=runtime, kind="telegram",
+                                       body=TelegramChannel.Put(bot_token=FAKE_TOKEN))
             await deployments.create_deployment(session, actor=admin, body=deployments.DeploymentCreate(
                 target=deployments.Target(type="smith", id=smith.id), kind="telegram", address=str(CHAT)))
             run_ids = []

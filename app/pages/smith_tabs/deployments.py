@@ -73,7 +73,7 @@ def _offer(offer: rx.Var) -> rx.Component:
         ),
         rx.callout(rx.hstack(rx.text("Connect ", offer["name"], " first."),
                              rx.link("Settings → Integrations", href="/settings/integrations")),
-                   icon="info", width="100%"),
+                   icon="info", width="100%", id=offer["notice_id"]),
     )
 
 
