@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +22,11 @@ from tests.fakes.slack import (
     TEAM_ID,
     TEAM_NAME,
     FakeSlack,
+    block_actions_payload,
+    event_envelope,
+    interaction_body,
+    message_event,
+    sign,
 )
 from tests.integration.conftest import Server, sign_in_console
 
@@ -32,10 +40,26 @@ def _api(server: Server) -> httpx.Client:
                         timeout=30)
 
 
-def _smith(server: Server, name: str) -> dict[str, str]:
+def _smith(server: Server, name: str, **agent_fields: object) -> dict[str, str]:
     with _api(server) as api:
-        agent = api.post("/agents", json={"name": f"{name} agent"}).json()
+        agent = api.post("/agents", json={"name": f"{name} agent", **agent_fields}).json()
         return dict(api.post("/smiths", json={"agent_id": agent["id"], "name": name}).json())
+
+
+def _post_signed(server: Server, body: bytes, content_type: str) -> None:
+    """What Slack does: a signed POST to the events and interactivity URL."""
+    answer = httpx.post(f"{server.url}/v1/slack/webhook/default", content=body, timeout=30,
+                        headers={"content-type": content_type, **sign(body)})
+    assert answer.status_code == 200, answer.text
+
+
+def _wait_for(check: Callable[[], Any], what: str, wait_s: float = 30.0) -> Any:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if found := check():
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _slack_configured(server: Server) -> bool:
@@ -103,7 +127,7 @@ def test_add_a_smith_to_slack(server: Server, fake_slack: FakeSlack, page: Page)
     if not _slack_configured(server):
         with _api(server) as api:
             assert api.put("/tenant/slack", json=SLACK_BODY).status_code == 200
-    smith = _smith(server, "Slack helper")
+    smith = _smith(server, "Slack helper", approval_required_tools=["memory_write"])
     sign_in_console(page, server)
 
     # The smith's Deployments tab makes a one-time install link, with a copy button and a QR code.
@@ -136,6 +160,18 @@ def test_add_a_smith_to_slack(server: Server, fake_slack: FakeSlack, page: Page)
         bound = [d for d in api.get("/deployments", params={"target_id": smith["id"]}).json()["data"]
                  if d["kind"] == "slack"]
     assert [d["address"] for d in bound] == [f"{TEAM_ID}:{DM_CHANNEL_ID}"]
+
+    # The installer DMs the smith, approves its tool call with the button, and sees the run.
+    seen = len(fake_slack.posted)
+    _post_signed(server, json.dumps(event_envelope(message_event("/remember plan = launch"))).encode(),
+                 "application/json")
+    prompt = _wait_for(lambda: next((m for m in fake_slack.posted[seen:] if m.get("blocks")), None), "the prompt")
+    approve = prompt["blocks"][-1]["elements"][0]["value"]
+    _post_signed(server, interaction_body(block_actions_payload("ic_approve", approve, message_ts=prompt["ts"])),
+                 "application/x-www-form-urlencoded")
+    _wait_for(lambda: any(m["text"] == "Remembered plan." for m in fake_slack.posted[seen:]), "the tool's reply")
+    page.goto(f"{server.url}/runs?smith_id={smith['id']}")
+    expect(page.get_by_role("row", name=re.compile("completed .*Remembered plan")).first).to_be_visible()
 
     # Settings → Integrations lists the workspace; disconnecting asks first, then forgets it.
     page.get_by_role("link", name="Integrations", exact=True).click()
