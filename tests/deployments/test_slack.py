@@ -325,3 +325,22 @@ async def test_a_reinstall_replaces_the_workspaces_tokens_not_adds_a_second(
     assert (old["status"], old["revoked_reason"]) == ("revoked", "replaced")  # one smith per DM
     assert new["status"] == "active" and new["address"] == f"{TEAM}:{DM}"
     assert len(slack.calls_to("oauth.v2.access")) == 2
+
+
+async def test_a_decision_in_the_api_updates_the_prompt_in_slack(
+    api: httpx.AsyncClient, admin_token: str, slack: FakeSlack, running: None
+) -> None:  # APR-3: the console and /v1 decide through the same service as a tap
+    await installed(api, admin_token, approval_required_tools=["memory_write"])
+    await post_event(api, fake_slack.message_event("/remember plan = launch"))
+    prompt = await wait_until(lambda: next((m for m in slack.posted if m.get("blocks")), None), "the prompt")
+    paused = await wait_until(lambda: _awaiting(api, admin_token), "the paused run")
+    decided = await api.post(f"/v1/runs/{paused}/submit", json={"decision": "reject"}, headers=bearer(admin_token))
+    assert decided.status_code == 200, decided.text
+    update = await wait_until(lambda: slack.updates, "the prompt's update")
+    assert update[-1]["ts"] == prompt["ts"] and update[-1]["text"] == "❌ Rejected"
+    assert all(block["type"] != "actions" for block in update[-1]["blocks"])  # no buttons left to tap
+
+
+async def _awaiting(api: httpx.AsyncClient, token: str) -> str | None:
+    runs = (await api.get("/v1/runs", params={"status": "awaiting_approval"}, headers=bearer(token))).json()["data"]
+    return runs[0]["id"] if runs else None
