@@ -197,6 +197,11 @@ class Channel(ABC):
         """Messages and button presses in the request; [] for own echoes and ignored events.
         Raises ``MalformedPayload`` on broken JSON or shape."""
 
+    def learn(self, items: Sequence[Inbound]) -> None:
+        """After the items were stored: start any lookup that makes later items richer (Slack looks up
+        a sender's display name once and caches it). Must not block or raise."""
+        return None
+
     # -- pulling (an optional second receiver) ---------------------------------------------------
 
     def pulls(self) -> bool:

@@ -37,6 +37,7 @@ from channels.slack_inbound import (
     split_address,
 )
 from channels.slack_manifest import manifest
+from channels.slack_names import DisplayNames
 from channels.types import (
     ApprovalPrompt,
     Capabilities,
@@ -131,6 +132,7 @@ class SlackChannel(Channel):
     def __init__(self, config: Any, secrets: Any, *, api_url: str, http: Any = None) -> None:
         super().__init__(config, secrets, api_url=api_url, http=http)
         self.installations: dict[str, Installation] = {}
+        self.names = DisplayNames(self._user_name)  # ID-2: shown, never the identity
         self._verifier = SignatureVerifier(self.secrets.signing_secret, clock=_ChannelClock(self))
         self._session: aiohttp.ClientSession | None = None
         self._client: AsyncWebClient | None = None
@@ -175,6 +177,7 @@ class SlackChannel(Channel):
         return self._client
 
     async def aclose(self) -> None:
+        await self.names.aclose()
         if self._session is not None:
             await self._session.close()
             self._session, self._client = None, None
@@ -220,7 +223,20 @@ class SlackChannel(Channel):
 
     def parse_envelope(self, data: dict[str, Any]) -> list[Inbound]:
         """An Events API envelope (webhook body or a Socket Mode ``events_api`` payload)."""
-        return parse_envelope(data, self.installations, single_workspace=bool(self.secrets.bot_token))
+        items = parse_envelope(data, self.installations, single_workspace=bool(self.secrets.bot_token))
+        return [self.names.named(item) for item in items]
+
+    def learn(self, items: Sequence[Inbound]) -> None:
+        self.names.learn(items)
+
+    async def _user_name(self, sender_id: str) -> str:
+        _, team, user = sender_id.split(":", 2)
+        token = self.token_for(team)
+        if token is None:
+            return ""
+        person = (await self.client.users_info(token=token, user=user)).get("user") or {}
+        profile = person.get("profile") or {}
+        return str(profile.get("display_name") or profile.get("real_name") or person.get("real_name") or "")
 
     # -- Socket Mode: the pull receiver behind NAT -----------------------------------------------------
 

@@ -118,6 +118,7 @@ async def _receive(runtime: Runtime, kind: str, tenant: str, raw: RawRequest, ve
         except MalformedPayload as exc:
             raise DomainError(f"malformed {kind} payload: {exc}", code="malformed_payload") from exc
         afters = [after for item in items if (after := await _store(session, integration, channel, item))]
+    channel.learn(items)
     await _after_commit(channel, afters)
     body, content_type = channel.ack_body
     return Answer(body=body, content_type=content_type)
@@ -131,6 +132,7 @@ async def handle(runtime: Runtime, *, source: Source, channel: Channel, items: l
             after = await _store(session, source, channel, item)
         if after:
             afters.append(after)
+    channel.learn(items)
     await _after_commit(channel, afters)
     return len(afters)
 

@@ -344,3 +344,20 @@ async def test_a_decision_in_the_api_updates_the_prompt_in_slack(
 async def _awaiting(api: httpx.AsyncClient, token: str) -> str | None:
     runs = (await api.get("/v1/runs", params={"status": "awaiting_approval"}, headers=bearer(token))).json()["data"]
     return runs[0]["id"] if runs else None
+
+
+async def test_a_senders_display_name_is_looked_up_once_and_never_the_identity(
+    api: httpx.AsyncClient, admin_token: str, slack: FakeSlack, running: None
+) -> None:  # ID-2
+    await installed(api, admin_token)
+    await post_event(api, fake_slack.message_event("first"))
+    await wait_until(lambda: "You said: first" in texts_in(slack, DM), "the first reply")
+    await wait_until(lambda: slack.calls_to("users.info"), "the name lookup")
+    await post_event(api, fake_slack.message_event("second"))
+    await wait_until(lambda: "You said: second" in texts_in(slack, DM), "the second reply")
+    runs = (await api.get("/v1/runs", params={"source": "deployment"}, headers=bearer(admin_token))).json()["data"]
+    senders = {r["input"][0]["content"]: r["metadata"]["sender"] for r in runs}
+    assert senders["first"]["display"] == fake_slack.INSTALLER_ID  # not known yet: the id
+    assert senders["second"]["display"] != fake_slack.INSTALLER_ID
+    assert {s["identity"] for s in senders.values()} == {OWNER}  # the identity never changes
+    assert len(slack.calls_to("users.info")) == 1
