@@ -185,7 +185,7 @@ class SlackChannel(Channel):
 
     def token_for(self, team_id: str) -> str | None:
         found = self.installations.get(team_id)
-        return found.bot_token if found else (self.secrets.bot_token or None)
+        return found.bot_token if found else None
 
     # -- inbound -----------------------------------------------------------------------------------
 
@@ -223,7 +223,7 @@ class SlackChannel(Channel):
 
     def parse_envelope(self, data: dict[str, Any]) -> list[Inbound]:
         """An Events API envelope (webhook body or a Socket Mode ``events_api`` payload)."""
-        items = parse_envelope(data, self.installations, single_workspace=bool(self.secrets.bot_token))
+        items = parse_envelope(data, self.installations)
         return [self.names.named(item) for item in items]
 
     def learn(self, items: Sequence[Inbound]) -> None:
@@ -355,7 +355,11 @@ class SlackChannel(Channel):
         except Exception as exc:
             raise SetupError(f"Slack could not be reached: {type(exc).__name__}",
                              code="provider_unreachable") from exc
-        return dict(answer.data) if isinstance(answer.data, dict) else {}
+        found = dict(answer.data) if isinstance(answer.data, dict) else {}
+        headers = {str(k).lower(): v for k, v in (answer.headers or {}).items()}
+        granted = headers.get("x-oauth-scopes") or ""  # Slack names the token's scopes in this header
+        found["scopes"] = sorted({s.strip() for s in str(granted).split(",") if s.strip()})
+        return found
 
     async def _check_app_token(self) -> None:
         try:
@@ -397,16 +401,21 @@ class SlackChannel(Channel):
             await self._check_app_token()
             if not publicly_reachable(webhook_url):
                 mode = "socket_mode"
-        if self.secrets.bot_token:
+        installation = None
+        if self.secrets.bot_token:  # one workspace's token pasted by hand: that workspace is installed
             found = await self.auth_test(self.secrets.bot_token)
             details = {"team_id": found.get("team_id"), "team": found.get("team"),
                        "bot_user_id": found.get("user_id"), "bot_id": found.get("bot_id")}
+            installation = {"external_id": str(found.get("team_id") or ""), "name": str(found.get("team") or ""),
+                            "public": {"bot_user_id": found.get("user_id"), "bot_id": found.get("bot_id"),
+                                       "scopes": found.get("scopes", []), "installer": None},
+                            "secrets": {"bot_token": self.secrets.bot_token}}
         if mode == "socket_mode":
-            return SetupInfo(mode=mode, details=details, steps=[
+            return SetupInfo(mode=mode, details=details, installation=installation, steps=[
                 f"Slack cannot reach {webhook_url}, so events arrive over Socket Mode (the app-level token).",
                 "In the app's settings turn on Socket Mode (Settings → Socket Mode).",
                 "Then add it to a workspace from a smith's Deployments tab (Add to Slack)."])
-        return SetupInfo(mode=mode, webhook_url=webhook_url, details=details,
+        return SetupInfo(mode=mode, webhook_url=webhook_url, details=details, installation=installation,
                          steps=["Create the Slack app from the manifest below (api.slack.com/apps → Create New "
                                 "App → From a manifest).",
                                 "Copy its Client ID, Client Secret and Signing Secret here.",

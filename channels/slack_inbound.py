@@ -44,8 +44,7 @@ def split_address(address: str) -> tuple[str, str]:
     return team, conversation
 
 
-def parse_envelope(data: dict[str, Any], installations: Mapping[str, Installation], *,
-                   single_workspace: bool = False) -> list[Inbound]:
+def parse_envelope(data: dict[str, Any], installations: Mapping[str, Installation]) -> list[Inbound]:
     """An Events API envelope (webhook body or a Socket Mode ``events_api`` payload)."""
     if data.get("type") != "event_callback":
         return []
@@ -63,10 +62,10 @@ def parse_envelope(data: dict[str, Any], installations: Mapping[str, Installatio
     if kind not in ("message", "app_mention"):
         return []
     installation = installations.get(team)
-    if installation is None and not single_workspace:
+    if installation is None:
         log.warning("slack: event for workspace %s, which has not installed this app; ignored", team)
         return []
-    message = _message(event, team, installation.bot_user_id if installation else "")
+    message = _message(event, team, installation.bot_user_id)
     return [message] if message else []
 
 def _message(event: dict[str, Any], team: str, bot_user_id: str) -> InboundMessage | None:

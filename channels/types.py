@@ -184,3 +184,6 @@ class SetupInfo:
     deep_link_base: str | None = None  # e.g. https://t.me/<bot>; a token is appended per smith
     steps: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)  # public facts only, never a secret
+    # An installation the credentials themselves name (a Slack bot token pasted by hand names its
+    # workspace): {"external_id", "name", "public", "secrets"}; stored like an OAuth install's.
+    installation: dict[str, Any] | None = None

@@ -77,8 +77,10 @@ async def _pending(runtime: Runtime, token: str) -> Pending | None:
             Integration.project_id == deployment.project_id, Integration.kind == KIND))).scalar_one_or_none()
         if integration is None:
             return None
-        return Pending(deployment.id, deployment.project_id, deployment.target_id, deployment.setup.get("return_url"),
-                       integration.id, integration.public.get("client_id"))
+        # The link's own return URL, else the app's (PUT /v1/tenant/slack return_url).
+        return_url = deployment.setup.get("return_url") or integration.public.get("return_url")
+        return Pending(deployment.id, deployment.project_id, deployment.target_id, return_url, integration.id,
+                       integration.public.get("client_id"))
 
 
 def redirect_uri(runtime: Runtime) -> str:

@@ -17,7 +17,7 @@ from app.services.actors import Actor
 from app.services.channel_hub import api_url_for, get_hub
 from app.services.errors import DomainError, Invalid, NotFound
 from app.services.events import record_event
-from app.services.installations import InstallationView, list_installations
+from app.services.installations import InstallationView, list_installations, save_installation
 from app.services.integrations import (
     IntegrationView,
     find_integration,
@@ -144,6 +144,12 @@ async def connect(session: AsyncSession, *, actor: Actor, runtime: Runtime, kind
         stored["bot_username"] = info.bot_username
     integration = await save_integration(session, actor=actor, box=runtime.secrets, kind=kind, secrets=secrets,
                                          public=stored, status="connected")
+    if info.installation and info.installation.get("external_id"):  # e.g. a pasted Slack bot token's workspace
+        await save_installation(session, box=runtime.secrets, integration=integration,
+                                external_id=str(info.installation["external_id"]),
+                                name=str(info.installation.get("name") or ""),
+                                public=dict(info.installation.get("public") or {}),
+                                secrets=dict(info.installation.get("secrets") or {}))
     get_hub(runtime).forget_tenants()
     rows = await list_installations(session, integration_id=integration.id)
     return status_of(kind, integration, runtime, project, rows)

@@ -73,6 +73,9 @@ async def test_connect_answers_urls_and_manifest_and_never_a_secret(
     assert good.status_code == 200 and good.json()["team_id"] == TEAM and fake_slack.BOT_TOKEN not in good.text
     missing = await api.put("/v1/tenant/slack", json={"client_id": "1.2"}, headers=bearer(admin_token))
     assert missing.status_code == 422
+    # The pasted token names its workspace: that workspace is installed, with the token's scopes.
+    [installation] = good.json()["installations"]
+    assert installation["external_id"] == TEAM and "chat:write" in installation["scopes"]
 
 
 async def test_install_binds_the_installers_dm_and_the_smith_answers(

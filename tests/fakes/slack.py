@@ -348,7 +348,8 @@ class FakeSlack(SocketModeServer, SlackWebApi):
             return ApiError("unknown_method").response()
         try:
             token = None if method in _NO_TOKEN_METHODS else self._authenticate(method, params)
-            return JSONResponse({"ok": True, **await handler(token, params)})
+            scopes = {"x-oauth-scopes": ",".join(token.scopes)} if token is not None else None  # as Slack answers
+            return JSONResponse({"ok": True, **await handler(token, params)}, headers=scopes)
         except ApiError as exc:
             return exc.response()
 
