@@ -1,173 +1,222 @@
-"""Telegram webhook benchmark: ingest and end-to-end, beside two baselines. Run by hand:
+"""Telegram webhook benchmark: ingest and end to end, beside three baselines, each in its own process. Run by hand:
 
     .venv/bin/python -m bench.webhook [--chats 50] [--per-chat 20] [--concurrency 32] [--postgres]
 
-For each fake Bot API latency (0 and 50 ms) it posts the same valid updates (each chat's messages in
+For each fake Bot API latency (0 and 50 ms per call) it posts the same valid updates (each chat's messages in
 order, many chats at once) to:
-  product  the real server started with ./run.sh (SQLite, built-in model, an agent catch-all); every
-           update is verified, stored, run through the agent loop and answered through the outbox;
-  bare     an ASGI endpoint that answers 200 at once (the ceiling of the HTTP stack);
-  ptb-1 / ptb-16  python-telegram-bot's echo bot fed by a webhook the way its custom-webhook example
-           does it (Application with updater None, update_queue.put), concurrent_updates 1 and 16.
-It prints ingest (status, latency, throughput) and end to end (update posted -> reply received by
-the fake Bot API: p50/p95/p99), lost and duplicated replies, and whether each chat's replies came in
-order. Figures only: nothing here asserts.
+  bare     an endpoint that answers 200 at once (bench/bare_endpoint.py: the ceiling of the HTTP stack);
+  ptb-1 / ptb-16  python-telegram-bot's echo bot fed by a webhook the way its custom-webhook example does it
+           (bench/ptb_echo.py: Application with updater None, update_queue.put), concurrent_updates 1 and 16;
+  product  the real server started with ./run.sh (SQLite, built-in model, an agent catch-all); every update is
+           verified, stored, run through the agent loop and answered through the outbox.
+The fake Bot API (``python -m tests.fakes.telegram``), each baseline and the product run in their own
+processes; this one only drives the load and reads what the fake's sendMessage received (``/_bench/sent``).
+Per server and latency it prints ingest (HTTP statuses, latency, updates/s), end to end (update posted -> its
+reply received by the fake, on the machine's one monotonic clock: replies/s, p50/p95/p99), lost and
+duplicated replies, whether each chat's replies came in order, and the CPU per update of the server (all its
+processes), the fake and this load driver. Then each server's figures against ptb-16's and ptb-1's, and the
+issue's targets for the product (end to end at 50 ms >= 1.5x ptb-16 with each chat in order, nothing lost or
+duplicated; server CPU per update <= 2x ptb-16's). Figures only: nothing here asserts.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import json
+import os
 import signal
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-from telegram import Update
-from telegram.ext import Application, MessageHandler, filters
 
+from bench.slack import own_process
 from bench.stats import pct, tree_cpu_seconds
 from tests.conftest import create_postgres_database
-from tests.fakes.telegram import FAKE_TOKEN, FakeTelegram, private_message, serve_fake_telegram
+from tests.fakes.telegram import FAKE_TOKEN, private_message
 from tests.integration.conftest import free_port, start_server, stop_server
 
+TARGET_E2E_RATIO = 1.5  # product end-to-end throughput over ptb-16's, at 50 ms
+TARGET_CPU_RATIO = 2.0  # product server CPU per update at most this many times ptb-16's
+LATE_DUPLICATES_S = 1.0  # after the last expected reply, how long to keep listening for duplicates
+BASELINES = ("ptb-16", "ptb-1")  # what every server is compared against, in this order
 
-@contextlib.contextmanager
-def serve_in_thread(app: Any) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+Chats = list[list[tuple[str, bytes]]]
 
 
-def bare_app() -> Starlette:
-    async def ok(_: Request) -> Response:
-        return Response('{"ok":true}', media_type="application/json")
-    return Starlette(routes=[Route("/hook", ok, methods=["POST"])])
+def chats_of(count: int, per_chat: int) -> Chats:
+    """Each chat's updates as (text, JSON body): the same bytes go to every server."""
+    base_chat = 700_000_000 + int(time.time()) % 1_000_000 * 100
+    chats = []
+    for index in range(count):
+        updates = []
+        for k in range(per_chat):
+            text = f"m-{index}-{k}"
+            update = {"update_id": (base_chat + index) * 1000 + k,
+                      **private_message(text, user_id=base_chat + index, first_name=f"U{index}")}
+            updates.append((text, json.dumps(update, separators=(",", ":")).encode()))
+        chats.append(updates)
+    return chats
 
 
-def ptb_app(fake: FakeTelegram, concurrent: int) -> Starlette:
-    """python-telegram-bot's custom-webhook pattern: our web server puts updates on its queue."""
-    application = (Application.builder().token(FAKE_TOKEN).base_url(f"{fake.url}/bot").updater(None)
-                   .concurrent_updates(concurrent).build())
-
-    async def echo(update: Update, _: Any) -> None:
-        assert update.message is not None
-        await update.message.reply_text(update.message.text or "")
-
-    application.add_handler(MessageHandler(filters.TEXT, echo))
-
-    async def hook(request: Request) -> Response:
-        await application.update_queue.put(Update.de_json(await request.json(), application.bot))
-        return Response('{"ok":true}', media_type="application/json")
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> Any:
-        async with application:
-            await application.start()
-            yield
-            await application.stop()
-
-    return Starlette(routes=[Route("/hook", hook, methods=["POST"])], lifespan=lifespan)
-
-
-async def drive(url: str, headers: dict[str, str], chats: int, per_chat: int, concurrency: int,
-                fake: FakeTelegram | None, reply_of: Callable[[str], str], settle_s: float) -> dict[str, Any]:
+async def drive(url: str, headers: dict[str, str], chats: Chats, concurrency: int, fake_url: str,
+                reply_of: Callable[[str], str] | None, settle_s: float,
+                cpu_of: dict[str, Callable[[], float]]) -> dict[str, Any]:
+    """Post every chat (each in order, ``concurrency`` posts in flight), then collect the replies (unless
+    ``reply_of`` is None: the bare endpoint answers nobody)."""
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
-    statuses: dict[int, int] = {}
+    statuses: dict[str, int] = {}
     gate = asyncio.Semaphore(concurrency)
-    base_chat = 700_000_000 + int(time.time()) % 1_000_000 * 100
-    cpu_before = time.process_time()  # this process: the load generator and the fake (and PTB, for its rows)
-    start_count = len(fake.sent_messages) if fake else 0
+    headers = {"content-type": "application/json", **headers}
+    # aiohttp, not httpx: httpx spent about 2.8 ms of CPU per post here (aiohttp about 0.15 ms), so the driver took
+    # most of a core of this 2-core machine from the servers and capped even the bare endpoint near 300/s.
+    async with aiohttp.ClientSession(f"{fake_url}/", timeout=aiohttp.ClientTimeout(total=30)) as control:
+        async def sent_since(since: int) -> dict[str, Any]:
+            async with control.get("_bench/sent", params={"since": str(since)}) as response:
+                return dict(await response.json())
 
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency), timeout=120) as client:
-        async def chat(index: int) -> None:
-            for k in range(per_chat):  # one chat's updates in order, like Telegram
-                text = f"m-{index}-{k}"
-                update = {"update_id": (base_chat + index) * 1000 + k,
-                          **private_message(text, user_id=base_chat + index, first_name=f"U{index}")}
-                async with gate:
-                    began = time.monotonic()
-                    sent_at[text] = began
-                    response = await client.post(url, json=update, headers=headers)
-                    latencies.append(time.monotonic() - began)
-                    statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+        start = (await sent_since(10**9))["count"]
+        cpu_before = {name: read() for name, read in cpu_of.items()}
 
-        began = time.monotonic()
-        await asyncio.gather(*(chat(i) for i in range(chats)))
-        ingest_s = time.monotonic() - began
-    first_sent = began
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency),
+                                         timeout=aiohttp.ClientTimeout(total=120)) as client:
+            async def chat(updates: list[tuple[str, bytes]]) -> None:
+                for text, body in updates:  # Telegram sends a chat's next update once the last one was answered
+                    async with gate:
+                        began = time.monotonic()
+                        sent_at[text] = began
+                        try:
+                            async with client.post(url, data=body, headers=headers) as response:
+                                await response.read()
+                                status = str(response.status)
+                        except (aiohttp.ClientError, TimeoutError) as exc:
+                            status = type(exc).__name__
+                        latencies.append(time.monotonic() - began)
+                        statuses[status] = statuses.get(status, 0) + 1
 
-    result: dict[str, Any] = {"ingest_rps": len(latencies) / ingest_s, "ingest_p50": pct(latencies, 50),
-                              "ingest_p99": pct(latencies, 99), "statuses": statuses}
-    if fake is None:
-        return result
-    expected = {reply_of(text): text for text in sent_at}
-    deadline = time.monotonic() + settle_s
-    while time.monotonic() < deadline:
-        got = {m["text"] for m in fake.sent_messages[start_count:]}
-        if expected.keys() <= got:
-            break
-        await asyncio.sleep(0.1)
-    replies = [m for m in fake.sent_messages[start_count:] if m["text"] in expected]
-    seen: dict[str, int] = {}
-    e2e = []
-    order_ok = True
-    last_k: dict[str, int] = {}
-    for message in replies:
-        seen[message["text"]] = seen.get(message["text"], 0) + 1
-        original = expected[message["text"]]
-        e2e.append(message["received_at"] - sent_at[original])
+            first_post = time.monotonic()
+            await asyncio.gather(*(chat(updates) for updates in chats))
+            ingest_s = time.monotonic() - first_post
+
+        updates_sent = max(len(sent_at), 1)
+        result: dict[str, Any] = {"ingest_rps": len(latencies) / ingest_s, "ingest_p50": pct(latencies, 50),
+                                  "ingest_p99": pct(latencies, 99), "statuses": statuses}
+        if reply_of is None:
+            result.update({f"cpu_ms_{name}": (read() - cpu_before[name]) / updates_sent * 1000
+                           for name, read in cpu_of.items()})
+            return result
+
+        expected = {reply_of(text): text for text in sent_at}
+        received: list[dict[str, Any]] = []
+        seen: set[str] = set()
+
+        async def collect() -> None:
+            page = (await sent_since(start + len(received)))["sent"]
+            received.extend(page)
+            seen.update(str(m["text"]) for m in page)
+
+        deadline = time.monotonic() + settle_s
+        await collect()
+        while not expected.keys() <= seen and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            await collect()
+        cpu_spent = {name: read() - cpu_before[name] for name, read in cpu_of.items()}  # first post to last reply
+        await asyncio.sleep(LATE_DUPLICATES_S)
+        await collect()
+
+    first_reply_at: dict[str, float] = {}
+    duplicated = other = 0
+    order_ok, last_k = True, dict[str, int]()
+    for message in received:
+        original = expected.get(str(message["text"]))
+        if original is None:
+            other += 1
+            continue
+        if original in first_reply_at:
+            duplicated += 1
+            continue
+        first_reply_at[original] = float(message["received_at"])
         _, chat_index, k = original.split("-")
         if int(k) < last_k.get(chat_index, -1):
             order_ok = False
         last_k[chat_index] = int(k)
-    last_reply = max((m["received_at"] for m in replies), default=first_sent + 1e-9)
-    result.update(bench_cpu_ms=(time.process_time() - cpu_before) / max(len(sent_at), 1) * 1000,
-                  e2e_rps=len(e2e) / max(last_reply - first_sent, 1e-9), e2e_p50=pct(e2e, 50), e2e_p95=pct(e2e, 95),
-                  e2e_p99=pct(e2e, 99), lost=len(expected) - len(seen),
-                  duplicated=sum(c - 1 for c in seen.values()), in_order=order_ok)
+    e2e = [at - sent_at[text] for text, at in first_reply_at.items()]
+    last_reply = max(first_reply_at.values(), default=first_post + 1e-9)
+    result.update({"e2e_rps": len(e2e) / max(last_reply - first_post, 1e-9), "e2e_p50": pct(e2e, 50),
+                   "e2e_p95": pct(e2e, 95), "e2e_p99": pct(e2e, 99), "lost": len(expected) - len(first_reply_at),
+                   "duplicated": duplicated, "other": other, "in_order": order_ok,
+                   **{f"cpu_ms_{name}": spent / updates_sent * 1000 for name, spent in cpu_spent.items()}})
     return result
 
 
 def show(name: str, r: dict[str, Any]) -> None:
-    line = (f"{name:<9} ingest {r['ingest_rps']:7.0f}/s  p50 {r['ingest_p50']:6.1f} ms  p99 {r['ingest_p99']:6.1f} ms"
-            f"  statuses {r['statuses']}")
-    if "e2e_p50" in r:
-        line += (f"\n{'':<9} e2e    {r['e2e_rps']:7.0f}/s  p50 {r['e2e_p50']:6.1f} ms  p95 {r['e2e_p95']:6.1f} ms"
-                 f"  p99 {r['e2e_p99']:6.1f} ms  lost {r['lost']}  duplicated {r['duplicated']}"
-                 f"  per-chat order {'ok' if r['in_order'] else 'BROKEN'}")
-    if "bench_cpu_ms" in r:
-        line += (f"\n{'':<9} bench process CPU per update {r['bench_cpu_ms']:.1f} ms"
-                 " (load generator and fake Bot API; PTB too in its rows)")
-    if "server_cpu_ms" in r:
-        line += f"\n{'':<9} server CPU per update {r['server_cpu_ms']:.1f} ms (all its processes)"
-    print(line, flush=True)
+    pad = " " * 8
+    lines = [f"{name:<8}ingest {r['ingest_rps']:7.0f}/s  p50 {r['ingest_p50']:6.1f} ms  p99 {r['ingest_p99']:6.1f} ms"
+             f"  statuses {r['statuses']}"]
+    if "e2e_rps" in r:
+        lines += [f"{pad}e2e    {r['e2e_rps']:7.0f}/s  p50 {r['e2e_p50']:6.1f} ms  p95 {r['e2e_p95']:6.1f} ms"
+                  f"  p99 {r['e2e_p99']:6.1f} ms",
+                  f"{pad}lost {r['lost']}  duplicated {r['duplicated']}  other replies {r['other']}"
+                  f"  per-chat order {'ok' if r['in_order'] else 'BROKEN'}"]
+    lines.append(f"{pad}CPU per update: server {r['cpu_ms_server']:.2f} ms (all its processes), fake Bot API"
+                 f" {r['cpu_ms_fake']:.2f} ms, load driver {r['cpu_ms_driver']:.2f} ms")
+    print("\n".join(lines), flush=True)
 
 
-async def bench_product(fake: FakeTelegram, args: argparse.Namespace) -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="ic-bench-"))
-    env = {"IC_TELEGRAM_API_URL": fake.url, "IC_PUBLIC_URL": "https://bench.example.com", "IC_LOG_LEVEL": "WARNING",
+def ratio(results: dict[str, dict[str, Any]], name: str, baseline: str, key: str) -> float:
+    mine, theirs = results.get(name, {}).get(key), results.get(baseline, {}).get(key)
+    return float(mine) / theirs if mine is not None and theirs else float("nan")
+
+
+def show_ratios(results: dict[str, dict[str, Any]]) -> None:
+    columns = (("ingest/s", "ingest_rps"), ("e2e/s", "e2e_rps"), ("server CPU/update", "cpu_ms_server"))
+    print((f"against {' | '.join(BASELINES):<17}" + "".join(f"{title:<19}" for title, _ in columns)).rstrip())
+    for name in ("product", "bare", *BASELINES):
+        cells = []
+        for _, key in columns:
+            figures = [ratio(results, name, baseline, key) for baseline in BASELINES]
+            cells.append("-" if all(f != f for f in figures) else " | ".join(f"{f:.2f}" for f in figures))
+        print((f"  {name:<23}" + "".join(f"{cell:<19}" for cell in cells)).rstrip(), flush=True)
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def report_targets(rounds: dict[float, dict[str, dict[str, Any]]]) -> None:
+    print("\n== targets (product against ptb-16) ==")
+    at_50 = rounds.get(50.0, {})
+    if "ptb-16" in at_50:
+        e2e, product = ratio(at_50, "product", "ptb-16", "e2e_rps"), at_50["product"]
+        met = e2e >= TARGET_E2E_RATIO and product["in_order"]
+        print(f"end-to-end throughput at 50 ms: {e2e:.2f}x (target >= {TARGET_E2E_RATIO}x), per-chat order "
+              f"{'kept' if product['in_order'] else 'BROKEN'} -> {verdict(met)}")
+    else:
+        print("end-to-end throughput at 50 ms: not measured (needs latency 50 and ptb-16)")
+    products = [results["product"] for results in rounds.values()]
+    lost, duplicated = (sum(r[key] for r in products) for key in ("lost", "duplicated"))
+    print(f"lost {lost}, duplicated {duplicated} (target 0 and 0) -> {verdict(lost == 0 and duplicated == 0)}")
+    cpu = {latency: ratio(results, "product", "ptb-16", "cpu_ms_server") for latency, results in rounds.items()}
+    if all(figure == figure for figure in cpu.values()):
+        every = ", ".join(f"{figure:.2f}x at {latency:g} ms" for latency, figure in cpu.items())
+        print(f"server CPU per update: {every} (target <= {TARGET_CPU_RATIO}x) -> "
+              f"{verdict(max(cpu.values()) <= TARGET_CPU_RATIO)}", flush=True)
+
+
+def process_cpu(pid: int) -> Callable[[], float]:
+    return lambda: tree_cpu_seconds(pid)
+
+
+async def bench_product(fake_url: str, fake_pid: int, chats: Chats, args: argparse.Namespace,
+                        tmp: Path) -> dict[str, Any]:
+    env = {"IC_TELEGRAM_API_URL": fake_url, "IC_PUBLIC_URL": "https://bench.example.com", "IC_LOG_LEVEL": "WARNING",
            # --per-chat may exceed the per-sender limit; a high limit (not 0) keeps its check in the measurement
            "IC_RUNS_PER_SENDER_PER_MINUTE": "1000000"}
     drop = None
@@ -175,7 +224,7 @@ async def bench_product(fake: FakeTelegram, args: argparse.Namespace) -> dict[st
         url, drop = create_postgres_database("ic_bench")
         env.update({"IC_DATABASE_URL": url, "REFLEX_REDIS_URL": "redis://127.0.0.1:6379/0",
                     "GRANIAN_WORKERS": str(args.granian_workers)})
-    server = start_server(tmp, env)
+    server = start_server(Path(tempfile.mkdtemp(prefix="product-", dir=tmp)), env)
     try:
         headers = {"Authorization": f"Bearer {server.admin_token}"}
         async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as api:
@@ -183,8 +232,8 @@ async def bench_product(fake: FakeTelegram, args: argparse.Namespace) -> dict[st
             agent = (await api.post("/v1/agents", json={"name": "bench"})).json()
             (await api.post("/v1/deployments", json={"target": {"type": "agent", "id": agent["id"]},
                                                      "kind": "telegram"})).raise_for_status()
-        secret = str(fake.calls_to("setWebhook")[-1]["secret_token"])
-        cpu_before = tree_cpu_seconds(server.process.pid)
+        async with httpx.AsyncClient(base_url=fake_url, timeout=30) as control:  # what the product gave setWebhook
+            secret = str((await control.get("/_bench/sent", params={"since": 10**9})).json()["webhook"]["secret_token"])
         profiler = None
         if args.py_spy:  # sample the server's processes while the load runs (py-spy must be installed)
             profiler = await asyncio.create_subprocess_exec(
@@ -192,59 +241,76 @@ async def bench_product(fake: FakeTelegram, args: argparse.Namespace) -> dict[st
                 "--subprocesses", "--rate", "250", "--format", "raw", "-o", args.py_spy,
                 stdout=asyncio.subprocess.DEVNULL)
             await asyncio.sleep(1.0)  # py-spy attaches
-        result = await drive(f"{server.url}/v1/telegram/webhook/default",
-                             {"X-Telegram-Bot-Api-Secret-Token": secret}, args.chats, args.per_chat,
-                             args.concurrency, fake, lambda text: f"You said: {text}", args.settle)
-        # What one update costs the server (all its processes), from the first post to the last reply.
-        spent = tree_cpu_seconds(server.process.pid) - cpu_before
-        if profiler is not None:
-            profiler.send_signal(signal.SIGINT)
-            await profiler.wait()
-        result["server_cpu_ms"] = spent / (args.chats * args.per_chat) * 1000
-        return result
+        try:
+            return await drive(f"{server.url}/v1/telegram/webhook/default",
+                               {"X-Telegram-Bot-Api-Secret-Token": secret}, chats, args.concurrency, fake_url,
+                               lambda text: f"You said: {text}", args.settle,
+                               {"server": process_cpu(server.process.pid), "fake": process_cpu(fake_pid),
+                                "driver": time.process_time})
+        finally:
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)
+                await profiler.wait()
     finally:
         stop_server(server)
         if drop:
             drop()
 
 
+async def bench_baseline(name: str, fake_url: str, fake_pid: int, chats: Chats, args: argparse.Namespace,
+                         tmp: Path) -> dict[str, Any]:
+    """``bare`` or ``ptb-N`` (N concurrent updates), in its own process."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    if name == "bare":
+        command, reply_of = [sys.executable, "-m", "bench.bare_endpoint", "--port", str(port)], None
+    else:
+        command = [sys.executable, "-m", "bench.ptb_echo", "--port", str(port), "--api-url", fake_url,
+                   "--concurrent-updates", name.removeprefix("ptb-")]
+        reply_of = str
+    with own_process(command, f"{url}/health", tmp / f"{name}.log") as process:
+        return await drive(f"{url}/hook", {}, chats, args.concurrency, fake_url, reply_of, args.settle,
+                           {"server": process_cpu(process.pid), "fake": process_cpu(fake_pid),
+                            "driver": time.process_time})
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chats", type=int, default=50)
-    parser.add_argument("--per-chat", type=int, default=20)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--latencies", default="0,0.05")
+    parser.add_argument("--per-chat", type=int, default=20, help="updates per chat, sent in order")
+    parser.add_argument("--concurrency", type=int, default=32, help="posts in flight at once")
+    parser.add_argument("--latencies", default="0,50", help="fake Bot API latencies in ms, comma-separated")
     parser.add_argument("--settle", type=float, default=180.0, help="seconds to wait for the last replies")
     parser.add_argument("--postgres", action="store_true", help="run the product on PostgreSQL + Redis")
     parser.add_argument("--granian-workers", type=int, default=2, help="server processes with --postgres")
     parser.add_argument("--only-product", action="store_true", help="skip the baselines (for profiling)")
     parser.add_argument("--py-spy", metavar="FILE", help="record the product's stacks with py-spy (collapsed format)")
     args = parser.parse_args()
-    print(f"{args.chats} chats x {args.per_chat} updates, concurrency {args.concurrency}", flush=True)
+    print(f"{args.chats} chats x {args.per_chat} updates, concurrency {args.concurrency}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    chats = chats_of(args.chats, args.per_chat)
+    rounds: dict[float, dict[str, dict[str, Any]]] = {}
+    logs = Path(tempfile.mkdtemp(prefix="ic-bench-webhook-"))  # kept: each process's log, to read after a bad round
     for latency in (float(x) for x in args.latencies.split(",")):
-        print(f"\n== fake Bot API latency {latency * 1000:.0f} ms ==", flush=True)
-        results = {}
-        with serve_fake_telegram(latency) as fake:
-            if args.only_product:
-                show("product", await bench_product(fake, args))
-                continue
-            with serve_in_thread(bare_app()) as url:
-                results["bare"] = await drive(f"{url}/hook", {}, args.chats, args.per_chat, args.concurrency,
-                                              None, str, 0)
-            show("bare", results["bare"])
-            for concurrent in (1, 16):
-                with serve_in_thread(ptb_app(fake, concurrent)) as url:
-                    results[f"ptb-{concurrent}"] = await drive(f"{url}/hook", {}, args.chats, args.per_chat,
-                                                               args.concurrency, fake, str, args.settle)
-                show(f"ptb-{concurrent}", results[f"ptb-{concurrent}"])
-            results["product"] = await bench_product(fake, args)
+        print(f"\n== fake Bot API latency {latency:g} ms ==", flush=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"latency-{latency:g}-", dir=logs))
+        results: dict[str, dict[str, Any]] = {}
+        fake_port = free_port()
+        fake_url = f"http://127.0.0.1:{fake_port}"
+        fake_command = [sys.executable, "-m", "tests.fakes.telegram", "--port", str(fake_port),
+                        "--latency-ms", str(latency)]
+        with own_process(fake_command, f"{fake_url}/_bench/sent?since=0", tmp / "fake-telegram.log") as fake:
+            for name in () if args.only_product else ("bare", "ptb-1", "ptb-16"):
+                results[name] = await bench_baseline(name, fake_url, fake.pid, chats, args, tmp)
+                show(name, results[name])
+            results["product"] = await bench_product(fake_url, fake.pid, chats, args, tmp)
             show("product", results["product"])
-        product, ptb16, ptb1 = results["product"], results["ptb-16"], results["ptb-1"]
-        print(f"ratios: ingest product/ptb-16 {product['ingest_rps'] / ptb16['ingest_rps']:.2f}, "
-              f"product/bare {product['ingest_rps'] / results['bare']['ingest_rps']:.2f}; "
-              f"e2e p50 ptb-16/product {ptb16['e2e_p50'] / product['e2e_p50']:.2f}, "
-              f"e2e throughput product/ptb-16 {product['e2e_rps'] / ptb16['e2e_rps']:.2f}, "
-              f"product/ptb-1 {product['e2e_rps'] / ptb1['e2e_rps']:.2f}", flush=True)
+        if not args.only_product:
+            show_ratios(results)
+        rounds[latency] = results
+    if not args.only_product:
+        report_targets(rounds)
+    print(f"load average {os.getloadavg()[0]:.2f} (1 min), {os.getloadavg()[1]:.2f} (5 min); logs: {logs}")
 
 
 if __name__ == "__main__":

@@ -8,11 +8,14 @@
 
 It serves ``POST|GET /bot{token}/{method}`` on 127.0.0.1 (uvicorn in a background thread, so its
 latency does not block the test's event loop). Bodies are parsed the way Telegram does: form fields
-(PTB's default, with JSON inside for objects), JSON bodies, query strings or multipart.
+(PTB's default, with JSON inside for objects), JSON bodies, query strings or multipart. For a benchmark
+that runs it in its own process (``python -m tests.fakes.telegram --port N --latency-ms M``),
+``GET /_bench/sent?since=N`` answers what sendMessage received from the N-th on, and the webhook set.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import socket
@@ -88,7 +91,8 @@ class FakeTelegram:
         self._lock = threading.Lock()
         self._next_message_id = 1
         self._next_update_id = 700000
-        self.app = Starlette(routes=[Route("/bot{token}/{method}", self._handle, methods=["GET", "POST"])])
+        self.app = Starlette(routes=[Route("/bot{token}/{method}", self._handle, methods=["GET", "POST"]),
+                                     Route("/_bench/sent", self._bench_sent, methods=["GET"])])
 
     # -- test controls ---------------------------------------------------------------------------
 
@@ -136,6 +140,13 @@ class FakeTelegram:
     def release(self) -> None:
         self._held.clear()
         self._released.set()
+
+    async def _bench_sent(self, request: Request) -> Response:
+        """sendMessage's record from the ``since``-th on (``received_at`` is time.monotonic(), one clock for every
+        process on Linux) and the webhook as set (its secret token included), for a benchmark in another process."""
+        since = max(0, int(request.query_params.get("since") or 0))
+        return JSONResponse({"count": len(self.sent_messages), "sent": self.sent_messages[since:],
+                             "webhook": self.webhook})
 
     # -- HTTP ------------------------------------------------------------------------------------
 
@@ -286,15 +297,9 @@ class FakeTelegram:
 def serve_fake_telegram(latency_s: float = 0.0) -> Iterator[FakeTelegram]:
     """Serve a ``FakeTelegram`` on a free 127.0.0.1 port (in a thread) for the duration of the block."""
     fake = FakeTelegram(latency_s)
-    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and without
-    # it every answer stalled about 40 ms (Nagle against the client's delayed ACK).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = _bind()
     fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    config = uvicorn.Config(fake.app, log_level="warning", lifespan="off", access_log=False,
-                            timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
+    server = _server(fake)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
                               name="fake-telegram")
     thread.start()
@@ -310,6 +315,37 @@ def serve_fake_telegram(latency_s: float = 0.0) -> Iterator[FakeTelegram]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def _bind(port: int = 0) -> socket.socket:
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and without
+    # it every answer stalled about 40 ms (Nagle against the client's delayed ACK).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
+def _server(fake: FakeTelegram) -> uvicorn.Server:
+    return uvicorn.Server(uvicorn.Config(fake.app, log_level="warning", lifespan="off", access_log=False,
+                                         timeout_graceful_shutdown=2))
+
+
+def serve_forever(port: int, latency_s: float = 0.0) -> None:
+    """Serve in this process until it is stopped (for a benchmark that runs the fake on its own)."""
+    fake = FakeTelegram(latency_s)
+    sock = _bind(port)
+    fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    print(f"fake Telegram Bot API at {fake.url}", flush=True)
+    _server(fake).run(sockets=[sock])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.telegram", description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on start)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before every Bot API answer")
+    args = parser.parse_args(argv)
+    serve_forever(args.port, args.latency_ms / 1000)
 
 
 @asynccontextmanager
@@ -429,3 +465,7 @@ def _chat(chat_id: int | str) -> dict[str, Any]:
 
 def _public(user: dict[str, Any]) -> dict[str, Any]:
     return {k: user[k] for k in ("id", "is_bot", "first_name", "username")}
+
+
+if __name__ == "__main__":
+    main()
