@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.routing import iter_route_contexts
 from starlette.routing import Match
+from starlette.types import Receive, Scope, Send
 
-from app.api import mcp, slack_oauth, webhooks
+from app.api import contract, mcp, slack_oauth, webhooks
 from app.api.deps import authorized, check_api_version
 from app.api.errors import error_response, install_error_handlers
 from app.api.v1 import (
@@ -22,6 +23,31 @@ from app.api.v1 import (
     tokens,
 )
 from app.settings import API_VERSION
+
+
+class UnknownV1:
+    """The /v1 catch-all, an ASGI app so that its route matches every method: 404, or 405 with ``Allow``."""
+
+    def __init__(self, api: FastAPI) -> None:
+        self.api = api
+
+    def allowed_methods(self, scope: Scope) -> list[str]:
+        """Every method some other route answers on this path."""
+        methods: set[str] = set()
+        for route in iter_route_contexts(self.api.routes):  # included routers' routes too, with their prefix
+            # Not this route nor the MCP endpoint (no methods: they take every one); PARTIAL is a path match.
+            if route.methods and route.matches(scope)[0] != Match.NONE:
+                methods |= route.methods
+        return sorted(methods)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if allowed := self.allowed_methods(scope):
+            response = error_response(405, "method_not_allowed", f"{scope['method']} is not allowed on {path}",
+                                      headers={"Allow": ", ".join(allowed)})
+        else:
+            response = error_response(404, "not_found", f"no such endpoint: {path}")
+        await response(scope, receive, send)
 
 
 def build_api() -> FastAPI:
@@ -53,16 +79,8 @@ def build_api() -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok", "api_version": API_VERSION}
 
-    # Last: any other /v1 path answers JSON, never Reflex's HTML 404.
-    @api.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-                   include_in_schema=False)
-    async def unknown(request: Request, path: str) -> JSONResponse:
-        for route in api.routes:
-            if route is not catch_all and route.matches(request.scope)[0] == Match.PARTIAL:
-                return error_response(405, "method_not_allowed",
-                                      f"{request.method} is not allowed on /v1/{path}")
-        return error_response(404, "not_found", f"no such endpoint: /v1/{path}")
-
-    catch_all = api.routes[-1]
-
+    # Last: any other /v1 path answers JSON, never Reflex's HTML 404; a known path with another method
+    # (any method, TRACE included) answers 405 with the methods it has.
+    api.add_route("/v1/{path:path}", UnknownV1(api), include_in_schema=False)
+    contract.install(api)  # the shared error answers, in the document at /v1/openapi.json
     return api

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.access import refusal_before_parsing
@@ -32,11 +34,53 @@ _HTTP_CODES = {
 }
 
 
-def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+class FieldProblem(BaseModel):
+    field: str = Field(description="Dotted path of the field, e.g. `model.temperature`.")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    # Domain errors may add details of their own (e.g. the id of the deployment in the way).
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(description="Stable machine code, e.g. `not_found`, `invalid_request`, `rate_limited`.")
+    message: str = Field(description="For people; may change between versions.")
+    field: str | None = Field(default=None, description="The request field the error is about, when there is one.")
+    errors: list[FieldProblem] | None = Field(default=None, description="422: every invalid field.")
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every error answer of the API (not of the browser pages' HTML)."""
+
+    error: ErrorBody
+
+
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "Bad request: an unsupported `IC-Api-Version`, a body that is not JSON (`invalid_json`), or a request "
+         "the provider refused.",
+    401: "No bearer token, or one that is unknown, malformed or revoked (`missing_token`, `invalid_token`).",
+    403: "The token may not do this: an admin-only operation, another smith's resource, or an MCP caller token.",
+    404: "Something the request names does not exist (for this token).",
+    409: "The resource's current state does not allow this (e.g. revoked, finished, already bound).",
+    413: "The request body is larger than the server accepts (`payload_too_large`).",
+    422: "A field is invalid: `field` names the first one, `errors` lists them all.",
+    429: "Too many refused requests from this address (with `Retry-After`), too many open streams, or a run quota.",
+    500: "An internal error (`internal_error`); the server log has the details.",
+}
+
+
+def error_responses(*statuses: int, descriptions: Mapping[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of an operation for errors only it answers (app.api.contract adds the shared ones)."""
+    said = {**ERROR_DESCRIPTIONS, **(descriptions or {})}
+    return {status: {"model": ErrorEnvelope, "description": said[status]} for status in statuses}
+
+
+def error_response(status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None,
+                   **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {"code": code, "message": redact(message)}  # no provider credentials
     body.update({k: v for k, v in extra.items() if v is not None})
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    all_headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
+    return JSONResponse({"error": body}, status_code=status, headers=all_headers or None)
 
 
 def status_of(exc: domain.DomainError) -> int:
@@ -75,7 +119,7 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
 async def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail))
+    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)  # e.g. a 405's Allow
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -17,6 +17,9 @@ from app.services.runtime import get_runtime
 router = APIRouter(tags=["browser"])  # no bearer token: a person's browser follows these
 COOKIE_PATH = "/v1/slack/oauth"
 COOKIE_AGE_S = 15 * 60
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+_REDIRECT = {"Location": {"description": "Where the browser goes next.", "required": True,
+                          "schema": {"type": "string"}}}
 
 
 def _page(title: str, message: str, status: int = 200) -> HTMLResponse:
@@ -33,9 +36,12 @@ def _with_result(url: str, result: str) -> str:
     return urlunsplit(parts._replace(query=query + urlencode({"slack": result})))
 
 
-@router.get("/v1/slack/install/{token}", response_class=HTMLResponse,
+@router.get("/v1/slack/install/{token}", response_class=RedirectResponse, status_code=302,
             summary="Open a smith's Add-to-Slack link",
-            description="Redirects to Slack's consent page; a used or expired link answers a page saying so.")
+            description="Redirects to Slack's consent page; a used or expired link answers a page saying so.",
+            responses={302: {"description": "To Slack's consent page, with the install's state cookie.",
+                             "headers": _REDIRECT},
+                       404: {"description": "A page: the link is unknown, used or expired.", "content": _HTML}})
 async def install(token: str, request: Request) -> Response:
     try:
         url = await slack_install.begin(get_runtime(), token)
@@ -51,7 +57,10 @@ async def install(token: str, request: Request) -> Response:
 @router.get("/v1/slack/oauth/callback", response_class=HTMLResponse, summary="Slack's OAuth callback",
             description="Exchanges the code, stores the workspace's installation and binds the deployment; then "
                         "redirects to the deployment's return_url with ?slack=connected|cancelled|error, or answers "
-                        "a page.")
+                        "a page.",
+            responses={302: {"description": "To the deployment's return_url with ?slack=connected|cancelled|error.",
+                             "headers": _REDIRECT},
+                       400: {"description": "A page: Slack's answer could not be used.", "content": _HTML}})
 async def callback(request: Request, state: str = Query(default="", max_length=200),
                    code: str | None = Query(default=None, max_length=500),
                    error: str | None = Query(default=None, max_length=200)) -> Response:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from app.api.errors import HANDLERS
+from app.api.errors import HANDLERS, error_responses
 from app.services.errors import NotFound
 from app.services.inbound import receive_webhook
 from app.services.runtime import get_runtime
@@ -32,9 +32,19 @@ async def receive(request: Request) -> Response:
     return Response(answer.body, status_code=answer.status, media_type=answer.content_type)
 
 
-@router.api_route(PATH, methods=["GET", "POST"])
+_REFUSALS = error_responses(400, 401, 404, descriptions={
+    400: "The provider's payload could not be parsed (`malformed_payload`); nothing was stored.",
+    401: "Not verified (`invalid_signature`): a bad signature or secret, an unknown tenant or an integration "
+         "that is not connected answer alike, so there is nothing to enumerate.",
+    404: "No channel of this kind (`unknown_kind`).",
+})
+
+
+@router.get(PATH, operation_id="verify_webhook", summary="A provider's verification request", responses=_REFUSALS)
+@router.post(PATH, operation_id="receive_webhook", summary="A provider's webhook", responses=_REFUSALS)
 async def webhook(kind: str, tenant: str, request: Request) -> Response:
-    """A provider's webhook (documented here; the server answers it through ``front``)."""
+    """A provider's webhook (documented here; the server answers it through ``front``). The answer's
+    body is the provider's own acknowledgement (or a verification challenge), not JSON of ours."""
     return await receive(request)
 
 

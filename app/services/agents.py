@@ -34,8 +34,9 @@ class ModelView(BaseModel):
         default=None, max_length=500,
         description="The agent's own endpoint: https and a public address unless IC_ALLOW_PRIVATE_URLS "
                     "(else 422 model_url_not_allowed). IC_MODEL_API_KEY is never sent here: give api_key.")
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=1, le=200_000)
+    # strict: a JSON number only (lax mode would read `false` as 0 and `true` as 1)
+    temperature: float | None = Field(default=None, ge=0, le=2, strict=True)
+    max_tokens: int | None = Field(default=None, ge=1, le=200_000, strict=True)
 
 
 class ModelSettings(ModelView):

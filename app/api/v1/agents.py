@@ -4,6 +4,7 @@ from fastapi import APIRouter, Response
 
 from app.api.access import ADMIN_ONLY
 from app.api.deps import CurrentActor, Session
+from app.api.errors import error_responses
 from app.api.v1.common import Cursor, Limit, ListResponse
 from app.services import agents
 from app.services.agents import AgentCreate, AgentUpdate, AgentView
@@ -34,7 +35,7 @@ async def update_agent(agent_id: str, body: AgentUpdate, actor: CurrentActor,
     return AgentView.of(await agents.update_agent(session, actor=actor, agent_id=agent_id, body=body))
 
 
-@router.delete("/{agent_id}", status_code=204)
+@router.delete("/{agent_id}", status_code=204, responses=error_responses(409))
 async def delete_agent(agent_id: str, actor: CurrentActor, session: Session) -> Response:
     await agents.delete_agent(session, actor=actor, agent_id=agent_id)
     return Response(status_code=204)

@@ -5,12 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api.deps import CurrentActor, Session
+from app.api.errors import error_responses
 from app.api.v1.common import Cursor, Limit, ListResponse
 from app.services import mcp_tokens
 from app.services.mcp_tokens import CallerTokenCreate
 from app.services.tokens import MintedToken, TokenView
 
-router = APIRouter(prefix="/deployments/{deployment_id}/tokens", tags=["deployments"])
+# 409 `not_mcp_deployment` on every one of them.
+router = APIRouter(prefix="/deployments/{deployment_id}/tokens", tags=["deployments"],
+                   responses=error_responses(409))
 
 
 @router.post("", status_code=201, response_model=MintedToken)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response
 
 from app.api.deps import CurrentActor, Session
+from app.api.errors import error_responses
 from app.api.v1.common import Cursor, Limit, ListResponse
 from app.services import deployments
 from app.services.deployments import DeploymentCreate, DeploymentUpdate, DeploymentView
@@ -10,7 +11,7 @@ from app.services.deployments import DeploymentCreate, DeploymentUpdate, Deploym
 router = APIRouter(prefix="/deployments", tags=["deployments"])
 
 
-@router.post("", status_code=201, response_model=DeploymentView)
+@router.post("", status_code=201, response_model=DeploymentView, responses=error_responses(404, 409))
 async def create_deployment(body: DeploymentCreate, actor: CurrentActor, session: Session) -> DeploymentView:
     """Bind a surface to a smith or, with an agent target, the kind's catch-all. A Telegram smith
     binding answers a one-time `deep_link` (valid 7 days)."""
@@ -35,14 +36,14 @@ async def get_deployment(deployment_id: str, actor: CurrentActor, session: Sessi
     return DeploymentView.of(await deployments.get_deployment(session, actor=actor, deployment_id=deployment_id))
 
 
-@router.patch("/{deployment_id}", response_model=DeploymentView)
+@router.patch("/{deployment_id}", response_model=DeploymentView, responses=error_responses(409))
 async def update_deployment(deployment_id: str, body: DeploymentUpdate, actor: CurrentActor,
                             session: Session) -> DeploymentView:
     return DeploymentView.of(await deployments.update_deployment(session, actor=actor, deployment_id=deployment_id,
                                                                  body=body))
 
 
-@router.post("/{deployment_id}/link", response_model=DeploymentView)
+@router.post("/{deployment_id}/link", response_model=DeploymentView, responses=error_responses(409))
 async def new_link(deployment_id: str, actor: CurrentActor, session: Session) -> DeploymentView:
     """A new one-time start link; the previous one stops working."""
     deployment, link = await deployments.new_deep_link(session, actor=actor, deployment_id=deployment_id)

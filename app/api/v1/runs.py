@@ -8,6 +8,7 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.types import Receive, Scope, Send
 
 from app.api.deps import CurrentActor, Session
+from app.api.errors import error_responses
 from app.api.v1.common import Cursor, Limit, ListResponse
 from app.services import runs, streams
 from app.services.runs import Decision, RunCreate, RunEventView, RunView
@@ -53,12 +54,12 @@ async def run_events(run_id: str, actor: CurrentActor, session: Session,
     return ListResponse(data=[RunEventView.of(e) for e in found])
 
 
-@router.post("/runs/{run_id}/cancel", response_model=RunView)
+@router.post("/runs/{run_id}/cancel", response_model=RunView, responses=error_responses(409))
 async def cancel_run(run_id: str, actor: CurrentActor, session: Session) -> RunView:
     return RunView.of(await runs.cancel_run(session, actor=actor, run_id=run_id), admin=actor.is_admin)
 
 
-@router.post("/runs/{run_id}/submit", response_model=RunView)
+@router.post("/runs/{run_id}/submit", response_model=RunView, responses=error_responses(409))
 async def submit(run_id: str, body: Decision, actor: CurrentActor, session: Session,
                  background: BackgroundTasks) -> RunView:
     """Approve, reject or edit the tool call a paused run waits on (APR-1)."""
@@ -69,6 +70,8 @@ async def submit(run_id: str, body: Decision, actor: CurrentActor, session: Sess
 
 class _Stream(EventSourceResponse):
     """Releases the stream's lease however the response ends (also when cancelled or never started)."""
+
+    media_type = "text/event-stream"  # as a class attribute, so that FastAPI documents it
 
     def __init__(self, lease: streams.Lease, content: AsyncIterator[dict[str, str]]) -> None:
         super().__init__(content, ping=15)
@@ -81,7 +84,9 @@ class _Stream(EventSourceResponse):
             self.lease.release()
 
 
-@router.get("/runs/{run_id}/stream", response_class=EventSourceResponse)
+@router.get("/runs/{run_id}/stream", response_class=_Stream, status_code=200,
+            response_description="Events named by their type, `id` the run event's `seq`, `data` a RunEventView "
+                                 "as JSON.")
 async def stream_run(run_id: str, actor: CurrentActor, session: Session,
                      after: Annotated[int, Query(ge=0)] = 0) -> EventSourceResponse:
     """Server-Sent Events: the run's events as they happen; ends when the run finishes. Closes with a
@@ -91,7 +96,8 @@ async def stream_run(run_id: str, actor: CurrentActor, session: Session,
     return _Stream(lease, streams.run_stream(lease, run_id=run_id, after_seq=after))
 
 
-@router.get("/events/stream", response_class=EventSourceResponse)
+@router.get("/events/stream", response_class=_Stream, status_code=200,
+            response_description="Events named by their type, `id` the event's id, `data` an EventView as JSON.")
 async def stream_project_events(actor: CurrentActor,
                                 type: str | None = Query(default=None, max_length=64)) -> EventSourceResponse:
     """Server-Sent Events: the project's feed from now on (use `GET /v1/events` for the past). Closes with

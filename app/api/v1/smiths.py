@@ -4,6 +4,7 @@ from fastapi import APIRouter, Query, Response
 
 from app.api.access import ADMIN_ONLY
 from app.api.deps import CurrentActor, Session
+from app.api.errors import error_responses
 from app.api.v1.common import Cursor, Limit, ListResponse
 from app.services import memory, smiths, tokens
 from app.services.memory import MemoryPut, MemoryView
@@ -13,7 +14,8 @@ from app.services.tokens import MintedToken, SmithTokenCreate
 router = APIRouter(prefix="/smiths", tags=["smiths"])
 
 
-@router.post("", status_code=201, response_model=SmithView, openapi_extra=ADMIN_ONLY)
+@router.post("", status_code=201, response_model=SmithView, openapi_extra=ADMIN_ONLY,
+             responses=error_responses(404))  # the agent_id
 async def create_smith(body: SmithCreate, actor: CurrentActor, session: Session) -> SmithView:
     return SmithView.of(await smiths.create_smith(session, actor=actor, body=body))
 

@@ -5,6 +5,7 @@ from pydantic import BaseModel
 
 from app.api.access import ADMIN_ONLY
 from app.api.deps import CurrentActor, Session
+from app.api.errors import error_responses
 from app.api.v1.common import Cursor, Limit, ListResponse
 from app.services import deliveries, tenant_setup
 from app.services.deliveries import DeliveryView
@@ -40,7 +41,7 @@ def _tenant_routes(kind: str, put_model: type[BaseModel], display: str) -> None:
                summary=f"Show the {display} integration",
                description="Its status and the URLs to give the provider; never a secret.")(get)
     router.delete(path, status_code=204, openapi_extra=ADMIN_ONLY, operation_id=f"delete_{kind}",
-                  summary=f"Disconnect {display}")(delete)
+                  summary=f"Disconnect {display}", responses=error_responses(404))(delete)  # not connected
 
 
 for _kind, _channel in REGISTRY.items():
@@ -57,7 +58,8 @@ async def list_deliveries(actor: CurrentActor, session: Session, limit: Limit = 
     return ListResponse(data=[DeliveryView.of(e) for e in page.items], next_cursor=page.next_cursor)
 
 
-@router.post("/deliveries/{delivery_id}/replay", response_model=DeliveryView, tags=["deliveries"])
+@router.post("/deliveries/{delivery_id}/replay", response_model=DeliveryView, tags=["deliveries"],
+             responses=error_responses(409))
 async def replay_delivery(delivery_id: str, actor: CurrentActor, session: Session,
                           background: BackgroundTasks) -> DeliveryView:
     entry = await deliveries.replay(session, actor=actor, delivery_id=delivery_id)
