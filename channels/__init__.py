@@ -5,11 +5,13 @@ from __future__ import annotations
 from channels.base import Channel
 from channels.slack import SlackChannel
 from channels.telegram import TelegramChannel
+from channels.whatsapp import WhatsAppChannel
 
 # Adding a channel = one module and one line here (DESIGN §4).
 REGISTRY: dict[str, type[Channel]] = {
     TelegramChannel.kind: TelegramChannel,
     SlackChannel.kind: SlackChannel,
+    WhatsAppChannel.kind: WhatsAppChannel,
 }
 
 

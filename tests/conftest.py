@@ -116,8 +116,13 @@ def settings(db: str, tmp_path: Path) -> Settings:
     base = Settings.from_env()
     # allow_private_urls: the fake model servers listen on 127.0.0.1 over http (jobs/egress.py);
     # tests of the refusal build their settings with it off.
+    # Providers nobody started answer "connection refused" at once: a test never reaches the real one.
+    nowhere = "http://127.0.0.1:9"
     return dataclasses.replace(base, data_dir=tmp_path, database_url=db, secret_keys=("test-key",),
-                               admin_token="", admin_password="", allow_private_urls=True)
+                               admin_token="", admin_password="", allow_private_urls=True,
+                               telegram_api_url=nowhere, slack_api_url=f"{nowhere}/api/",
+                               slack_oauth_url=f"{nowhere}/oauth/v2/authorize", graph_api_url=nowhere,
+                               cloudflare_api_url=nowhere, linkedin_api_url=nowhere)
 
 
 @pytest.fixture

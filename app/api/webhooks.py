@@ -40,7 +40,13 @@ _REFUSALS = error_responses(400, 401, 404, descriptions={
 })
 
 
-@router.get(PATH, operation_id="verify_webhook", summary="A provider's verification request", responses=_REFUSALS)
+_HANDSHAKE_REFUSALS = {**_REFUSALS, **error_responses(403, descriptions={
+    403: "A subscription handshake that does not match (`verification_failed`, e.g. Meta's hub.verify_token).",
+})}
+
+
+@router.get(PATH, operation_id="verify_webhook", summary="A provider's verification request",
+            responses=_HANDSHAKE_REFUSALS)
 @router.post(PATH, operation_id="receive_webhook", summary="A provider's webhook", responses=_REFUSALS)
 async def webhook(kind: str, tenant: str, request: Request) -> Response:
     """A provider's webhook (documented here; the server answers it through ``front``). The answer's

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.services import installations, quotas, routing
 from app.services.channel_hub import get_hub
 from app.services.conversations import read_button
-from app.services.errors import DomainError, Unauthorized
+from app.services.errors import DomainError, Forbidden, Unauthorized
 from app.services.routing import conversation_owner
 from app.services.runs import OUTCOME_TEXT, Decision, InputMessage, enqueue_run_id, submit_decision
 from app.services.runtime import Runtime, get_runtime
@@ -97,6 +97,8 @@ async def receive_webhook(runtime: Runtime, *, kind: str, tenant: str, raw: RawR
     if verdict is None or verdict.kind == "reject":
         log.debug("refused %s webhook for %r: %s", kind, tenant,
                   verdict.reason if verdict is not None else "no such tenant or integration")
+        if raw.method == "GET":  # a failed subscription handshake (Meta's hub.verify_token): 403, as Meta expects
+            raise Forbidden(REFUSED, code="verification_failed")
         raise _refused()  # counted and throttled per client by app.api.limits
     if verdict.kind == "challenge":
         return Answer(body=verdict.body or "", content_type=verdict.content_type)

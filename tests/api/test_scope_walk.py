@@ -36,6 +36,8 @@ VALID: dict[tuple[str, str], Any] = {
     ("PUT", "/v1/tenant/telegram"): {"bot_token": FAKE_TOKEN},
     ("PUT", "/v1/tenant/slack"): {"client_id": "1234.5678", "client_secret": "walk-secret-1",
                                   "signing_secret": "walk-signing-1"},
+    ("PUT", "/v1/tenant/whatsapp"): {"phone_number_id": "106540352242922", "access_token": "EAAGwalkAccessToken0000000",
+                                     "app_secret": "walk0secret0123456789abcdef"},
     ("POST", "/v1/tokens"): {"subject": "walk"},
 }
 # What a smith token may call without naming a resource (the answer is filtered to its own smith).

@@ -34,6 +34,7 @@ from channels.types import (
     SendResult,
 )
 from tests.fakes import slack as slack_fake
+from tests.fakes import whatsapp as whatsapp_fake
 from tests.fakes.telegram import FAKE_BOT_USERNAME, FAKE_TOKEN, run_fake_telegram
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -145,6 +146,61 @@ async def _slack_fake() -> AsyncIterator[FakeServer]:
         yield _TelegramServer(fake.api_url, lambda failure: actions[failure]())
 
 
+# -- whatsapp --------------------------------------------------------------------------------------
+
+WA_VERIFY_TOKEN = "wa-verify_0123456789abcdef"  # challenge_subscribe.json carries it
+
+
+def _wa_raw(body: bytes, headers: dict[str, str]) -> RawRequest:
+    return RawRequest("POST", "/v1/whatsapp/webhook/default", headers, {}, body)
+
+
+def _wa_sign(body: bytes) -> RawRequest:
+    """Events are signed as posted; a challenge fixture holds the handshake's query, sent as a GET."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and "hub.mode" in data:
+        return RawRequest("GET", "/v1/whatsapp/webhook/default", {}, {k: str(v) for k, v in data.items()}, b"")
+    return _wa_raw(body, {"Content-Type": "application/json", **whatsapp_fake.sign(body)})
+
+
+def _wa_tampered(raw: RawRequest) -> list[RawRequest]:
+    good = raw.headers["x-hub-signature-256"]
+    return [
+        _wa_raw(raw.body, {"content-type": "application/json"}),
+        _wa_raw(raw.body, {"x-hub-signature-256": good[:-1] + ("0" if good[-1] != "0" else "1")}),
+        _wa_raw(raw.body + b" ", {"x-hub-signature-256": good}),  # a body swapped under a valid header
+        _wa_raw(raw.body, whatsapp_fake.sign(raw.body, app_secret=whatsapp_fake.APP_SECRET.upper())),
+        _wa_raw(raw.body, {"x-hub-signature-256": good.removeprefix("sha256=")}),
+        _wa_raw(raw.body, {"x-hub-signature": "sha1=" + "0" * 40}),  # the legacy SHA-1 header alone
+        RawRequest("PUT", raw.path, raw.headers, {}, raw.body),
+    ]
+
+
+@asynccontextmanager
+async def _wa_fake() -> AsyncIterator[FakeServer]:
+    async with whatsapp_fake.run_fake_graph() as fake:
+        actions = {"rate_limited": fake.rate_limit_next, "blocked": fake.block_next,
+                   "server_error": fake.server_error_next}
+        yield _TelegramServer(fake.url, lambda failure: actions[failure]())
+
+
+WA_METADATA = b'"metadata": {"phone_number_id": "' + whatsapp_fake.PHONE_NUMBER_ID.encode() + b'"}, '
+
+
+def _wa_change(value: bytes) -> bytes:
+    return (b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": {'
+            + value + b'}}]}]}')
+
+
+def _wa_text(payload: dict[str, Any]) -> str:
+    if payload["type"] == "interactive":
+        return str(payload["interactive"]["body"]["text"])
+    return str(payload["text"]["body"])
+
+
 KITS: dict[str, Kit] = {
     "telegram": Kit(
         make=lambda url: get_channel_class("telegram")(
@@ -166,6 +222,20 @@ KITS: dict[str, Kit] = {
         malformed=[b"{not json", b"[1, 2]", b'{"type": "event_callback"}',  # non-UTF-8 fails verify
                    b'{"type": "event_callback", "team_id": "T0TEAM", "event_id": "Ev1", "event": "x"}',
                    b"payload=%7Bnot-json", b"payload=%5B%5D"],
+    ),
+    "whatsapp": Kit(
+        make=lambda url: get_channel_class("whatsapp")(
+            {"phone_number_id": whatsapp_fake.PHONE_NUMBER_ID,
+             "display_phone_number": whatsapp_fake.DISPLAY_PHONE_NUMBER},
+            {"access_token": whatsapp_fake.ACCESS_TOKEN, "app_secret": whatsapp_fake.APP_SECRET,
+             "verify_token": WA_VERIFY_TOKEN}, api_url=url),
+        sign=_wa_sign, tampered=_wa_tampered, fake=_wa_fake, address=whatsapp_fake.USER_WA_ID, text_of=_wa_text,
+        malformed=[b"{not json", b"\xff\xfe", b"[1, 2]", b'{"object": "whatsapp_business_account", "entry": "x"}',
+                   b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages"}]}]}',
+                   _wa_change(b'"metadata": {}, "messages": []'),  # which number it is for
+                   _wa_change(WA_METADATA + b'"messages": [{"type": "text", "text": {"body": "no id"}}]'),
+                   _wa_change(WA_METADATA + b'"messages": {"id": "wamid.x"}'),
+                   _wa_change(WA_METADATA + b'"statuses": [{"id": "wamid.x", "status": "exploded"}]')],
     ),
 }
 

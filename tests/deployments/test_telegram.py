@@ -287,7 +287,7 @@ async def test_scopes_and_validation(api: httpx.AsyncClient, admin_token: str, t
     missing = await api.post("/v1/deployments", json={**target, "target": {"type": "smith", "id": "smt_nope"}},
                              headers=bearer(admin_token))
     assert missing.status_code == 404
-    later = await api.post("/v1/deployments", json={**target, "kind": "whatsapp"}, headers=bearer(admin_token))
+    later = await api.post("/v1/deployments", json={**target, "kind": "linkedin"}, headers=bearer(admin_token))
     assert later.status_code == 422 and later.json()["error"]["code"] == "kind_not_available"
     listed = (await api.get("/v1/deployments", params={"kind": "telegram"}, headers=bearer(admin_token))).json()
     assert [d["id"] for d in listed["data"]] == [ok.json()["id"]]

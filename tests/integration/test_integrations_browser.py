@@ -89,7 +89,7 @@ def test_connect_slack_from_the_manifest(server: Server, page: Page) -> None:  #
     expect(card).to_contain_text(f"{server.url}/v1/slack/oauth/callback")
     expect(card).to_contain_text(f"{server.url}/v1/slack/webhook/")
     expect(card).to_contain_text('"display_information"')
-    expect(page.locator("#whatsapp-card")).to_have_count(0)
+    expect(page.locator("#email-card")).to_have_count(0)
     expect(page.get_by_text("coming soon").first).to_be_visible()
 
     # "Copy manifest" copies the manifest whose URLs point at this server.
