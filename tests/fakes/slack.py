@@ -23,7 +23,6 @@ import html
 import itertools
 import json
 import secrets
-import socket
 import threading
 import time
 from collections import deque
@@ -33,12 +32,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlencode
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from tests.fakes.serve import off_loop, serve_here, serve_in_thread
 from tests.fakes.slack_socket import (
     APP_ID,
     APP_NAME,
@@ -377,62 +376,27 @@ class FakeSlack(SocketModeServer, SlackWebApi):
 
 # -- serving ---------------------------------------------------------------------------------------
 
-def _bind(port: int = 0) -> socket.socket:
-    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP (see telegram.py).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    return sock
-
-
-def _server(fake: FakeSlack) -> uvicorn.Server:
-    # ws="auto" takes websockets or wsproto (the latter comes with reflex): Socket Mode needs one of them.
-    return uvicorn.Server(uvicorn.Config(fake.app, log_level="warning", lifespan="off", access_log=False,
-                                         ws="auto", timeout_graceful_shutdown=2))
-
-
 @contextmanager
 def serve_fake_slack(latency_s: float = 0.0, *, consent: Consent = "page") -> Iterator[FakeSlack]:
     """Serve a ``FakeSlack`` on a free 127.0.0.1 port (in a thread) for the duration of the block."""
     fake = FakeSlack(latency_s, consent=consent)
-    sock = _bind()
-    fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = _server(fake)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="fake-slack")
-    thread.start()
-    try:
-        for _ in range(500):
-            if server.started or not thread.is_alive():
-                break
-            time.sleep(0.01)
-        if not server.started:
-            raise RuntimeError("fake Slack server did not start")
+    with serve_in_thread(fake.app, "fake-slack") as url:
+        fake.url = url
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 @asynccontextmanager
 async def run_fake_slack(latency_s: float = 0.0, *, consent: Consent = "page") -> AsyncIterator[FakeSlack]:
     """The same, for async tests (start and stop happen off the event loop)."""
-    manager = serve_fake_slack(latency_s, consent=consent)
-    fake = await asyncio.to_thread(manager.__enter__)
-    try:
+    async with off_loop(serve_fake_slack(latency_s, consent=consent)) as fake:
         yield fake
-    finally:
-        await asyncio.to_thread(manager.__exit__, None, None, None)
 
 
 def serve_forever(port: int, latency_s: float = 0.0, *, consent: Consent = "page", users: int = 0) -> None:
     """Serve in this process until it is stopped (for a benchmark that runs the fake on its own)."""
     fake = FakeSlack(latency_s, consent=consent)
     fake.add_numbered_users(users)
-    sock = _bind(port)
-    fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    print(f"fake Slack at {fake.url} (Web API {fake.api_url})", flush=True)
-    _server(fake).run(sockets=[sock])
+    serve_here(fake.app, port, "fake Slack (Web API under /api/)", on_url=lambda url: setattr(fake, "url", url))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections import deque
@@ -28,11 +27,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.serve import off_loop, serve_here, serve_in_thread
 
 FAKE_TOKEN = "123456789:AAE-fake_token-for_tests"
 FAKE_BOT_ID = 123456789
@@ -297,47 +297,15 @@ class FakeTelegram:
 def serve_fake_telegram(latency_s: float = 0.0) -> Iterator[FakeTelegram]:
     """Serve a ``FakeTelegram`` on a free 127.0.0.1 port (in a thread) for the duration of the block."""
     fake = FakeTelegram(latency_s)
-    sock = _bind()
-    fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = _server(fake)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
-                              name="fake-telegram")
-    thread.start()
-    try:
-        for _ in range(500):
-            if server.started or not thread.is_alive():
-                break
-            time.sleep(0.01)
-        if not server.started:
-            raise RuntimeError("fake Telegram server did not start")
+    with serve_in_thread(fake.app, "fake-telegram") as url:
+        fake.url = url
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-
-
-def _bind(port: int = 0) -> socket.socket:
-    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and without
-    # it every answer stalled about 40 ms (Nagle against the client's delayed ACK).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    return sock
-
-
-def _server(fake: FakeTelegram) -> uvicorn.Server:
-    return uvicorn.Server(uvicorn.Config(fake.app, log_level="warning", lifespan="off", access_log=False,
-                                         timeout_graceful_shutdown=2))
 
 
 def serve_forever(port: int, latency_s: float = 0.0) -> None:
     """Serve in this process until it is stopped (for a benchmark that runs the fake on its own)."""
     fake = FakeTelegram(latency_s)
-    sock = _bind(port)
-    fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    print(f"fake Telegram Bot API at {fake.url}", flush=True)
-    _server(fake).run(sockets=[sock])
+    serve_here(fake.app, port, "fake Telegram Bot API", on_url=lambda url: setattr(fake, "url", url))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -351,12 +319,8 @@ def main(argv: list[str] | None = None) -> None:
 @asynccontextmanager
 async def run_fake_telegram(latency_s: float = 0.0) -> AsyncIterator[FakeTelegram]:
     """The same, for async tests (start and stop happen off the event loop)."""
-    manager = serve_fake_telegram(latency_s)
-    fake = await asyncio.to_thread(manager.__enter__)
-    try:
+    async with off_loop(serve_fake_telegram(latency_s)) as fake:
         yield fake
-    finally:
-        await asyncio.to_thread(manager.__exit__, None, None, None)
 
 
 # -- update builders (real shapes, reference/telegram.md) ------------------------------------------

@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import itertools
 import json
-import socket
 import threading
 import time
 from collections import deque
@@ -30,11 +29,12 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.serve import off_loop, serve_in_thread
 
 GRAPH_VERSION = "v23.0"
 PHONE_NUMBER_ID = "106540352242922"
@@ -233,37 +233,16 @@ def _check_buttons(interactive: Any) -> None:
 def serve_fake_graph(latency_s: float = 0.0) -> Iterator[FakeGraph]:
     """Serve a ``FakeGraph`` on a free 127.0.0.1 port (in a thread) for the duration of the block."""
     fake = FakeGraph(latency_s)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY: see telegram.py
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}/{GRAPH_VERSION}"
-    server = uvicorn.Server(uvicorn.Config(fake.app, log_level="warning", lifespan="off", access_log=False,
-                                           timeout_graceful_shutdown=2))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="fake-graph")
-    thread.start()
-    try:
-        for _ in range(500):
-            if server.started or not thread.is_alive():
-                break
-            time.sleep(0.01)
-        if not server.started:
-            raise RuntimeError("fake Graph API server did not start")
+    with serve_in_thread(fake.app, "fake-graph") as url:
+        fake.url = f"{url}/{GRAPH_VERSION}"
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 @asynccontextmanager
 async def run_fake_graph(latency_s: float = 0.0) -> AsyncIterator[FakeGraph]:
     """The same, for async tests (start and stop happen off the event loop)."""
-    manager = serve_fake_graph(latency_s)
-    fake = await asyncio.to_thread(manager.__enter__)
-    try:
+    async with off_loop(serve_fake_graph(latency_s)) as fake:
         yield fake
-    finally:
-        await asyncio.to_thread(manager.__exit__, None, None, None)
 
 
 # -- webhooks as Meta posts them ----------------------------------------------------------------------
