@@ -8,6 +8,7 @@ handshake (``hub.verify_token``) and ``POST`` for events signed with the app sec
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -26,6 +27,7 @@ from channels.types import (
     Capabilities,
     Inbound,
     InboundAction,
+    InboundMessage,
     Outbound,
     RawRequest,
     SendResult,
@@ -46,6 +48,7 @@ MAX_BUTTON_TITLE = 20
 MAX_BUTTON_ID = 256
 SIGNATURE_HEADER = "x-hub-signature-256"
 MAX_CHALLENGE = 256
+MAX_MARKING = 64  # read receipts in flight at once
 PHONE_FIELDS = "display_phone_number,verified_name,quality_rating"
 WA_ID_RE = re.compile(r"^[1-9][0-9]{5,19}$")  # international format, digits only
 APPROVE_LABEL, REJECT_LABEL, EDIT_LABEL = "Approve", "Reject", "Edit"
@@ -97,6 +100,10 @@ class WhatsAppChannel(Channel):
 
     config: Config
     secrets: Secrets
+
+    def __init__(self, config: Any, secrets: Any, *, api_url: str, http: httpx.AsyncClient | None = None) -> None:
+        super().__init__(config, secrets, api_url=api_url, http=http)
+        self._marking: set[asyncio.Task[None]] = set()  # read receipts being sent (learn)
 
     @classmethod
     def generated_secrets(cls) -> dict[str, str]:
@@ -232,6 +239,33 @@ class WhatsAppChannel(Channel):
         result = await self.send(action.address, payload)
         if not result.ok:
             log.warning("whatsapp: answering a tap failed: %s", result.error)
+
+    # -- read receipts -----------------------------------------------------------------------------
+
+    def learn(self, items: Sequence[Inbound]) -> None:
+        """Issue 16 §5: a person's messages show as read once they are stored (blue ticks), marked in the
+        background so the webhook's answer never waits on Graph."""
+        for item in items:
+            if isinstance(item, InboundMessage) and item.provider_message_id and len(self._marking) < MAX_MARKING:
+                task = asyncio.create_task(self._mark_read(item.provider_message_id))
+                self._marking.add(task)
+                task.add_done_callback(self._marking.discard)
+
+    async def _mark_read(self, wamid: str) -> None:
+        body = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
+        try:
+            response = await self.http.post(f"{self.api_url}/{self.config.phone_number_id}/messages", json=body,
+                                            headers=self._auth())
+            if response.status_code != 200:
+                log.info("whatsapp: marking %s read failed: HTTP %s", wamid, response.status_code)
+        except httpx.HTTPError as exc:  # a courtesy: the message was stored already
+            log.info("whatsapp: marking %s read failed: %s", wamid, type(exc).__name__)
+
+    async def aclose(self) -> None:
+        for task in list(self._marking):
+            task.cancel()
+        await asyncio.gather(*self._marking, return_exceptions=True)
+        await super().aclose()
 
     # -- onboarding --------------------------------------------------------------------------------
 

@@ -216,3 +216,25 @@ async def test_approval_by_button_is_the_owners(
     assert outcome["text"]["body"] == "✅ Approved" and outcome["context"] == {"message_id": prompt["wamid"]}
     memory = (await api.get(f"/v1/smiths/{setup['smith_id']}/memory", headers=bearer(admin_token))).json()["data"]
     assert [(m["key"], m["value"]) for m in memory] == [("plan", "launch")]
+
+
+async def test_the_agent_catch_all_mints_a_smith_per_number_and_messages_show_read(
+    api: httpx.AsyncClient, admin_token: str, graph: FakeGraph, running: None
+) -> None:  # WA-3, DEP-4, issue 16 §5 (read receipts)
+    await connect(api, admin_token)
+    agent = (await api.post("/v1/agents", json={"name": "Front desk"}, headers=bearer(admin_token))).json()
+    catch_all = await api.post("/v1/deployments", headers=bearer(admin_token),
+                               json={"target": {"type": "agent", "id": agent["id"]}, "kind": "whatsapp"})
+    assert catch_all.status_code == 201, catch_all.text
+    first = fake_wa.text_message("hi from dana")
+    await post(api, first)
+    await post(api, fake_wa.text_message("hi from sam", wa_id=SAM, name=fake_wa.OTHER_NAME))
+    await post(api, fake_wa.text_message("dana again"))
+    await wait_until(lambda: "You said: dana again" in texts_to(graph, DANA) and
+                     "You said: hi from sam" in texts_to(graph, SAM), "both people's replies")
+    smiths = (await api.get("/v1/smiths", headers=bearer(admin_token))).json()["data"]
+    minted = {s["owner_identity"] for s in smiths if s["owner_identity"]}
+    assert minted == {OWNER, f"whatsapp:{SAM}"}  # one smith per number, however many messages
+    wamid = first["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+    await wait_until(lambda: wamid in graph.read_marks, "the read receipt")
+    assert len(graph.read_marks) == 3
