@@ -15,6 +15,7 @@ import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -85,6 +86,9 @@ class Channel(ABC):
     send_burst: ClassVar[int] = 1
     # The body and content type of the 200 that acknowledges a verified request.
     ack_body: ClassVar[tuple[str, str]] = ('{"ok":true}', "application/json")
+    # How long after a person's last message the channel may still write to them freely (WhatsApp's
+    # 24 hours, WA-4); None: no such limit. With one, the outbox checks it before every send.
+    reply_window: ClassVar[timedelta | None] = None
 
     class Config(_Model):
         """The integration's public fields (shown in the console and the API)."""
@@ -278,6 +282,17 @@ class Channel(ABC):
     async def send(self, address: str, payload: dict[str, Any]) -> SendResult:
         """Deliver one rendered payload. Never raises for provider failures: 429 (with its
         retry-after), 5xx, timeouts and connection errors come back retryable; other 4xx not."""
+
+    def window_closed(self, last_inbound_at: datetime | None) -> SendResult:
+        """The failure of a send outside ``reply_window`` (the outbox calls it instead of ``send``)."""
+        since = "never wrote" if last_inbound_at is None else f"last wrote at {last_inbound_at:%Y-%m-%d %H:%M} UTC"
+        return SendResult.failed("window_closed", f"the person {since}; {self.display_name} only allows replies "
+                                 f"within {self.reply_window} of their last message", retryable=False)
+
+    def unreadable_reply(self, what: str) -> str:
+        """The polite answer to a message the product cannot read (``InboundMessage.unreadable``)."""
+        return (f"Sorry, I can't read {what} yet. I can read text messages and button taps: "
+                "please type what you'd like to say.")
 
     async def edit_approval(self, address: str, provider_message_id: str, outcome_text: str) -> SendResult:
         """Show the decision on the approval message (and drop its buttons) where possible."""

@@ -19,6 +19,10 @@ NETWORK = "network"
 SERVER_ERROR = "server_error"
 UNAUTHORIZED = "unauthorized"
 
+# A ``ProviderEvent`` about a message we sent: ``data`` holds ``provider_message_id``, ``status`` (sent,
+# delivered, read or failed), ``at`` (a datetime or None) and, when it failed, ``error`` (the reason).
+DELIVERY_STATUS = "delivery_status"
+
 
 @dataclass(frozen=True, slots=True)
 class RawRequest:
@@ -78,6 +82,9 @@ class InboundMessage:
     # Spoken to the bot (a DM, an @-mention, a reply to it). A channel may pass on messages that are
     # not (Slack channels), so a deployment that listens to everything (wake: all_messages) hears them.
     addressed: bool = True
+    # What the person sent that the product cannot read (``"a sticker"``): never given to the model;
+    # the person gets ``Channel.unreadable_reply`` instead of silence.
+    unreadable: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +108,7 @@ class ProviderEvent:
     revoked tokens, an assistant thread opened, a delivery status. Routed by ``type``."""
 
     dedupe_key: str
-    type: str  # uninstalled | user_tokens_revoked | ...
+    type: str  # uninstalled | user_tokens_revoked | delivery_status (DELIVERY_STATUS) | ...
     installation: str  # the provider's id of the installation (a Slack team id)
     data: Mapping[str, Any] = field(default_factory=dict)
 

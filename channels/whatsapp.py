@@ -15,6 +15,7 @@ import logging
 import re
 import secrets as pysecrets
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -35,7 +36,7 @@ from channels.types import (
     TapAnswer,
     Verdict,
 )
-from channels.whatsapp_graph import send_failure, setup_failure, transport_failure
+from channels.whatsapp_graph import WINDOW_CLOSED_CODE, send_failure, setup_failure, transport_failure
 from channels.whatsapp_inbound import CHIP_PREFIX, CODE_RE, GREETING, parse_body
 
 log = logging.getLogger("channels.whatsapp")
@@ -61,6 +62,8 @@ class WhatsAppChannel(Channel):
         max_chips=MAX_BUTTONS, max_chip_label=MAX_BUTTON_TITLE, max_text=MAX_TEXT, native_approvals=True)
     send_tool: ClassVar[str] = "whatsapp_send_message"
     setup_modes: ClassVar[frozenset[str]] = frozenset({"start_token"})
+    # WA-4: free-form messages only within 24 hours of the person's last message (templates aside).
+    reply_window: ClassVar[timedelta | None] = timedelta(hours=24)
 
     class Config(Channel.Config):
         phone_number_id: str = Field(default="", pattern=r"^[0-9]{0,30}$")
@@ -221,6 +224,14 @@ class WhatsAppChannel(Channel):
         except (ValueError, KeyError, IndexError, TypeError):
             wamid = None  # accepted all the same: Graph answered 200
         return SendResult.sent(str(wamid) if wamid else None)
+
+    def window_closed(self, last_inbound_at: datetime | None) -> SendResult:
+        """WA-4 (compass B7): refused before Graph is asked, which would answer 131047 all the same."""
+        since = ("has not written to this number yet" if last_inbound_at is None
+                 else f"last wrote at {last_inbound_at:%Y-%m-%d %H:%M} UTC, more than 24 hours ago")
+        return SendResult.failed(WINDOW_CLOSED_CODE, f"the person {since}; WhatsApp delivers free-form "
+                                 "messages only within 24 hours of the person's last message, so they must "
+                                 "write first", retryable=False)
 
     async def edit_approval(self, address: str, provider_message_id: str, outcome_text: str) -> SendResult:
         """WhatsApp cannot edit a message: the outcome is a reply quoting the prompt (its buttons stay, and

@@ -84,6 +84,29 @@ def send_failure(response: httpx.Response) -> SendResult:
     return SendResult.failed(t.BAD_REQUEST, reason, retryable=False)
 
 
+def status_failure(errors: Any) -> str:
+    """The reason a ``failed`` status gives (its first error), in the words a failed send gives: the stable
+    code first (``whatsapp_window_closed`` for 131047), then Graph's code, title and details."""
+    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+    code = first.get("code") if isinstance(first.get("code"), int) else None
+    data = first.get("error_data") if isinstance(first.get("error_data"), dict) else {}
+    title = _without_code_prefix(str(first.get("title") or first.get("message") or "failed"), code)
+    error = GraphError(status=200, code=code, title=title, details=str(data.get("details") or ""))
+    return f"{_error_code(code)}: {error.describe().removesuffix(' (HTTP 200)')} (reported after sending)"
+
+
+def _error_code(code: int | None) -> str:
+    if code == WINDOW_CLOSED:
+        return WINDOW_CLOSED_CODE
+    if code in UNREACHABLE:
+        return t.BLOCKED
+    if code in AUTH or code in PERMISSION:
+        return t.UNAUTHORIZED
+    if code in RATE_LIMIT_DELAYS_S:
+        return t.RATE_LIMITED
+    return "failed"
+
+
 def transport_failure(exc: httpx.HTTPError) -> SendResult:
     """Graph could not be reached or did not answer in time: worth another try."""
     return SendResult.failed(t.NETWORK, f"graph unreachable: {type(exc).__name__}", retryable=True)

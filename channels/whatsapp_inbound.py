@@ -13,10 +13,12 @@ import hashlib
 import logging
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from channels.base import MalformedPayload
-from channels.types import Inbound, InboundAction, InboundMessage, ProviderEvent
+from channels.types import DELIVERY_STATUS, Inbound, InboundAction, InboundMessage, ProviderEvent
+from channels.whatsapp_graph import status_failure
 
 log = logging.getLogger("channels.whatsapp")
 
@@ -32,6 +34,11 @@ CODE_RE = re.compile(r"^[A-Za-z0-9_-]{22,64}$")  # the start tokens app.services
 # A word on its own: after a space, a colon or an opening quote, before a space or punctuation (not in a URL).
 _CODE_WORD = re.compile(r"""(?<![^\s:"'(])([A-Za-z0-9_-]{22,64})(?![^\s.,!?;:)"'])""")
 STATUSES = frozenset({"sent", "delivered", "read", "failed", "played"})
+# Media whose caption is read as the message (the file is not): type -> what it is, for the model.
+MEDIA = {"image": ("an image", "images"), "video": ("a video", "videos"), "document": ("a document", "documents")}
+# Messages the product cannot read: the person is told so (what it can read) rather than met with silence.
+UNREADABLE = {"sticker": "stickers", "audio": "voice or audio messages", "location": "locations",
+              "contacts": "contact cards", "unsupported": "this kind of message", "order": "orders"}
 MAX_KEY = 200  # dedupe keys are stored in a 300-character column
 
 
@@ -123,6 +130,11 @@ def _message(message: dict[str, Any], names: Mapping[str, str], business_number:
                               sender_display=display, text=text, start_payload=start_payload, is_direct=True,
                               provider_message_id=wamid)
 
+    def unreadable(what: str) -> InboundMessage:
+        return InboundMessage(dedupe_key=key, address=sender, thread=None, sender_id=f"{KIND}:{sender}",
+                              sender_display=display, text="", start_payload=None, is_direct=True,
+                              provider_message_id=wamid, unreadable=what)
+
     if kind == "text":
         body = str(_obj(message, "text").get("body") or "")
         return said(body, connect_code(body)) if body.strip() else None
@@ -141,23 +153,37 @@ def _message(message: dict[str, Any], names: Mapping[str, str], business_number:
     if kind == "button":  # a template's quick-reply button: its label, as if typed
         label = str(_obj(message, "button").get("text") or "")
         return said(label) if label.strip() else None
-    log.debug("whatsapp: %s message %s not read (type not supported yet)", kind, wamid)
-    return None  # images, stickers, locations, reactions, system notices, unsupported types
+    if kind in MEDIA:
+        caption = str(_obj(message, str(kind)).get("caption") or "").strip()
+        if caption:  # the words are read; the file itself is not (yet) given to the model
+            return said(f"[{MEDIA[kind][0]} attached, which I cannot see] {caption}")
+        return unreadable(MEDIA[kind][1])
+    if kind in UNREADABLE:
+        return unreadable(UNREADABLE[kind])
+    log.debug("whatsapp: %s message %s not read (reactions, system notices and the like need no answer)",
+              kind, wamid)
+    return None
 
 
 def _status(status: dict[str, Any], phone_number_id: str) -> ProviderEvent:
-    """A delivery status of a message we sent (sent, delivered, read, failed), deduplicated on (id, status)."""
+    """A delivery status of a message we sent (sent, delivered, read, failed), deduplicated on (id, status).
+    A failure carries Graph's code, title and details as the reason the delivery shows."""
     wamid, state = status.get("id"), status.get("status")
     if not isinstance(wamid, str) or not wamid or state not in STATUSES:
         raise MalformedPayload("status without an id or a known status")
-    errors = [{"code": e.get("code"), "title": e.get("title") or e.get("message"),
-               "details": _obj(e, "error_data").get("details")}
-              for e in status.get("errors") or [] if isinstance(e, dict)]
-    return ProviderEvent(dedupe_key=_key(f"status:{wamid}:{state}"), type="delivery_status",
+    error = status_failure(status.get("errors")) if state == "failed" else None
+    return ProviderEvent(dedupe_key=_key(f"status:{wamid}:{state}"), type=DELIVERY_STATUS,
                          installation=phone_number_id,
-                         data={"provider_message_id": wamid, "status": state,
-                               "recipient": status.get("recipient_id"), "timestamp": status.get("timestamp"),
-                               "errors": errors})
+                         data={"provider_message_id": wamid, "status": "read" if state == "played" else state,
+                               "at": _when(status.get("timestamp")), "error": error,
+                               "recipient": status.get("recipient_id")})
+
+
+def _when(timestamp: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(str(timestamp)), tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _obj(container: dict[str, Any], key: str) -> dict[str, Any]:

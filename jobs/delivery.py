@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, select, update
@@ -25,8 +25,10 @@ from sqlalchemy.orm import aliased
 
 from channels.base import Channel
 from channels.redact import redact
-from channels.types import SendResult
-from jobs.events import append_event, append_run_event
+from channels.types import UNAUTHORIZED, SendResult
+from jobs.events import append_run_event
+from jobs.outcomes import finish_entry, mark_integration_failing
+from jobs.reply_window import last_inbound_at
 from jobs.waiting import idle_wait, inbound_first
 from models import OutboxEntry
 from models.hot import Hot, flush_pending, insert_once
@@ -60,7 +62,8 @@ async def enqueue_send(
     values = {"id": new_id("obx"), "project_id": project_id, "run_id": run_id, "deployment_id": deployment_id,
               "kind": kind, "idempotency_key": idempotency_key, "address": address, "payload": payload,
               "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
-              "last_error": None, "provider_message_id": None, "sent_at": None}
+              "last_error": None, "provider_message_id": None, "sent_at": None, "receipt": None,
+              "receipt_at": None}
     await flush_pending(session)  # the run or deployment it refers to may be new in this transaction
     return bool(await _INSERT_ONCE.all(session, values))
 
@@ -162,8 +165,8 @@ class Deliverer:
                 except Exception:  # the database hiccupped: the loop must outlive it
                     log.exception("outbox: claiming failed; retrying")
                     claimed = []
-                for entry, channel in claimed:
-                    task = asyncio.create_task(self._deliver(entry, channel))
+                for entry, channel, refused in claimed:
+                    task = asyncio.create_task(self._deliver(entry, channel, refused))
                     self._inflight.add(task)
                     task.add_done_callback(self._done)
                 if not claimed:
@@ -191,11 +194,11 @@ class Deliverer:
             stale = (await session.execute(select(OutboxEntry).where(
                 OutboxEntry.status == "sending", OutboxEntry.next_attempt_at < utcnow()))).scalars().all()
             for entry in stale:
-                await self._finish(session, entry, "unknown",
+                await finish_entry(session, entry, "unknown",
                                    "the server stopped while sending; the provider may or may not have "
                                    "delivered it (replay to send again)")
 
-    async def _claim(self, room: int) -> list[tuple[OutboxEntry, Channel | None]]:
+    async def _claim(self, room: int) -> list[tuple[OutboxEntry, Channel | None, SendResult | None]]:
         """Due entries (the oldest of each conversation), marked "sending", with their channels."""
         if room <= 0:
             return []
@@ -215,12 +218,21 @@ class Deliverer:
                 key = (entry.project_id, entry.kind)
                 if key not in channels:
                     channels[key] = await self.channel_for(session, *key)
-        return sorted(((entry, channels[(entry.project_id, entry.kind)]) for entry in claimed),
-                      key=lambda pair: pair[0].id)
+            refused: dict[str, SendResult] = {}
+            for entry in claimed:
+                channel = channels[(entry.project_id, entry.kind)]
+                if channel is not None and channel.reply_window is not None:
+                    closed = await _outside_window(session, channel, entry, now)
+                    if closed is not None:
+                        refused[entry.id] = closed
+        return sorted(((entry, channels[(entry.project_id, entry.kind)], refused.get(entry.id)) for entry in claimed),
+                      key=lambda claim: claim[0].id)
 
-    async def _deliver(self, entry: OutboxEntry, channel: Channel | None) -> None:
+    async def _deliver(self, entry: OutboxEntry, channel: Channel | None, refused: SendResult | None) -> None:
         entry_id = entry.id
-        if channel is None:
+        if refused is not None:  # outside the channel's reply window: the provider is not asked
+            result = refused
+        elif channel is None:
             result = SendResult.failed("not_configured", f"no {entry.kind} integration is configured",
                                        retryable=False)
         else:
@@ -249,7 +261,10 @@ class Deliverer:
                 reason = f"{result.error_code}: {result.error}"
                 if result.retryable:
                     reason = f"gave up after {entry.attempts} attempts; last error {reason}"
-                await self._finish(session, entry, "dead", reason)
+                await finish_entry(session, entry, "dead", reason)
+                if result.error_code == UNAUTHORIZED:  # an expired or revoked token: every send will fail
+                    await mark_integration_failing(session, project_id=entry.project_id, kind=entry.kind,
+                                                   reason=f"{result.error_code}: {result.error}")
 
     async def _record_sent(self, entry: OutboxEntry, provider_message_id: str | None) -> None:
         """Mark the entry sent; returns once that committed. Sends that end while a recording
@@ -296,17 +311,14 @@ class Deliverer:
                                      "there is nothing to edit", retryable=False)
         return await channel.edit_approval(entry.address, prompt.provider_message_id, str(edit["text"]))
 
-    async def _finish(self, session: AsyncSession, entry: OutboxEntry, status: str, error: str | None) -> None:
-        error = redact(error) if error else error  # what the console and the API show: no credentials
-        entry.status = status
-        entry.last_error = error
-        data = {"outbox_id": entry.id, "kind": entry.kind, "status": status, "error": error,
-                "provider_message_id": entry.provider_message_id}
-        if entry.run_id:
-            await append_run_event(session, run_id=entry.run_id, type=f"delivery.{status}", data=data)
-        if status != "sent":
-            await append_event(session, project_id=entry.project_id, type="delivery.failed", run_id=entry.run_id,
-                               deployment_id=entry.deployment_id, data=data)
+async def _outside_window(session: AsyncSession, channel: Channel, entry: OutboxEntry,
+                          now: datetime) -> SendResult | None:
+    """The channel's refusal when the person last wrote longer ago than its reply window (or never)."""
+    assert channel.reply_window is not None
+    last = await last_inbound_at(session, project_id=entry.project_id, kind=entry.kind, address=entry.address)
+    if last is not None and now - last <= channel.reply_window:
+        return None
+    return channel.window_closed(last)
 
 
 def _consume(future: asyncio.Future[None]) -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "Approval",
     "ConsoleAccount",
     "ConsoleSession",
+    "ConversationActivity",
     "Deployment",
     "Event",
     "InboundDelivery",
@@ -390,6 +391,8 @@ class OutboxEntry(SQLModel, table=True):
         # "Does an earlier entry of this conversation still wait or send?": two index probes per due
         # entry. Without it each probe walked every pending entry (4 ms a claim with 400 pending).
         Index("ix_outbox_conversation", "kind", "address", "status", "id"),
+        # A provider's delivery status (WhatsApp's sent/delivered/read/failed) names the message by its id.
+        Index("ix_outbox_provider_message", "kind", "provider_message_id"),
     )
     id: str = Field(primary_key=True, max_length=40)
     project_id: str = Field(foreign_key="project.id", index=True, max_length=40)
@@ -406,6 +409,21 @@ class OutboxEntry(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = _created()
     sent_at: datetime | None = _when()
+    # What the provider reported later (sent, delivered, read), never downgraded; a failure makes the
+    # entry dead instead.
+    receipt: str | None = Field(default=None, max_length=16)
+    receipt_at: datetime | None = _when()
+
+
+class ConversationActivity(SQLModel, table=True):
+    """When a person last wrote in a conversation, for channels that may only answer within a window
+    after that (WhatsApp's 24 hours, WA-4). One row per conversation, updated on every message."""
+
+    __tablename__ = "conversation_activity"
+    project_id: str = Field(foreign_key="project.id", primary_key=True, max_length=40)
+    kind: str = Field(primary_key=True, max_length=32)
+    address: str = Field(primary_key=True, max_length=300)
+    last_inbound_at: datetime = _created()
 
 
 class Approval(SQLModel, table=True):

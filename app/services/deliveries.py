@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
@@ -28,6 +28,9 @@ class DeliveryView(BaseModel):
     provider_message_id: str | None
     created_at: str
     sent_at: str | None
+    receipt: str | None = Field(default=None, description="What the provider reported after the send: sent, "
+                                "delivered or read (WhatsApp's statuses); never downgraded.")
+    receipt_at: str | None = None
 
     @classmethod
     def of(cls, entry: OutboxEntry) -> DeliveryView:
@@ -35,7 +38,8 @@ class DeliveryView(BaseModel):
                    deployment_id=entry.deployment_id, address=entry.address, attempts=entry.attempts,
                    last_error=entry.last_error, provider_message_id=entry.provider_message_id,
                    created_at=entry.created_at.isoformat(),
-                   sent_at=entry.sent_at.isoformat() if entry.sent_at else None)
+                   sent_at=entry.sent_at.isoformat() if entry.sent_at else None, receipt=entry.receipt,
+                   receipt_at=entry.receipt_at.isoformat() if entry.receipt_at else None)
 
 
 async def list_deliveries(session: AsyncSession, *, actor: Actor, status: str | None = None,

@@ -23,8 +23,19 @@ from app.services.routing import conversation_owner
 from app.services.runs import OUTCOME_TEXT, Decision, InputMessage, enqueue_run_id, submit_decision
 from app.services.runtime import Runtime, get_runtime
 from channels.base import Channel, MalformedPayload
-from channels.types import Inbound, InboundAction, InboundMessage, Outbound, ProviderEvent, RawRequest, TapAnswer
+from channels.types import (
+    DELIVERY_STATUS,
+    Inbound,
+    InboundAction,
+    InboundMessage,
+    Outbound,
+    ProviderEvent,
+    RawRequest,
+    TapAnswer,
+)
 from jobs.delivery import enqueue_prompt_outcome, enqueue_send, wake_deliverers
+from jobs.receipts import apply_delivery_status
+from jobs.reply_window import note_inbound
 from jobs.runner import wake_workers
 from jobs.waiting import inbound_request
 from models import Approval, InboundDelivery, Integration, Project, Run, Smith
@@ -147,6 +158,8 @@ async def _store(session: AsyncSession, integration: Source, channel: Channel,
         return await _over_sender_limit(session, integration, channel, item)
     if not await _record(session, integration, item):
         return None
+    if channel.reply_window is not None and not isinstance(item, ProviderEvent):  # WA-4: the window opens
+        await note_inbound(session, project_id=integration.project_id, kind=integration.kind, address=item.address)
     after = _AfterCommit()
     if isinstance(item, InboundAction):
         after = await _on_action(session, integration, item)
@@ -166,6 +179,8 @@ async def _over_sender_limit(session: AsyncSession, integration: Source, channel
     log.info("%s sender %s is over the run limit; message dropped", integration.kind, message.sender_id)
     if not quotas.first_refusal(integration.project_id, integration.kind, message.sender_id):
         return None
+    if channel.reply_window is not None:  # the person did write: the answer below may go
+        await note_inbound(session, project_id=integration.project_id, kind=integration.kind, address=message.address)
     await _reply(session, channel, integration, message.address, SLOW_DOWN, f"slow:{message.dedupe_key}")
     return _AfterCommit()  # wakes the deliverers after the commit
 
@@ -236,6 +251,10 @@ async def _on_message(session: AsyncSession, integration: Source, channel: Chann
                                       sender_id=message.sender_id, sender_display=message.sender_display)
     if route is None:
         log.info("%s message from %s matches no deployment; ignored", kind, message.sender_id)
+        return
+    if message.unreadable:  # a sticker, a voice note...: say what can be read rather than stay silent
+        await _reply(session, channel, integration, message.address, channel.unreadable_reply(message.unreadable),
+                     f"unreadable:{message.dedupe_key}")
         return
     if route.is_owner and await _correction(session, route.smith_id, message):
         return
@@ -314,11 +333,15 @@ async def _on_action(session: AsyncSession, integration: Source, action: Inbound
 
 
 async def _on_provider_event(session: AsyncSession, integration: Source, event: ProviderEvent) -> None:
-    """What the provider says about an installation: an uninstall revokes its deployments (SL-8)."""
+    """What the provider says about an installation (an uninstall revokes its deployments, SL-8) or about
+    a message we sent (its delivery status)."""
     if event.type == "uninstalled":
         await installations.uninstall(session, integration_id=integration.id, external_id=event.installation)
     elif event.type == "user_tokens_revoked":
         await installations.drop_user_tokens(session, get_runtime().secrets, integration_id=integration.id,
                                              external_id=event.installation)
+    elif event.type == DELIVERY_STATUS:
+        await apply_delivery_status(session, project_id=integration.project_id, kind=integration.kind,
+                                    data=event.data)
     else:
         log.debug("%s event %s: nothing to do", integration.kind, event.type)

@@ -73,6 +73,7 @@ async def save_integration(
     integration.secrets_ciphertext = box.encrypt(json.dumps(merged), bound_to=_bound_to(integration))
     integration.public = public
     integration.status = status
+    integration.last_error = None  # connected again: an earlier failure (a refused token) is over
     integration.updated_at = utcnow()
     session.add(integration)
     await session.flush()

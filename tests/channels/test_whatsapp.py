@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,25 @@ def test_a_batch_gives_every_message_and_status_in_order() -> None:  # WA issue 
     assert status.installation == fake_wa.PHONE_NUMBER_ID and status.data["status"] == "delivered"
     failed = make().parse(fixture("status_failed_re_engagement.json"))[0]
     assert isinstance(failed, ProviderEvent) and failed.dedupe_key.endswith(":failed")
-    assert failed.data["errors"][0]["code"] == 131047 and "24 hours" in failed.data["errors"][0]["details"]
+    assert failed.data["status"] == "failed" and failed.data["at"] == datetime(2026, 1, 2, tzinfo=UTC)
+    assert failed.data["error"].startswith("whatsapp_window_closed: graph 131047 Re-engagement message: ")
+    assert "24 hours have passed" in failed.data["error"]
+
+
+@pytest.mark.parametrize(("name", "what"), [
+    ("unreadable_sticker.json", "stickers"), ("unreadable_voice.json", "voice or audio messages"),
+    ("unreadable_location.json", "locations"), ("unreadable_unsupported_type.json", "this kind of message")])
+def test_what_cannot_be_read_is_named_and_never_given_as_text(name: str, what: str) -> None:  # issue 16 "Bad input"
+    [item] = make().parse(fixture(name))
+    assert isinstance(item, InboundMessage) and item.unreadable == what and item.text == ""
+    assert item.sender_id == f"whatsapp:{fake_wa.USER_WA_ID}" and item.provider_message_id
+    assert what in make().unreadable_reply(what) and "text messages" in make().unreadable_reply(what)
+
+
+def test_an_images_caption_is_read_and_the_image_is_said_to_be_unseen() -> None:  # issue 16 §8
+    [item] = make().parse(fixture("image_with_caption.json"))
+    assert isinstance(item, InboundMessage) and item.unreadable is None
+    assert item.text.startswith("[an image attached, which I cannot see] ") and len(item.text) > 40
 
 
 def test_a_sender_without_a_profile_name_is_shown_by_number_not_named_by_it() -> None:  # ID-2

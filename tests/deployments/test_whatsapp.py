@@ -4,83 +4,30 @@ as Meta signs them."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections.abc import AsyncIterator
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
-from sqlalchemy import func, select
 
 from app.services.runtime import Runtime
-from app.settings import Settings
-from models import InboundDelivery, Run
 from tests.conftest import bearer
 from tests.deployments.conftest import wait_until
-from tests.deployments.slack_helpers import smith
+from tests.deployments.whatsapp_helpers import (  # noqa: F401 (graph and settings are fixtures)
+    DANA,
+    NUMBER,
+    OWNER,
+    SAM,
+    WEBHOOK,
+    bound,
+    connect,
+    count_stored_and_runs,
+    graph_fixture,
+    post,
+    prompts_to,
+    settings_with_graph,
+    texts_to,
+)
 from tests.fakes import whatsapp as fake_wa
-from tests.fakes.whatsapp import FakeGraph, run_fake_graph
-
-DANA, SAM = fake_wa.USER_WA_ID, fake_wa.OTHER_WA_ID
-OWNER = f"whatsapp:{DANA}"
-WEBHOOK = "/v1/whatsapp/webhook/default"
-NUMBER = {"phone_number_id": fake_wa.PHONE_NUMBER_ID, "access_token": fake_wa.ACCESS_TOKEN,
-          "app_secret": fake_wa.APP_SECRET}
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[FakeGraph]:
-    async with run_fake_graph() as fake:
-        yield fake
-
-
-@pytest.fixture
-def settings(settings: Settings, graph: FakeGraph) -> Settings:
-    return dataclasses.replace(settings, graph_api_url=graph.url)
-
-
-async def connect(api: httpx.AsyncClient, token: str) -> dict[str, Any]:
-    response = await api.put("/v1/tenant/whatsapp", json=NUMBER, headers=bearer(token))
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
-async def post(api: httpx.AsyncClient, payload: dict[str, Any] | bytes, *,
-               secret: str = fake_wa.APP_SECRET) -> httpx.Response:
-    raw = payload if isinstance(payload, bytes) else fake_wa.body(payload)
-    return await api.post(WEBHOOK, content=raw, headers={"content-type": "application/json",
-                                                         **fake_wa.sign(raw, secret)})
-
-
-def texts_to(graph: FakeGraph, wa_id: str) -> list[str]:
-    return [m["text"]["body"] if m["type"] == "text" else m["interactive"]["body"]["text"]
-            for m in graph.sent_to(wa_id)]
-
-
-def prompts_to(graph: FakeGraph, wa_id: str) -> list[dict[str, Any]]:
-    return [m for m in graph.sent_to(wa_id) if m["type"] == "interactive"
-            and m["interactive"]["action"]["buttons"][0]["reply"]["title"] == "Approve"]
-
-
-async def bound(api: httpx.AsyncClient, graph: FakeGraph, token: str, **agent: Any) -> dict[str, Any]:
-    """Connect the number, make a smith and a wa.me link, and send the link's greeting from Dana's phone."""
-    await connect(api, token)
-    smith_id = await smith(api, token, **agent)
-    created = await api.post("/v1/deployments", headers=bearer(token), json={
-        "target": {"type": "smith", "id": smith_id}, "kind": "whatsapp", "setup": {"mode": "start_token"}})
-    assert created.status_code == 201, created.text
-    [greeting] = parse_qs(urlsplit(created.json()["deep_link"]).query)["text"]
-    assert (await post(api, fake_wa.text_message(greeting))).status_code == 200
-    return {"smith_id": smith_id, "deployment": created.json(), "greeting": greeting}
-
-
-async def _count(runtime: Runtime) -> tuple[int, int]:
-    async with runtime.transaction() as session:
-        stored = (await session.execute(select(func.count()).select_from(InboundDelivery))).scalar_one()
-        runs = (await session.execute(select(func.count()).select_from(Run))).scalar_one()
-    return stored, runs
+from tests.fakes.whatsapp import FakeGraph
 
 
 async def test_connect_validates_the_number_and_never_returns_a_secret(
@@ -174,7 +121,7 @@ async def test_forged_duplicate_and_foreign_posts_store_nothing_new(
     await bound(api, graph, admin_token)
     message = fake_wa.body(fake_wa.text_message("once please", wamid="wamid.HBgLONCEPLEASE0001"))
     assert (await post(api, message)).status_code == 200
-    after_first = await _count(runtime)
+    after_first = await count_stored_and_runs(runtime)
     assert after_first == (2, 1)  # the binding message and this one; one run
     assert (await post(api, message)).status_code == 200  # Meta retries: the wamid is already stored
     forged = [fake_wa.sign(message, "0" * 32), {}, {"X-Hub-Signature-256": "sha256=" + "0" * 64}]
@@ -187,13 +134,13 @@ async def test_forged_duplicate_and_foreign_posts_store_nothing_new(
     assert (await post(api, b'{"object": "whatsapp_business_account", "entry": [')).status_code == 400
     other_number = fake_wa.text_message("misrouted", phone_number_id="987654321098765")
     assert (await post(api, other_number)).status_code == 200  # ignored, but answered 200
-    assert await _count(runtime) == after_first
+    assert await count_stored_and_runs(runtime) == after_first
 
     # One POST with several entries: every message and status is stored, in one request.
     batch = fake_wa.batch(fake_wa.text_message("first"), fake_wa.text_message("second"),
                           fake_wa.status("wamid.HBgLSENTBEFORE0001", "delivered"))
     assert (await post(api, batch)).status_code == 200
-    assert await _count(runtime) == (after_first[0] + 3, after_first[1] + 2)
+    assert await count_stored_and_runs(runtime) == (after_first[0] + 3, after_first[1] + 2)
 
 
 async def test_approval_by_button_is_the_owners(
