@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +26,7 @@ from app.services.runtime import get_runtime
 from app.services.smiths import get_smith
 from app.services.tokens import revoke_deployment_tokens
 from channels import REGISTRY
+from jobs.reply_window import last_inbound_of
 from models import Deployment
 from models.types import new_id, utcnow
 
@@ -107,9 +110,14 @@ class DeploymentView(BaseModel):
                                     "the app (the same link as deep_link); only in the answer that created it.")
     deep_link_expires_at: str | None = None
     endpoint_url: str | None = Field(default=None, description="MCP deployments: the Streamable HTTP endpoint.")
+    reply_window_ends_at: str | None = Field(
+        default=None, description="Channels that may write only within a window after the person's last "
+        "message (WhatsApp: 24 hours): when it closes (in the past once closed); null when the person never "
+        "wrote or the channel has no such window.")
 
     @classmethod
-    def of(cls, deployment: Deployment, *, link: str | None = None) -> DeploymentView:
+    def of(cls, deployment: Deployment, *, link: str | None = None,
+           reply_window_ends_at: datetime | None = None) -> DeploymentView:
         return cls(
             id=deployment.id, kind=deployment.kind,
             target=Target(type=deployment.target_type, id=deployment.target_id),  # type: ignore[arg-type]
@@ -123,7 +131,31 @@ class DeploymentView(BaseModel):
             deep_link_expires_at=deployment.start_token_expires_at.isoformat()
             if link and deployment.start_token_expires_at else None,
             endpoint_url=endpoint_url(deployment),
+            reply_window_ends_at=reply_window_ends_at.isoformat() if reply_window_ends_at else None,
         )
+
+
+async def views(session: AsyncSession, items: Sequence[Deployment], *, link: str | None = None) -> list[DeploymentView]:
+    """Deployments as the API and the console show them, with each conversation's reply window where the
+    channel has one (WA-4): one query per kind, whatever the number of deployments."""
+    wanted: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for deployment in items:
+        channel = REGISTRY.get(deployment.kind)
+        if channel is not None and channel.reply_window is not None and deployment.address:
+            wanted[(deployment.project_id, deployment.kind)].append(deployment.address)
+    ends: dict[tuple[str, str], datetime] = {}
+    for (project_id, kind), addresses in wanted.items():
+        window = REGISTRY[kind].reply_window
+        assert window is not None
+        for address, at in (await last_inbound_of(session, project_id=project_id, kind=kind,
+                                                  addresses=addresses)).items():
+            ends[(kind, address)] = at + window
+    return [DeploymentView.of(d, link=link, reply_window_ends_at=ends.get((d.kind, d.address or "")))
+            for d in items]
+
+
+async def view(session: AsyncSession, deployment: Deployment, *, link: str | None = None) -> DeploymentView:
+    return (await views(session, [deployment], link=link))[0]
 
 
 def endpoint_url(deployment: Deployment) -> str | None:

@@ -6,7 +6,7 @@ Graph API."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,13 @@ async def test_a_send_outside_the_window_fails_at_once_with_a_clear_reason(
     await say_proactively(api, admin_token, setup["smith_id"], "Reminder: stand-up at 10")
     await wait_until(lambda: "Reminder: stand-up at 10" in texts_to(graph, DANA), "the send inside the window")
 
+    dep_url = f"/v1/deployments/{setup['deployment']['id']}"
+    ends = datetime.fromisoformat((await api.get(dep_url, headers=bearer(admin_token))).json()["reply_window_ends_at"])
+    assert timedelta(hours=23, minutes=59) < ends - utcnow() <= timedelta(hours=24)  # Dana just wrote
+
     await age_window(runtime, DANA, hours=24.5)
+    listed = (await api.get("/v1/deployments", params={"kind": "whatsapp"}, headers=bearer(admin_token))).json()
+    assert datetime.fromisoformat(listed["data"][0]["reply_window_ends_at"]) < utcnow()  # closed half an hour ago
     calls_before = len(graph.calls)
     run_id = await say_proactively(api, admin_token, setup["smith_id"], "Reminder: retro at 4")
     dead = await wait_until(lambda: _dead(api, admin_token), "the refused delivery")

@@ -16,7 +16,7 @@ async def create_deployment(body: DeploymentCreate, actor: CurrentActor, session
     """Bind a surface to a smith or, with an agent target, the kind's catch-all. A Telegram smith
     binding answers a one-time `deep_link` (valid 7 days)."""
     deployment, link = await deployments.create_deployment(session, actor=actor, body=body)
-    return DeploymentView.of(deployment, link=link)
+    return await deployments.view(session, deployment, link=link)
 
 
 @router.get("", response_model=ListResponse[DeploymentView])
@@ -28,26 +28,27 @@ async def list_deployments(actor: CurrentActor, session: Session, limit: Limit =
                            ) -> ListResponse[DeploymentView]:
     page = await deployments.list_deployments(session, actor=actor, kind=kind, status=status, target_id=target_id,
                                               include_revoked=include_revoked, limit=limit, cursor=cursor)
-    return ListResponse(data=[DeploymentView.of(d) for d in page.items], next_cursor=page.next_cursor)
+    return ListResponse(data=await deployments.views(session, page.items), next_cursor=page.next_cursor)
 
 
 @router.get("/{deployment_id}", response_model=DeploymentView)
 async def get_deployment(deployment_id: str, actor: CurrentActor, session: Session) -> DeploymentView:
-    return DeploymentView.of(await deployments.get_deployment(session, actor=actor, deployment_id=deployment_id))
+    return await deployments.view(session, await deployments.get_deployment(session, actor=actor,
+                                                                         deployment_id=deployment_id))
 
 
 @router.patch("/{deployment_id}", response_model=DeploymentView, responses=error_responses(409))
 async def update_deployment(deployment_id: str, body: DeploymentUpdate, actor: CurrentActor,
                             session: Session) -> DeploymentView:
-    return DeploymentView.of(await deployments.update_deployment(session, actor=actor, deployment_id=deployment_id,
-                                                                 body=body))
+    return await deployments.view(session, await deployments.update_deployment(
+        session, actor=actor, deployment_id=deployment_id, body=body))
 
 
 @router.post("/{deployment_id}/link", response_model=DeploymentView, responses=error_responses(409))
 async def new_link(deployment_id: str, actor: CurrentActor, session: Session) -> DeploymentView:
     """A new one-time start link; the previous one stops working."""
     deployment, link = await deployments.new_deep_link(session, actor=actor, deployment_id=deployment_id)
-    return DeploymentView.of(deployment, link=link)
+    return await deployments.view(session, deployment, link=link)
 
 
 @router.delete("/{deployment_id}", status_code=204)
