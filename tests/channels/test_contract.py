@@ -1,6 +1,7 @@
 """Every registered channel through the same checks (DESIGN §10).
 
-Each kind brings a ``Kit`` (how to build it, sign a request, run its fake server). Fixture naming:
+Each kind brings a ``Kit`` (how to build it, sign a request, run its fake server) as ``CONTRACT`` in
+``tests/fakes/<kind>_kit.py``, beside its fake. Fixture naming:
 files in ``tests/fixtures/<kind>/in`` named ``echo_*`` (our own or another bot's messages) or
 ``ignored_*`` must parse to []; every other fixture must give at least one item. Golden renders
 live in ``out/<case>.json``; ``UPDATE_GOLDEN=1`` rewrites them.
@@ -12,11 +13,8 @@ import dataclasses
 import json
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Protocol
 
 import pytest
 from pydantic import BaseModel
@@ -30,214 +28,17 @@ from channels.types import (
     InboundMessage,
     Outbound,
     ProviderEvent,
-    RawRequest,
     SendResult,
 )
-from tests.fakes import slack as slack_fake
-from tests.fakes import whatsapp as whatsapp_fake
-from tests.fakes.telegram import FAKE_BOT_USERNAME, FAKE_TOKEN, run_fake_telegram
+from tests.fakes.kits import Kit, contract_kit
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 FAILURES = ("rate_limited", "blocked", "server_error")
 
 
-class FakeServer(Protocol):
-    url: str
+# Each registered kind's kit, from tests/fakes/<kind>_kit.py (the registry is the only list).
+KITS: dict[str, Kit] = {kind: contract_kit(kind) for kind in sorted(REGISTRY)}
 
-    def inject(self, failure: str) -> None: ...
-
-
-@dataclass
-class Kit:
-    make: Callable[[str], Channel]  # api_url -> a configured channel
-    sign: Callable[[bytes], RawRequest]  # a webhook delivery the channel must accept
-    tampered: Callable[[RawRequest], list[RawRequest]]  # variants verify must reject
-    fake: Callable[[], AbstractAsyncContextManager[FakeServer]]
-    address: str  # a conversation to send to
-    text_of: Callable[[dict[str, Any]], str]  # the visible text of a rendered payload
-    malformed: list[bytes]  # bodies (correctly signed) that parse must refuse
-
-
-# -- telegram --------------------------------------------------------------------------------------
-
-TG_SECRET = "wh-secret_0123456789abcdef"
-
-
-def _tg_raw(body: bytes, headers: dict[str, str]) -> RawRequest:
-    return RawRequest("POST", "/v1/telegram/webhook/default", headers, {}, body)
-
-
-def _tg_tampered(raw: RawRequest) -> list[RawRequest]:
-    good = raw.headers["x-telegram-bot-api-secret-token"]
-    return [
-        _tg_raw(raw.body, {"content-type": "application/json"}),
-        _tg_raw(raw.body, {"x-telegram-bot-api-secret-token": good[:-1] + ("x" if good[-1] != "x" else "y")}),
-        _tg_raw(raw.body, {"x-telegram-bot-api-secret-token": ""}),
-        _tg_raw(raw.body, {"x-telegram-bot-api-secret-token": good + "0"}),
-    ]
-
-
-@dataclass
-class _TelegramServer:
-    url: str
-    inject: Callable[[str], None]
-
-
-@asynccontextmanager
-async def _tg_fake() -> AsyncIterator[FakeServer]:
-    async with run_fake_telegram() as tg:
-        actions = {"rate_limited": lambda: tg.rate_limit_next("sendMessage", retry_after=3),
-                   "blocked": lambda: tg.block_next("sendMessage"),
-                   "server_error": lambda: tg.server_error_next("sendMessage")}
-        yield _TelegramServer(tg.url, lambda failure: actions[failure]())
-
-
-# -- slack -----------------------------------------------------------------------------------------
-
-SLACK_INTERACTIONS = ("block_actions", "view_submission")
-
-
-def _slack_raw(body: bytes, headers: dict[str, str]) -> RawRequest:
-    return RawRequest("POST", "/v1/slack/webhook/default", headers, {}, body)
-
-
-def _slack_sign(body: bytes) -> RawRequest:
-    """Events are signed as posted; interaction fixtures hold the payload JSON, posted as a form."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and data.get("type") in SLACK_INTERACTIONS:
-        body = slack_fake.interaction_body(data)
-        return _slack_raw(body, {"Content-Type": "application/x-www-form-urlencoded", **slack_fake.sign(body)})
-    return _slack_raw(body, {"Content-Type": "application/json", **slack_fake.sign(body)})
-
-
-def _slack_tampered(raw: RawRequest) -> list[RawRequest]:
-    headers = dict(raw.headers)
-    good = headers["x-slack-signature"]
-    stamp = int(headers["x-slack-request-timestamp"])
-    return [
-        _slack_raw(raw.body, {"content-type": "application/json"}),
-        _slack_raw(raw.body, {**headers, "x-slack-signature": good[:-1] + ("0" if good[-1] != "0" else "1")}),
-        _slack_raw(raw.body + b" ", headers),  # a body swapped under a valid header
-        _slack_raw(raw.body, {**slack_fake.sign(raw.body, timestamp=stamp - 301)}),  # stale
-        _slack_raw(raw.body, {**slack_fake.sign(raw.body, secret=slack_fake.SIGNING_SECRET.upper())}),
-        _slack_raw(raw.body, {**headers, "x-slack-request-timestamp": "soon"}),
-    ]
-
-
-def _slack_make(url: str) -> Channel:
-    channel = get_channel_class("slack")(
-        {"client_id": slack_fake.CLIENT_ID}, {"signing_secret": slack_fake.SIGNING_SECRET,
-                                             "client_secret": slack_fake.CLIENT_SECRET}, api_url=url)
-    channel.attach_installations({slack_fake.TEAM_ID: {
-        "bot_token": slack_fake.BOT_TOKEN, "bot_user_id": slack_fake.BOT_USER_ID,
-        "installer": slack_fake.INSTALLER_ID}})
-    return channel
-
-
-@asynccontextmanager
-async def _slack_fake() -> AsyncIterator[FakeServer]:
-    async with slack_fake.run_fake_slack() as fake:
-        actions = {"rate_limited": lambda: fake.rate_limit_next("chat.postMessage", retry_after=3),
-                   "blocked": lambda: fake.fail_next("chat.postMessage", "channel_not_found"),
-                   "server_error": lambda: fake.server_error_next("chat.postMessage")}
-        yield _TelegramServer(fake.api_url, lambda failure: actions[failure]())
-
-
-# -- whatsapp --------------------------------------------------------------------------------------
-
-WA_VERIFY_TOKEN = "wa-verify_0123456789abcdef"  # challenge_subscribe.json carries it
-
-
-def _wa_raw(body: bytes, headers: dict[str, str]) -> RawRequest:
-    return RawRequest("POST", "/v1/whatsapp/webhook/default", headers, {}, body)
-
-
-def _wa_sign(body: bytes) -> RawRequest:
-    """Events are signed as posted; a challenge fixture holds the handshake's query, sent as a GET."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and "hub.mode" in data:
-        return RawRequest("GET", "/v1/whatsapp/webhook/default", {}, {k: str(v) for k, v in data.items()}, b"")
-    return _wa_raw(body, {"Content-Type": "application/json", **whatsapp_fake.sign(body)})
-
-
-def _wa_tampered(raw: RawRequest) -> list[RawRequest]:
-    good = raw.headers["x-hub-signature-256"]
-    return [
-        _wa_raw(raw.body, {"content-type": "application/json"}),
-        _wa_raw(raw.body, {"x-hub-signature-256": good[:-1] + ("0" if good[-1] != "0" else "1")}),
-        _wa_raw(raw.body + b" ", {"x-hub-signature-256": good}),  # a body swapped under a valid header
-        _wa_raw(raw.body, whatsapp_fake.sign(raw.body, app_secret=whatsapp_fake.APP_SECRET.upper())),
-        _wa_raw(raw.body, {"x-hub-signature-256": good.removeprefix("sha256=")}),
-        _wa_raw(raw.body, {"x-hub-signature": "sha1=" + "0" * 40}),  # the legacy SHA-1 header alone
-        RawRequest("PUT", raw.path, raw.headers, {}, raw.body),
-    ]
-
-
-@asynccontextmanager
-async def _wa_fake() -> AsyncIterator[FakeServer]:
-    async with whatsapp_fake.run_fake_graph() as fake:
-        actions = {"rate_limited": fake.rate_limit_next, "blocked": fake.block_next,
-                   "server_error": fake.server_error_next}
-        yield _TelegramServer(fake.url, lambda failure: actions[failure]())
-
-
-WA_METADATA = b'"metadata": {"phone_number_id": "' + whatsapp_fake.PHONE_NUMBER_ID.encode() + b'"}, '
-
-
-def _wa_change(value: bytes) -> bytes:
-    return (b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": {'
-            + value + b'}}]}]}')
-
-
-def _wa_text(payload: dict[str, Any]) -> str:
-    if payload["type"] == "interactive":
-        return str(payload["interactive"]["body"]["text"])
-    return str(payload["text"]["body"])
-
-
-KITS: dict[str, Kit] = {
-    "telegram": Kit(
-        make=lambda url: get_channel_class("telegram")(
-            {"bot_username": FAKE_BOT_USERNAME}, {"bot_token": FAKE_TOKEN, "webhook_secret": TG_SECRET},
-            api_url=url),
-        sign=lambda body: _tg_raw(body, {"Content-Type": "application/json",
-                                         "X-Telegram-Bot-Api-Secret-Token": TG_SECRET}),
-        tampered=_tg_tampered,
-        fake=_tg_fake,
-        address="5551234",
-        text_of=lambda payload: payload["text"],
-        malformed=[b"{not json", b"\xff\xfe", b"[1, 2]", b'{"update_id": "1"}',
-                   b'{"update_id": 1, "message": {"message_id": 1}}'],
-    ),
-    "slack": Kit(
-        make=_slack_make, sign=_slack_sign, tampered=_slack_tampered, fake=_slack_fake,
-        address=f"{slack_fake.TEAM_ID}:{slack_fake.DM_CHANNEL_ID}",
-        text_of=lambda payload: payload["text"],
-        malformed=[b"{not json", b"[1, 2]", b'{"type": "event_callback"}',  # non-UTF-8 fails verify
-                   b'{"type": "event_callback", "team_id": "T0TEAM", "event_id": "Ev1", "event": "x"}',
-                   b"payload=%7Bnot-json", b"payload=%5B%5D"],
-    ),
-    "whatsapp": Kit(
-        make=lambda url: get_channel_class("whatsapp")(
-            {"phone_number_id": whatsapp_fake.PHONE_NUMBER_ID,
-             "display_phone_number": whatsapp_fake.DISPLAY_PHONE_NUMBER},
-            {"access_token": whatsapp_fake.ACCESS_TOKEN, "app_secret": whatsapp_fake.APP_SECRET,
-             "verify_token": WA_VERIFY_TOKEN}, api_url=url),
-        sign=_wa_sign, tampered=_wa_tampered, fake=_wa_fake, address=whatsapp_fake.USER_WA_ID, text_of=_wa_text,
-        malformed=[b"{not json", b"\xff\xfe", b"[1, 2]", b'{"object": "whatsapp_business_account", "entry": "x"}',
-                   b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages"}]}]}',
-                   _wa_change(b'"metadata": {}, "messages": []'),  # which number it is for
-                   _wa_change(WA_METADATA + b'"messages": [{"type": "text", "text": {"body": "no id"}}]'),
-                   _wa_change(WA_METADATA + b'"messages": {"id": "wamid.x"}'),
-                   _wa_change(WA_METADATA + b'"statuses": [{"id": "wamid.x", "status": "exploded"}]')],
-    ),
-}
 
 # -- shared render cases ---------------------------------------------------------------------------
 
@@ -276,7 +77,7 @@ async def channel(kit: Kit) -> AsyncIterator[Channel]:
 
 
 def test_every_registered_channel_has_a_kit() -> None:
-    assert set(KITS) == set(REGISTRY)
+    assert set(KITS) == set(REGISTRY) and all(isinstance(kit, Kit) for kit in KITS.values())
 
 
 def test_class_shape(kind: str) -> None:
