@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 
 import reflex as rx
 
 from app.api import build_api, limits, security_headers, webhooks
-from app.api import mcp as mcp_api
-from app.bootstrap import start
 from app.pages.agents import agents_page
 from app.pages.auth import login, setup
 from app.pages.deployments import deployments_page
@@ -20,8 +17,7 @@ from app.pages.run_detail import run_detail_page
 from app.pages.runs import runs_page
 from app.pages.smith_detail import smith_detail_page
 from app.pages.smiths import smiths_page
-from app.services.background import background
-from app.services.runtime import get_runtime
+from app.serving import product_lifespan
 from app.state.agents import AgentsState
 from app.state.auth import AuthState
 from app.state.deployments import DeploymentsState, SmithDeploymentsState
@@ -37,18 +33,9 @@ from channels.redact import install_log_redaction
 
 @contextlib.asynccontextmanager
 async def lifespan() -> AsyncIterator[None]:
-    """Per worker process: migrate (locked), bootstrap, and later the scheduler and workers."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=get_runtime().settings.log_level,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    runtime = get_runtime()
-    await start(runtime)
-    try:
-        # The MCP session manager runs once per process, for this process's MCP requests.
-        async with background(runtime), mcp_api.running():
-            yield
-    finally:
-        await runtime.close()
+    """Per worker process: migrate (locked), bootstrap, the run workers, the outbox, the scheduler."""
+    async with product_lifespan():
+        yield
 
 
 def index() -> rx.Component:
