@@ -18,3 +18,9 @@ def status_badge(status: Any) -> rx.Component:
           for name, color in STATUS_COLORS.items()],
         rx.badge(status, variant="soft"),
     )
+
+
+def reply_window_badge(text: Any, color: Any) -> rx.Component:
+    """Whether the smith can write in a conversation now (WhatsApp's 24-hour window); nothing when empty."""
+    return rx.cond(text != "", rx.badge(rx.icon("clock", size=12), text, color_scheme=color, variant="soft",
+                                        size="1", white_space="nowrap"), rx.fragment())

@@ -37,6 +37,16 @@ def _url_row(row: rx.Var) -> rx.Component:
     )
 
 
+def _handover_row(row: rx.Var) -> rx.Component:
+    """A value the channel made for the admin to paste at the provider (WhatsApp's verify token)."""
+    return rx.hstack(
+        rx.text(row["label"], size="2", color=GRAY, width="150px", min_width="150px"),
+        rx.code(row["value"], size="1", word_break="break-all", id=row["id"]),
+        copy_button(row["value"], row["copy_label"]),
+        align="center", width="100%",
+    )
+
+
 def _status(card: rx.Var) -> rx.Component:
     """What is set up and how it is going: identity, receiving mode, secrets set, errors, deliveries."""
     return rx.vstack(
@@ -93,12 +103,14 @@ def _manifest(card: rx.Var) -> rx.Component:
 
 
 def _provider_setup(card: rx.Var) -> rx.Component:
-    """What the person gives the provider: the app manifest (Slack), and the URLs with copy buttons."""
+    """What the person gives the provider: the app manifest (Slack), the URLs, and once connected any value
+    the channel made for them to paste there (WhatsApp's verify token), each with a copy button."""
     return rx.vstack(
         rx.cond(card["manifest"] != "", _manifest(card), rx.fragment()),
         rx.vstack(
-            rx.text("URLs to give ", card["title"], size="2", weight="medium"),
+            rx.text("To paste at ", card["title"], size="2", weight="medium"),
             rx.foreach(card["urls"].to(list[dict[str, str]]), _url_row),
+            rx.foreach(card["handover"].to(list[dict[str, str]]), _handover_row),
             spacing="2", width="100%",
         ),
         spacing="4", width="100%",
@@ -172,10 +184,12 @@ def channel_card(card: rx.Var) -> rx.Component:
         ),
         rx.cond(configured, _status(card), rx.fragment()),
         rx.cond(card["per_installation"].to(bool) & configured, _installations(card), rx.fragment()),
-        # Once connected, what was given to the provider folds away (still there to check or copy again).
+        # Once connected, what was given to the provider folds away (still there to check or copy again),
+        # unless there is still something to paste there and the provider has not called yet.
         rx.cond(configured,
                 rx.el.details(rx.el.summary(rx.text("What to give ", card["title"], size="2", as_="span")),
-                              rx.box(_provider_setup(card), padding_top="12px"), width="100%"),
+                              rx.box(_provider_setup(card), padding_top="12px"), width="100%",
+                              open=card["setup_open"].to(bool)),
                 _provider_setup(card)),
         _form(card),
         spacing="4", width="100%",

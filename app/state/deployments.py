@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import reflex as rx
@@ -17,12 +18,18 @@ from app.services.qr import qr_data_uri
 from app.state.auth import AuthState, NotSignedIn, describe
 from channels import REGISTRY
 from models import Agent, Deployment, Smith
+from models.types import utcnow
 
 # What each one-time link mode offers on a smith's Deployments tab: the button, and the toast once made.
 LINK_BUTTONS = {"start_token": "Create {name} deep link", "oauth_install": "Add to {name}"}
 LINK_CREATED = {"start_token": "Deep link created: send it to the person, or scan it",
                 "oauth_install": "Install link created: open it, or send it to whoever installs the app"}
 LINK_DAYS = START_TOKEN_TTL.days  # how long a one-time link works, as the link card says
+# What opening a start_token link does, where it is not simply "it binds their account" (the link card).
+LINK_EXPLAINED = {
+    "whatsapp": "Opening it in WhatsApp fills in a message with a one-time connect code: when the person "
+                "sends it, their WhatsApp number is bound to this smith.",
+}
 
 
 def link_mode(kind: str) -> str | None:
@@ -54,20 +61,42 @@ def _place(kind: str, address: str | None, names: dict[tuple[str, str], str]) ->
     return names.get((kind, installation), installation), conversation
 
 
+def _in(left: timedelta) -> str:
+    """A time still to come, roughly: "in 3 h", "in 25 min"."""
+    minutes = max(1, -(-int(left.total_seconds()) // 60))  # rounded up: never "in 0 min"
+    return f"in {minutes // 60} h" if minutes >= 60 else f"in {minutes} min"
+
+
+def reply_window(view: DeploymentView, now: datetime) -> tuple[str, str]:
+    """Beside a conversation's address, on channels that may write only within a window after the person's
+    last message (WhatsApp's 24 hours, WA-4): whether the smith can write now, and the badge's colour."""
+    cls = REGISTRY.get(view.kind)
+    if cls is None or cls.reply_window is None or view.status != "active" or not view.address:
+        return "", ""
+    if view.reply_window_ends_at is None:
+        return "Waiting for their first message", "gray"
+    ends = datetime.fromisoformat(view.reply_window_ends_at)
+    if ends <= now:
+        return "Window closed: the person must write first", "amber"
+    return f"Can reply until {ends:%H:%M} UTC ({_in(ends - now)})", "green"
+
+
 async def _rows(session: AsyncSession, actor: Actor, items: list[Deployment]) -> list[dict[str, str]]:
     names = await workspace_names(session, project_id=actor.project_id, kinds={d.kind for d in items})
+    now = utcnow()
     rows = []
-    for deployment in items:
-        view = DeploymentView.of(deployment)
+    for view in await deployments.views(session, items):  # with each conversation's reply window
         model = Smith if view.target.type == "smith" else Agent
         target = await session.get(model, view.target.id)
         workspace, conversation = _place(view.kind, view.address, names)
+        window, window_color = reply_window(view, now)
         rows.append({
             "id": view.id, "kind": view.kind, "status": view.status, "address": view.address or "—",
             "workspace": workspace, "conversation": conversation,
             "target_type": view.target.type, "target_id": view.target.id,
             "target_name": getattr(target, "name", view.target.id),
             "target_href": f"/smiths/{view.target.id}" if view.target.type == "smith" else "/agents",
+            "window": window, "window_color": window_color,
             "owner": view.owner_identity or "", "created_at": view.created_at[:16].replace("T", " "),
             # Why and when a revoked one stopped answering ("replaced · 2026-12-04 06:10").
             "revoked_note": f"{view.revoked_reason or 'revoked'} · {(view.revoked_at or '')[:16].replace('T', ' ')}"
@@ -136,6 +165,7 @@ class SmithDeploymentsState(AuthState):
     link_expires: str = ""
     link_mode: str = ""  # start_token or oauth_install: what the link card says about the link
     link_name: str = ""  # the channel's display name
+    link_text: str = ""  # start_token: what opening the link does
     busy: bool = False
 
     def _smith_id(self) -> str:
@@ -170,6 +200,7 @@ class SmithDeploymentsState(AuthState):
 
     def _clear_link(self) -> None:
         self.link, self.link_qr, self.link_expires, self.link_mode, self.link_name = "", "", "", "", ""
+        self.link_text = ""
 
     @rx.event
     async def load(self) -> Any:
@@ -191,6 +222,12 @@ class SmithDeploymentsState(AuthState):
         self.link_mode = str(deployment.setup.get("mode") or link_mode(deployment.kind) or "")
         cls = REGISTRY.get(deployment.kind)
         self.link_name = cls.display_name if cls else deployment.kind
+        self.link_text = LINK_EXPLAINED.get(deployment.kind,
+                                            f"Opening it in {self.link_name} binds their account to this smith.")
+        if cls is not None and cls.reply_window is not None:  # so the window beside the address is no surprise
+            hours = int(cls.reply_window.total_seconds() // 3600)
+            self.link_text += (f" {self.link_name} lets the smith write to them only within {hours} hours of "
+                               "their last message.")
 
     async def _create(self, body: DeploymentCreate, success: str) -> Any:
         """Create one of this smith's deployments, refresh the tab, and say how it went."""

@@ -26,6 +26,8 @@ from channels.base import Channel
 MODE_LABELS = {"webhook": "webhook", "polling": "long polling (no public HTTPS URL)",
                "socket_mode": "Socket Mode (no public URL needed)"}
 _WORDS = {"url": "URL", "oauth": "OAuth", "id": "ID"}
+# A few details learnt at setup read better under the product's words than under the provider's keys.
+DETAIL_LABELS = {"display_phone_number": "Phone number", "team": "Workspace", "team_id": "Workspace ID"}
 # Where a channel whose guide is an app manifest has its apps created (no declaration says so yet).
 APP_CONSOLES = {"slack": "api.slack.com/apps"}
 
@@ -35,7 +37,7 @@ def _when(iso: str | None) -> str:
 
 
 def _url_label(name: str) -> str:
-    """``oauth_redirect_url`` -> "OAuth redirect URL"."""
+    """``oauth_redirect_url`` -> "OAuth redirect URL", ``verify_token`` -> "Verify token"."""
     words = [_WORDS.get(word, word) for word in name.split("_")]
     return " ".join([words[0][:1].upper() + words[0][1:], *words[1:]])
 
@@ -60,6 +62,30 @@ def _hint(value: Any) -> str:
     if not isinstance(value, Mapping) or not value.get("set"):
         return ""
     return f"set, ends in …{value['last4']}" if value.get("last4") else "set"
+
+
+Rows = list[dict[str, str]]
+
+
+def setup_details(cls: type[Channel], status: IntegrationStatus) -> tuple[Rows, Rows]:
+    """The public details the channel learnt or made at setup, as (facts to show, values to paste at the
+    provider). A detail named like one of the channel's secrets is a shared secret the channel published
+    on purpose because only the admin can hand it over (WhatsApp's verify token): it gets a copy button.
+    The others are what the provider says about the account (WhatsApp's verified name); only text is
+    shown (ids and flags are for the API), and the form's fields, the URLs and the headline have their
+    own place."""
+    facts: Rows = []
+    handover: Rows = []
+    for name, value in (status.model_extra or {}).items():
+        if not isinstance(value, str) or not value or name in status.urls or name in cls.Put.model_fields:
+            continue
+        label = DETAIL_LABELS.get(name, _url_label(name))
+        if name in cls.Secrets.model_fields:
+            handover.append({"name": name, "label": label, "value": value, "copy_label": f"Copy {label.lower()}",
+                             "id": f"{cls.kind}-{name.replace('_', '-')}"})
+        elif name != "bot_username":
+            facts.append({"label": label, "value": value})
+    return facts, handover
 
 
 def _manifest_intro(cls: type[Channel]) -> str:
@@ -88,20 +114,27 @@ def card_of(cls: type[Channel], status: IntegrationStatus) -> dict[str, Any]:
     facts = [{"label": field["label"], "value": _hint(shown.get(field["name"])) if field["secret"]
               else str(shown.get(field["name"]) or "")}
              for field in fields if shown.get(field["name"])]
+    details, handover = setup_details(cls, status)
     manifest = status.guide.get("manifest")
     mode = status.mode or ""
     connected = status.configured and status.status in (None, "connected", "configured")
+    failing = status.configured and status.status == "error"  # e.g. the provider refused the token since
     return {
         "kind": cls.kind, "title": cls.display_name, "card_id": f"{cls.kind}-card",
         "button_id": f"connect-{cls.kind}", "configured": status.configured,
-        "status": "Connected" if connected else (status.status or "") if status.configured else "Not connected",
-        "status_color": "green" if connected else "amber" if status.configured else "gray",
+        "status": "Connected" if connected else (status.status or "").capitalize() if status.configured
+        else "Not connected",
+        "status_color": "green" if connected else "red" if failing else "amber" if status.configured else "gray",
         "mode": mode, "mode_label": MODE_LABELS.get(mode, mode.replace("_", " ")),
         # Who the provider knows us as (Telegram's @bot), when the channel learnt it at setup.
         "headline": f"@{shown['bot_username']}" if shown.get("bot_username") else "",
-        "facts": facts,
+        "facts": facts + details,
         "fields": fields,
         "urls": [{"name": name, "label": _url_label(name), "url": url} for name, url in status.urls.items()],
+        "handover": handover,
+        # What to paste at the provider stays unfolded once connected while the provider has yet to call
+        # (WhatsApp: the callback URL and verify token go into Meta's dashboard after connecting).
+        "setup_open": bool(handover) and status.last_delivery_at is None,
         "manifest": json.dumps(manifest, indent=2) if manifest else "",
         "manifest_intro": _manifest_intro(cls) if manifest else "",
         "steps": list(status.steps),

@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from tests.conftest import create_postgres_database
 from tests.fakes.slack import FakeSlack, serve_fake_slack
 from tests.fakes.telegram import FakeTelegram, serve_fake_telegram
+from tests.fakes.whatsapp import FakeGraph, serve_fake_graph
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 600  # the first start builds the console (npm install + vite build)
@@ -34,6 +35,7 @@ class Server:
     process: subprocess.Popen[bytes]
     telegram: FakeTelegram | None = None
     slack: FakeSlack | None = None
+    graph: FakeGraph | None = None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -100,21 +102,28 @@ def fake_slack() -> Iterator[FakeSlack]:
         yield fake
 
 
+@pytest.fixture(scope="session")
+def fake_graph() -> Iterator[FakeGraph]:
+    """Meta's Graph API for WhatsApp (IC_GRAPH_API_URL, its version included), for the servers below."""
+    with serve_fake_graph() as fake:
+        yield fake
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgres+redis"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-           fake_telegram: FakeTelegram, fake_slack: FakeSlack) -> Iterator[Server]:
+           fake_telegram: FakeTelegram, fake_slack: FakeSlack, fake_graph: FakeGraph) -> Iterator[Server]:
     """The embedded default (SQLite, one worker), and the scale-out shape: PostgreSQL, Reflex
     state in Redis and two granian workers behind one port."""
     tmp = tmp_path_factory.mktemp("server")
     env = {"IC_TELEGRAM_API_URL": fake_telegram.url, "IC_SLACK_API_URL": fake_slack.api_url,
-           "IC_SLACK_OAUTH_URL": fake_slack.authorize_url}
+           "IC_SLACK_OAUTH_URL": fake_slack.authorize_url, "IC_GRAPH_API_URL": fake_graph.url}
     drop = None
     if request.param != "sqlite":
         url, drop = create_postgres_database("ic_server")
         redis_url = os.environ.get("IC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
         env.update({"IC_DATABASE_URL": url, "REFLEX_REDIS_URL": redis_url, "GRANIAN_WORKERS": "2"})
     running = start_server(tmp, env)
-    running.telegram, running.slack = fake_telegram, fake_slack
+    running.telegram, running.slack, running.graph = fake_telegram, fake_slack, fake_graph
     yield running
     stop_server(running)
     if drop:

@@ -33,11 +33,12 @@ def _link_box(heading: rx.Component, alt: str, code_id: str, explanation: rx.Com
 
 
 def _deep_link_card() -> rx.Component:
-    """start_token: the person opens the link in the messenger, which binds their account."""
+    """start_token: the person opens the link in the messenger, which binds their account (on WhatsApp, once
+    they send the message it fills in)."""
     return _link_box(
         rx.heading("Send this link to the person", size="3"), "QR code of the deep link", "deep-link",
-        rx.text("Opening it in ", S.link_name, " binds their account to this smith. It works once and expires "
-                "on ", S.link_expires, " UTC.", size="2", color=GRAY),
+        rx.text(S.link_text, " It works once and expires on ", S.link_expires, " UTC.", size="2", color=GRAY,
+                id="deep-link-text"),
         rx.button(rx.icon("external-link", size=14), "Open in ", S.link_name, variant="soft"),
     )
 
