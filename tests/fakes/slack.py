@@ -12,7 +12,8 @@ It serves, on 127.0.0.1 (uvicorn in a background thread, like the Telegram fake)
 429 or 5xx), ``POST /actions/...`` (a response_url) and the Socket Mode websocket ``/socket``; for a benchmark
 that runs it in its own process, ``GET /_bench/posted?since=N`` (what chat.postMessage received, from the N-th).
 Identifiers, signing and payload builders live in slack_socket.py, the workspace model and the Web API method
-handlers in slack_web.py; their public names are re-exported here.
+handlers in slack_web.py, the App Manifest API (configuration tokens, per-smith apps) and the assistant pane's
+methods in slack_apps.py; their public names are re-exported here.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route, WebSocketRoute
 
 from tests.fakes.serve import off_loop, serve_here, serve_in_thread
+from tests.fakes.slack_apps import CONFIG_TOKEN_METHODS, ConfigToken, SlackAppsApi, redirect_allowed
 from tests.fakes.slack_socket import (
     APP_ID,
     APP_NAME,
@@ -62,6 +64,8 @@ from tests.fakes.slack_socket import (
     USER_TOKEN,
     VERIFICATION_TOKEN,
     SocketModeServer,
+    assistant_thread_context_changed_event,
+    assistant_thread_started_event,
     block_actions_payload,
     event_envelope,
     interaction_body,
@@ -90,15 +94,16 @@ __all__ = [
     "APP_ID", "APP_NAME", "APP_TOKEN", "BOT_ID", "BOT_SCOPES", "BOT_TOKEN", "BOT_USER_ID", "CLIENT_ID",
     "CLIENT_SECRET", "DM_CHANNEL_ID", "GENERAL_CHANNEL_ID", "INSTALLER_ID", "INSTALLER_NAME", "OTHER_USER_ID",
     "OTHER_USER_NAME", "SIGNING_SECRET", "TEAM_DOMAIN", "TEAM_ID", "TEAM_NAME", "USER_SCOPES", "USER_TOKEN",
-    "VERIFICATION_TOKEN", "ApiError", "Consent", "FakeSlack", "SlackApp", "SlackChannel", "SlackToken", "SlackUser",
-    "Workspace", "block_actions_payload", "event_envelope", "interaction_body",
+    "VERIFICATION_TOKEN", "ApiError", "ConfigToken", "Consent", "FakeSlack", "SlackApp", "SlackChannel", "SlackToken",
+    "SlackUser", "Workspace", "assistant_thread_context_changed_event", "assistant_thread_started_event",
+    "block_actions_payload", "event_envelope", "interaction_body",
     "mention_event", "message_event", "new_ts", "numbered_user", "rich_text", "run_fake_slack", "serve_fake_slack",
     "serve_forever", "sign", "view_submission_payload",
 ]
 
 Consent = Literal["page", "allow", "cancel"]
 _APP_TOKEN_METHODS = {"apps.connections.open"}
-_NO_TOKEN_METHODS = {"oauth.v2.access"}
+_NO_TOKEN_METHODS = {"oauth.v2.access", "tooling.tokens.rotate"}  # rotate's credential is its refresh_token
 
 
 @dataclass
@@ -108,7 +113,7 @@ class _Failure:
     retry_after: int | None = None
 
 
-class FakeSlack(SocketModeServer, SlackWebApi):
+class FakeSlack(SocketModeServer, SlackWebApi, SlackAppsApi):
     def __init__(self, latency_s: float = 0.0, *, consent: Consent = "page") -> None:
         self.latency_s = latency_s
         self.consent: Consent = consent  # what the person does on the consent page (changeable at run time)
@@ -131,6 +136,7 @@ class FakeSlack(SocketModeServer, SlackWebApi):
         self._lock = threading.Lock()
         self._serial = itertools.count(1000)
         self._init_socket_mode()
+        self._init_apps_api()
         self.add_app(APP_ID, CLIENT_ID, CLIENT_SECRET, SIGNING_SECRET)
         self.add_workspace(TEAM_ID, TEAM_NAME, domain=TEAM_DOMAIN, installer_id=INSTALLER_ID,
                            installer_name=INSTALLER_NAME, bot_user_id=BOT_USER_ID, bot_id=BOT_ID,
@@ -280,6 +286,9 @@ class FakeSlack(SocketModeServer, SlackWebApi):
             return _page(400, "Slack: error", "Invalid client_id parameter")
         if not query.get("redirect_uri"):
             return _page(400, "Slack: error", "Missing redirect_uri parameter")
+        if app.redirect_urls and not redirect_allowed(query["redirect_uri"], app.redirect_urls):
+            return _page(400, "Slack: error", "OAuth Error: redirect_uri did not match any configured URIs. "
+                                              f"Passed URI: {query['redirect_uri']}")
         scopes, user_scopes = _split(query.get("scope")), _split(query.get("user_scope"))
         if not scopes and not user_scopes:
             return _page(400, "Slack: error", "Invalid permissions requested")
@@ -347,17 +356,20 @@ class FakeSlack(SocketModeServer, SlackWebApi):
             return ApiError("unknown_method").response()
         try:
             token = None if method in _NO_TOKEN_METHODS else self._authenticate(method, params)
-            scopes = {"x-oauth-scopes": ",".join(token.scopes)} if token is not None else None  # as Slack answers
+            scopes = ({"x-oauth-scopes": ",".join(token.scopes)}  # as Slack answers
+                      if isinstance(token, SlackToken) else None)
             return JSONResponse({"ok": True, **await handler(token, params)}, headers=scopes)
         except ApiError as exc:
             return exc.response()
 
-    def _authenticate(self, method: str, params: dict[str, Any]) -> SlackToken:
+    def _authenticate(self, method: str, params: dict[str, Any]) -> SlackToken | ConfigToken:
+        if method in CONFIG_TOKEN_METHODS:
+            return self._authenticate_config(params)
         if not params.get("token"):
             raise ApiError("not_authed")
         token = self.tokens.get(params["token"])
         if token is None:
-            raise ApiError("invalid_auth")
+            raise ApiError("not_allowed_token_type" if params["token"] in self.config_tokens else "invalid_auth")
         if (token.kind == "app") != (method in _APP_TOKEN_METHODS):
             raise ApiError("not_allowed_token_type")
         return token

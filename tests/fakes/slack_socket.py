@@ -4,6 +4,7 @@
 - request signing (``sign``) and the interactivity form body (``interaction_body``);
 - builders of Events API envelopes and interactivity payloads in Slack's documented shapes
   (reference/slack.md): ``event_envelope``, ``message_event``, ``mention_event``,
+  ``assistant_thread_started_event``, ``assistant_thread_context_changed_event``,
   ``block_actions_payload``, ``view_submission_payload``;
 - ``SocketModeServer``, the Socket Mode websocket that ``apps.connections.open`` points at, as
   slack_sdk's SocketModeClient expects it: ``hello`` on connect, envelopes pushed by the test, acks.
@@ -140,6 +141,32 @@ def mention_event(text: str, *, channel: str = GENERAL_CHANNEL_ID, user: str = I
     if thread_ts:
         event["thread_ts"] = thread_ts
     return event
+
+
+def assistant_thread_started_event(*, user: str = INSTALLER_ID, channel: str = DM_CHANNEL_ID,
+                                   thread_ts: str | None = None, context_channel: str | None = GENERAL_CHANNEL_ID,
+                                   team: str = TEAM_ID, enterprise_id: str | None = None) -> dict[str, Any]:
+    """``user`` opened the assistant pane: a new thread ``thread_ts`` in the app's DM ``channel``, while viewing
+    ``context_channel`` (None: no channel in view, so no ``channel_id`` in the context)."""
+    return _assistant_thread_event("assistant_thread_started", user, channel, thread_ts or new_ts(),
+                                   context_channel, team, enterprise_id)
+
+
+def assistant_thread_context_changed_event(thread_ts: str, *, context_channel: str = GENERAL_CHANNEL_ID,
+                                           user: str = INSTALLER_ID, channel: str = DM_CHANNEL_ID,
+                                           team: str = TEAM_ID, enterprise_id: str | None = None) -> dict[str, Any]:
+    """With the pane's thread ``thread_ts`` open, ``user`` moved to ``context_channel``."""
+    return _assistant_thread_event("assistant_thread_context_changed", user, channel, thread_ts, context_channel,
+                                   team, enterprise_id)
+
+
+def _assistant_thread_event(kind: str, user: str, channel: str, thread_ts: str, context_channel: str | None,
+                            team: str, enterprise_id: str | None) -> dict[str, Any]:
+    # Slack's documented example carries enterprise_id; outside Enterprise Grid we send null (unverified).
+    context: dict[str, Any] = {"channel_id": context_channel} if context_channel else {}
+    context.update(team_id=team, enterprise_id=enterprise_id)
+    return {"type": kind, "assistant_thread": {"user_id": user, "context": context, "channel_id": channel,
+                                               "thread_ts": thread_ts}, "event_ts": new_ts()}
 
 
 # -- interactivity ---------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ class SlackApp:
     client_secret: str
     signing_secret: str
     name: str = APP_NAME
+    redirect_urls: list[str] = field(default_factory=list)  # from a manifest; empty: any redirect_uri goes
 
 
 @dataclass
