@@ -30,6 +30,7 @@ from channels.types import (
     InboundAction,
     Outbound,
     RawRequest,
+    Renewed,
     SendResult,
     SetupInfo,
     TapAnswer,
@@ -319,6 +320,15 @@ class Channel(ABC):
         """Register with the provider where it can be automated; otherwise list the steps."""
         return SetupInfo(mode="webhook", webhook_url=webhook_url,
                          steps=[f"Point the provider's webhook at {webhook_url}."])
+
+    def credentials_due(self, now: datetime) -> bool:
+        """Whether credentials that expire (Slack's app configuration token) should be renewed now; the
+        leader asks every few seconds (app.services.polling)."""
+        return False
+
+    async def renew_credentials(self, now: datetime) -> Renewed:
+        """New credentials for ``credentials_due``; ``SetupError`` (with a stable code) when refused."""
+        raise SetupError(f"{self.kind} has no credentials to renew", code="not_renewable")
 
     async def teardown(self) -> None:
         """Undo ``setup`` at the provider (e.g. delete the webhook)."""

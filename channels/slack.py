@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import aiohttp
 from pydantic import Field
@@ -26,7 +26,12 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from channels import slack_tools
-from channels.base import Channel, Deliver, MalformedPayload, SetupError, publicly_reachable
+from channels.base import Channel, Deliver, MalformedPayload
+from channels.slack_factory import (
+    CONFIG_TOKEN_PATTERN,
+    INVALID_CODE,
+    REFRESH_TOKEN_PATTERN,
+)
 from channels.slack_format import approval_blocks, escape, outcome_blocks, to_mrkdwn
 from channels.slack_inbound import (
     Installation,
@@ -38,6 +43,7 @@ from channels.slack_inbound import (
 )
 from channels.slack_manifest import manifest
 from channels.slack_names import DisplayNames
+from channels.slack_setup import AUTH_ERRORS, SlackOnboarding
 from channels.types import (
     ApprovalPrompt,
     Capabilities,
@@ -46,7 +52,6 @@ from channels.types import (
     Outbound,
     RawRequest,
     SendResult,
-    SetupInfo,
     TapAnswer,
     ToolSpec,
     Verdict,
@@ -57,9 +62,6 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 3900  # chat.postMessage takes 40k, but Slack truncates display past ~4k characters
 MAX_CHIP_LABEL = 75
 ADDRESS_RE = re.compile(r"^([TE][A-Z0-9]{2,20}):([CDG][A-Z0-9]{2,20})$")
-# Errors that mean the workspace's token no longer works (uninstalled, revoked): never retried.
-AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
-                         "no_permission", "missing_scope", "not_allowed_token_type"})
 GONE_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived", "user_not_found",
                          "cannot_dm_bot", "user_disabled"})
 
@@ -72,7 +74,7 @@ class _ChannelClock(Clock):
         return self.channel.clock()
 
 
-class SlackChannel(Channel):
+class SlackChannel(SlackOnboarding, Channel):
     kind: ClassVar[str] = "slack"
     display_name: ClassVar[str] = "Slack"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -89,12 +91,15 @@ class SlackChannel(Channel):
         client_id: str = ""
         mode: str = ""  # webhook | socket_mode (setup decides: Socket Mode when Slack cannot reach us)
         install_url_base: str = ""  # {IC_PUBLIC_URL}/v1/slack/install/ (an install link appends its token)
+        config_token_expires_at: str = ""  # the app factory's configuration token (slack_factory)
 
     class Secrets(Channel.Secrets):
         signing_secret: str = Field(min_length=1, max_length=200)
         client_secret: str = Field(default="", max_length=200)
         bot_token: str = Field(default="", max_length=300)  # a single workspace's token, pasted by hand
         app_token: str = Field(default="", max_length=300)  # xapp-…: Socket Mode behind NAT
+        config_token: str = Field(default="", max_length=400)  # the app factory (SL-1): mints per-smith apps
+        config_refresh_token: str = Field(default="", max_length=400)
 
     class Put(Channel.Put):
         client_id: str = Field(min_length=3, max_length=100, pattern=r"^[0-9.]+$")
@@ -103,6 +108,8 @@ class SlackChannel(Channel):
         bot_token: str | None = Field(default=None, max_length=300, pattern=r"^xoxb-[A-Za-z0-9-]+$")
         app_token: str | None = Field(default=None, max_length=300, pattern=r"^xapp-[A-Za-z0-9-]+$")
         return_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
+        config_token: str | None = Field(default=None, max_length=400, pattern=CONFIG_TOKEN_PATTERN)
+        config_refresh_token: str | None = Field(default=None, max_length=400, pattern=REFRESH_TOKEN_PATTERN)
 
     put_help: ClassVar[dict[str, tuple[str, str]]] = {
         "client_id": ("Client ID", "Your Slack app → Basic Information → App Credentials."),
@@ -110,10 +117,16 @@ class SlackChannel(Channel):
         "signing_secret": ("Signing Secret", "Same page, under App Credentials."),
         "app_token": ("App-level token (optional)", "Only behind NAT: Basic Information → App-Level Tokens, "
                       "scope connections:write (xapp-…). Events then arrive over Socket Mode."),
+        "config_refresh_token": ("App configuration refresh token (optional)", "To give each smith its own "
+                                 "Slack app: api.slack.com/apps → Your App Configuration Tokens → Generate Token "
+                                 "for the workspace, then copy its Refresh Token (xoxe-…). It is rotated "
+                                 "automatically before each 12-hour expiry."),
     }
     field_errors: ClassVar[dict[str, tuple[str, str, str]]] = {
         "invalid_token": ("invalid_bot_token", "bot_token", "Slack rejected this bot token (xoxb-…)"),
-        "invalid_app_token": ("invalid_app_token", "app_token", "Slack rejected this app-level token (xapp-…)")}
+        "invalid_app_token": ("invalid_app_token", "app_token", "Slack rejected this app-level token (xapp-…)"),
+        INVALID_CODE: (INVALID_CODE, "config_refresh_token", "Slack refused this configuration refresh token "
+                       "(expired, revoked or used already): generate a new configuration token")}
 
     config: Config
     secrets: Secrets
@@ -342,89 +355,6 @@ class SlackChannel(Channel):
     async def call_tool(self, name: str, address: str, arguments: Mapping[str, Any]) -> str:
         team, conversation = split_address(address)
         return await slack_tools.call(self.client, self.installations.get(team), conversation, name, arguments)
-
-    # -- onboarding --------------------------------------------------------------------------------
-
-    async def auth_test(self, token: str) -> dict[str, Any]:
-        try:
-            answer = await self.client.auth_test(token=token)
-        except SlackApiError as exc:
-            error = str(exc.response.get("error", "error"))
-            raise SetupError(f"Slack refused the token: {error}",
-                             code="invalid_token" if error in AUTH_ERRORS else "setup_failed") from exc
-        except Exception as exc:
-            raise SetupError(f"Slack could not be reached: {type(exc).__name__}",
-                             code="provider_unreachable") from exc
-        found = dict(answer.data) if isinstance(answer.data, dict) else {}
-        headers = {str(k).lower(): v for k, v in (answer.headers or {}).items()}
-        granted = headers.get("x-oauth-scopes") or ""  # Slack names the token's scopes in this header
-        found["scopes"] = sorted({s.strip() for s in str(granted).split(",") if s.strip()})
-        return found
-
-    async def _check_app_token(self) -> None:
-        try:
-            await _open_socket_url(self.api_url, self.secrets.app_token)
-        except SlackApiError as exc:
-            raise SetupError(f"Slack refused the app-level token: {exc.response.get('error', 'error')}",
-                             code="invalid_app_token") from exc
-        except Exception as exc:
-            raise SetupError(f"Slack could not be reached: {type(exc).__name__}", code="provider_unreachable") from exc
-
-    async def exchange_code(self, code: str, redirect_uri: str) -> dict[str, Any]:
-        """SL-2: the OAuth code for the workspace's tokens (oauth.v2.access, HTTP Basic client auth)."""
-        try:
-            answer = await self.client.oauth_v2_access(client_id=self.config.client_id,
-                                                       client_secret=self.secrets.client_secret,
-                                                       code=code, redirect_uri=redirect_uri)
-        except SlackApiError as exc:
-            raise SetupError(f"Slack refused the install: {exc.response.get('error', 'error')}",
-                             code="oauth_failed") from exc
-        except Exception as exc:
-            raise SetupError(f"Slack could not be reached: {type(exc).__name__}", code="provider_unreachable") from exc
-        return dict(answer.data) if isinstance(answer.data, dict) else {}
-
-    async def open_dm(self, token: str, user_id: str) -> str:
-        """The app's DM with a person (conversations.open), where their deployment talks to them."""
-        try:
-            answer = await self.client.conversations_open(token=token, users=user_id)
-        except SlackApiError as exc:
-            raise SetupError(f"Slack refused to open the DM: {exc.response.get('error', 'error')}",
-                             code="oauth_failed") from exc
-        except Exception as exc:
-            raise SetupError(f"Slack could not be reached: {type(exc).__name__}", code="provider_unreachable") from exc
-        return str((answer.get("channel") or {}).get("id") or "")
-
-    async def setup(self, *, webhook_url: str) -> SetupInfo:
-        details: dict[str, Any] = {}
-        mode: Literal["webhook", "socket_mode"] = "webhook"
-        if self.secrets.app_token:
-            await self._check_app_token()
-            if not publicly_reachable(webhook_url):
-                mode = "socket_mode"
-        installation = None
-        if self.secrets.bot_token:  # one workspace's token pasted by hand: that workspace is installed
-            found = await self.auth_test(self.secrets.bot_token)
-            details = {"team_id": found.get("team_id"), "team": found.get("team"),
-                       "bot_user_id": found.get("user_id"), "bot_id": found.get("bot_id")}
-            installation = {"external_id": str(found.get("team_id") or ""), "name": str(found.get("team") or ""),
-                            "public": {"bot_user_id": found.get("user_id"), "bot_id": found.get("bot_id"),
-                                       "scopes": found.get("scopes", []), "installer": None},
-                            "secrets": {"bot_token": self.secrets.bot_token}}
-        if mode == "socket_mode":
-            return SetupInfo(mode=mode, details=details, installation=installation, steps=[
-                f"Slack cannot reach {webhook_url}, so events arrive over Socket Mode (the app-level token).",
-                "In the app's settings turn on Socket Mode (Settings → Socket Mode).",
-                "Then add it to a workspace from a smith's Deployments tab (Add to Slack)."])
-        return SetupInfo(mode=mode, webhook_url=webhook_url, details=details, installation=installation,
-                         steps=["Create the Slack app from the manifest below (api.slack.com/apps → Create New "
-                                "App → From a manifest).",
-                                "Copy its Client ID, Client Secret and Signing Secret here.",
-                                "Then add it to a workspace from a smith's Deployments tab (Add to Slack)."])
-
-
-async def _open_socket_url(api_url: str, app_token: str) -> str:
-    answer = await AsyncWebClient(base_url=f"{api_url}/").apps_connections_open(app_token=app_token)
-    return str(answer.get("url") or "")
 
 
 def classify(exc: BaseException) -> SendResult:

@@ -194,3 +194,14 @@ class SetupInfo:
     # An installation the credentials themselves name (a Slack bot token pasted by hand names its
     # workspace): {"external_id", "name", "public", "secrets"}; stored like an OAuth install's.
     installation: dict[str, Any] | None = None
+    # Secrets learnt or replaced during setup (a rotated token and its new refresh token): stored encrypted.
+    secrets: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Renewed:
+    """Credentials a channel renewed on its own (``Channel.renew_credentials``): the new secrets, stored
+    encrypted in one transaction, and public details (the new expiry)."""
+
+    secrets: dict[str, str]
+    details: dict[str, Any]

@@ -83,6 +83,19 @@ async def save_integration(
     return integration
 
 
+async def store_renewed(session: AsyncSession, *, box: SecretBox, integration: Integration,
+                        secrets: dict[str, str], public: dict[str, Any]) -> None:
+    """Credentials the channel renewed on its own (a rotated token and its new refresh token): merged into
+    the sealed secrets in the caller's transaction, with the public details; every process's channel hub
+    rebuilds on the new ``updated_at``."""
+    merged = {**open_secrets(box, integration), **secrets}
+    integration.secrets_ciphertext = box.encrypt(json.dumps(merged), bound_to=_bound_to(integration))
+    integration.public = {**integration.public, **public}
+    integration.updated_at = utcnow()
+    await record_event(session, project_id=integration.project_id, type="integration.credentials_renewed",
+                       data={"kind": integration.kind, "public": {k: v for k, v in public.items() if v != ""}})
+
+
 _INTEGRATION = select(Integration).where(Integration.project_id == bindparam("project_id"),
                                         Integration.kind == bindparam("kind"))  # built once: runs use it
 

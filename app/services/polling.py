@@ -1,5 +1,7 @@
-"""Pull receivers: integrations the provider cannot reach by webhook (a laptop behind NAT) receive
-by pulling instead, through the channel's own receiver: Telegram's long polling, Slack's Socket Mode.
+"""The leader's provider upkeep. Pull receivers: integrations the provider cannot reach by webhook (a
+laptop behind NAT) receive by pulling instead, through the channel's own receiver: Telegram's long
+polling, Slack's Socket Mode. And credentials that expire are renewed when due
+(app.services.credential_renewal), from the same look at the integrations every few seconds.
 
 Exactly one process pulls (``jobs.leader``); every pulled batch goes through the same inbound path as
 webhooks (``app.services.inbound.handle``), so dedupe and routing are identical. One task per pulling
@@ -15,6 +17,7 @@ from datetime import datetime
 from sqlmodel import select
 
 from app.services.channel_hub import get_hub
+from app.services.credential_renewal import Renewals
 from app.services.inbound import Source, handle
 from app.services.runtime import Runtime
 from channels.base import Channel
@@ -44,13 +47,16 @@ async def _pull(runtime: Runtime, source: Source, channel: Channel) -> None:
 
 async def _pull_all(runtime: Runtime, recheck_s: float) -> None:
     running: dict[str, tuple[datetime, asyncio.Task[None]]] = {}
+    renewals = Renewals()
     try:
         while True:
             async with runtime.read() as session:
                 integrations = list((await session.execute(select(Integration))).scalars())
                 wanted: dict[str, tuple[datetime, Source, Channel]] = {}
+                upkeep: list[tuple[str, Channel]] = []
                 for integration in integrations:  # read inside the session: its rows expire after it
                     channel = await get_hub(runtime).for_integration(integration, session)
+                    upkeep.append((integration.id, channel))
                     if channel.pulls():
                         wanted[integration.id] = (integration.updated_at, Source.of(integration), channel)
             for integration_id, (stamp, task) in list(running.items()):
@@ -63,6 +69,8 @@ async def _pull_all(runtime: Runtime, recheck_s: float) -> None:
                     task = asyncio.create_task(_pull(runtime, source, channel),
                                                name=f"pull-{source.kind}-{integration_id}")
                     running[integration_id] = (stamp, task)
+            for integration_id, channel in upkeep:  # outside the read: renewing calls the provider
+                await renewals.renew_if_due(runtime, integration_id, channel)
             await asyncio.sleep(recheck_s)
     finally:
         for _, task in running.values():

@@ -138,6 +138,7 @@ async def connect(session: AsyncSession, *, actor: Actor, runtime: Runtime, kind
         raise DomainError(str(exc), code=exc.code) from exc
     finally:
         await channel.aclose()
+    secrets = {**secrets, **info.secrets}  # e.g. a rotated token with its new refresh token
     stored = {**public, **urls, **info.details, "mode": info.mode, "webhook_url": info.webhook_url,
               "steps": info.steps}
     if info.bot_username:
