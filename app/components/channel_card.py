@@ -57,6 +57,11 @@ def _status(card: rx.Var) -> rx.Component:
         rx.cond(card["last_error"] != "",
                 rx.callout(card["last_error"], icon="triangle-alert", color_scheme="red", width="100%"),
                 rx.fragment()),
+        # Credentials the channel renews itself (Slack's app factory token) could not be renewed.
+        rx.cond(card["renewal_error"] != "",
+                rx.callout(card["renewal_error"], icon="triangle-alert", color_scheme="amber", width="100%",
+                           id=f"{card['kind']}-renewal-error"),
+                rx.fragment()),
         rx.foreach(card["steps"].to(list[str]), lambda step: rx.text("• ", step, size="1", color=GRAY)),
         spacing="2", width="100%",
     )

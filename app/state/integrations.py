@@ -27,7 +27,12 @@ MODE_LABELS = {"webhook": "webhook", "polling": "long polling (no public HTTPS U
                "socket_mode": "Socket Mode (no public URL needed)"}
 _WORDS = {"url": "URL", "oauth": "OAuth", "id": "ID"}
 # A few details learnt at setup read better under the product's words than under the provider's keys.
-DETAIL_LABELS = {"display_phone_number": "Phone number", "team": "Workspace", "team_id": "Workspace ID"}
+DETAIL_LABELS = {"display_phone_number": "Phone number", "team": "Workspace", "team_id": "Workspace ID",
+                 "config_token_expires_at": "App factory token expires",
+                 "config_rotated_at": "App factory token last rotated",
+                 "factory_team_id": "App factory workspace ID", "factory_user_id": "App factory token's owner ID"}
+# A detail that says credentials the channel renews itself could not be renewed: a warning, not a fact.
+RENEWAL_ERROR = "credentials_error"
 # Where a channel whose guide is an app manifest has its apps created (no declaration says so yet).
 APP_CONSOLES = {"slack": "api.slack.com/apps"}
 
@@ -77,9 +82,12 @@ def setup_details(cls: type[Channel], status: IntegrationStatus) -> tuple[Rows, 
     facts: Rows = []
     handover: Rows = []
     for name, value in (status.model_extra or {}).items():
-        if not isinstance(value, str) or not value or name in status.urls or name in cls.Put.model_fields:
+        if (not isinstance(value, str) or not value or name in status.urls or name in cls.Put.model_fields
+                or name == RENEWAL_ERROR):
             continue
         label = DETAIL_LABELS.get(name, _url_label(name))
+        if name.endswith("_at"):
+            value = f"{_when(value)} UTC"
         if name in cls.Secrets.model_fields:
             handover.append({"name": name, "label": label, "value": value, "copy_label": f"Copy {label.lower()}",
                              "id": f"{cls.kind}-{name.replace('_', '-')}"})
@@ -139,6 +147,7 @@ def card_of(cls: type[Channel], status: IntegrationStatus) -> dict[str, Any]:
         "manifest_intro": _manifest_intro(cls) if manifest else "",
         "steps": list(status.steps),
         "last_error": status.last_error or "",
+        "renewal_error": str((status.model_extra or {}).get(RENEWAL_ERROR) or ""),
         "last_delivery_at": _when(status.last_delivery_at),
         "per_installation": cls.per_installation,
         "installations": [{"name": row.name or row.external_id, "external_id": row.external_id,
