@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -356,10 +357,43 @@ def publicly_reachable(url: str) -> bool:
 
 def load_json(raw: RawRequest) -> Any:
     """The body as JSON, or ``MalformedPayload``."""
+    return parse_json(raw.body)
+
+
+# What a JSON text needs to hold a NUL or half a surrogate pair: only then is the parsed value walked.
+_NUL_ESCAPE = b"\\u0000"
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def parse_json(text: bytes | str) -> Any:
+    """JSON a provider sent, or ``MalformedPayload`` for anything the product cannot store as text: not
+    JSON, nested too deeply to parse, a NUL character (PostgreSQL refuses it in text) or half a surrogate
+    pair (not encodable as UTF-8). The checks cost a byte scan unless the text holds such an escape."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
     try:
-        return json.loads(raw.body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise MalformedPayload(f"body is not JSON: {exc}") from exc
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise MalformedPayload(f"body is not JSON: {type(exc).__name__}") from exc
+    try:
+        if _NUL_ESCAPE in raw and _holds_nul(data):
+            raise MalformedPayload("a text holds a NUL character")
+        if _SURROGATE_ESCAPE.search(raw):
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MalformedPayload("a text holds half a surrogate pair (not UTF-8)") from exc
+    except RecursionError as exc:
+        raise MalformedPayload("body is nested too deeply") from exc
+    return data
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 def split_text(text: str, limit: int, measure: Callable[[str], int] = len) -> list[str]:

@@ -9,7 +9,6 @@ installed it is an installation with its own bot token, attached by the channel 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -26,7 +25,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from channels import slack_tools
-from channels.base import Channel, Deliver, MalformedPayload
+from channels.base import Channel, Deliver, MalformedPayload, parse_json
 from channels.slack_factory import (
     CONFIG_TOKEN_PATTERN,
     INVALID_CODE,
@@ -206,18 +205,18 @@ class SlackChannel(SlackOnboarding, Channel):
         timestamp, signature = raw.header("x-slack-request-timestamp"), raw.header("x-slack-signature")
         if not timestamp or not signature:
             return Verdict.reject("missing signature headers")
-        if not timestamp.isdigit():
-            return Verdict.reject("malformed timestamp")
+        if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12 or not signature.isascii():
+            return Verdict.reject("malformed signature headers")  # slack_sdk would raise on "²" or "é"
         try:
             valid = self._verifier.is_valid(raw.body, timestamp, signature)  # constant time, 5-minute window
-        except UnicodeDecodeError:  # slack_sdk signs the body as text: Slack never sends anything else
-            return Verdict.reject("body is not UTF-8")
+        except (UnicodeDecodeError, ValueError, TypeError):  # slack_sdk signs the body as text
+            return Verdict.reject("body or headers not as Slack sends them")
         if not valid:
             return Verdict.reject("bad or stale signature")
         if raw.body[:1] == b"{":
             try:
-                data = json.loads(raw.body)
-            except ValueError:
+                data = parse_json(raw.body)
+            except MalformedPayload:
                 return Verdict.accept()  # parse answers 400
             if isinstance(data, dict) and data.get("type") == "url_verification":
                 return Verdict.challenge(str(data.get("challenge", "")))
@@ -226,10 +225,7 @@ class SlackChannel(SlackOnboarding, Channel):
     def parse(self, raw: RawRequest) -> list[Inbound]:
         if raw.body[:8] == b"payload=":
             return parse_interaction(form_payload(raw.body))
-        try:
-            data = json.loads(raw.body)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise MalformedPayload(f"body is neither JSON nor a form payload: {exc}") from exc
+        data = parse_json(raw.body)
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
             raise MalformedPayload("not a Slack event envelope")
         return self.parse_envelope(data)

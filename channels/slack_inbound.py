@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.base import MalformedPayload
+from channels.base import MalformedPayload, parse_json
 from channels.types import Inbound, InboundAction, InboundMessage, ProviderEvent
 
 log = logging.getLogger("channels.slack")
@@ -99,11 +99,11 @@ def parse_interaction(payload: dict[str, Any]) -> list[Inbound]:
     sender = f"slack:{team}:{user['id']}"
     display = str(user.get("name") or user.get("username") or user["id"])
     if kind == "block_actions":
-        actions = payload.get("actions") or []
-        container = payload.get("container") if isinstance(payload.get("container"), dict) else {}
-        channel = (payload.get("channel") or {}).get("id") or container.get("channel_id")
+        actions = payload.get("actions") if isinstance(payload.get("actions"), list) else []
+        container = _object(payload, "container")
+        channel = _object(payload, "channel").get("id") or container.get("channel_id")
         if not actions or not isinstance(actions[0], dict) or not isinstance(channel, str):
-            return []
+            raise MalformedPayload("block_actions without an action or a channel")
         action = actions[0]
         message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
         ts = container.get("message_ts") or message.get("ts")
@@ -112,13 +112,12 @@ def parse_interaction(payload: dict[str, Any]) -> list[Inbound]:
             thread=message.get("thread_ts"), sender_id=sender, sender_display=display,
             token=str(action.get("value") or ""), provider_message_id=ts, action_id=payload.get("trigger_id"))]
     if kind == "view_submission":
-        view = payload.get("view") if isinstance(payload.get("view"), dict) else {}
+        view = _object(payload, "view")
         if view.get("callback_id") != EDIT_CALLBACK:
             return []
-        try:
-            meta = json.loads(view.get("private_metadata") or "{}")
-        except ValueError as exc:
-            raise MalformedPayload("edit modal without its metadata") from exc
+        meta = parse_json(str(view.get("private_metadata") or "{}"))
+        if not isinstance(meta, dict):
+            raise MalformedPayload("edit modal without its metadata")
         correction = _modal_text(view)
         return [InboundAction(
             dedupe_key=f"view:{view.get('id')}:{view.get('hash')}", address=str(meta.get("address", "")),
@@ -130,7 +129,7 @@ def parse_interaction(payload: dict[str, Any]) -> list[Inbound]:
 def form_payload(body: bytes) -> dict[str, Any]:
     try:
         fields = parse_qs(body.decode("utf-8"), strict_parsing=True)
-        payload = json.loads(fields["payload"][0])
+        payload = parse_json(fields["payload"][0])
     except (UnicodeDecodeError, ValueError, KeyError, IndexError) as exc:
         raise MalformedPayload(f"interaction is not a form with a JSON payload: {exc}") from exc
     if not isinstance(payload, dict):
@@ -138,8 +137,18 @@ def form_payload(body: bytes) -> dict[str, Any]:
     return payload
 
 
+def _object(container: dict[str, Any], key: str) -> dict[str, Any]:
+    """``container[key]`` as an object: {} when absent; a value of another type is not Slack's shape."""
+    found = container.get(key)
+    if found is None:
+        return {}
+    if not isinstance(found, dict):
+        raise MalformedPayload(f"{key} is not an object")
+    return found
+
+
 def _modal_text(view: dict[str, Any]) -> str:
-    values = (view.get("state") or {}).get("values") or {}
+    values = _object(_object(view, "state"), "values")
     for block in values.values():
         if isinstance(block, dict) and isinstance(block.get(EDIT_INPUT), dict):
             return str(block[EDIT_INPUT].get("value") or "").strip()

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
 from app.api.errors import HANDLERS, error_responses
-from app.services.errors import NotFound
+from app.services.errors import DomainError, NotFound
 from app.services.inbound import receive_webhook
 from app.services.runtime import get_runtime
 from channels import REGISTRY
@@ -25,7 +26,10 @@ async def receive(request: Request) -> Response:
     kind, tenant = request.path_params["kind"], request.path_params["tenant"]
     if kind not in REGISTRY:
         raise NotFound(f"no webhook for {kind!r}", code="unknown_kind")
-    body = await request.body()  # sized by app.api.limits before it is read
+    try:
+        body = await request.body()  # sized by app.api.limits before it is read
+    except ClientDisconnect as exc:  # the sender went away before its body was whole
+        raise DomainError("the request body ended early", code="malformed_payload") from exc
     raw = RawRequest(method=request.method, path=request.url.path, headers=dict(request.headers),
                      query=dict(request.query_params), body=body)
     answer = await receive_webhook(get_runtime(), kind=kind, tenant=tenant, raw=raw)

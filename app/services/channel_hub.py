@@ -6,6 +6,7 @@ One instance per integration and process, so each provider keeps one HTTP connec
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime
 from typing import NamedTuple
@@ -28,6 +29,7 @@ _STAMP = Hot(select(Integration.id, Integration.updated_at).where(Integration.pr
 
 _OF_TENANT = select(Integration).join(Project, Project.id == Integration.project_id).where(
     Project.slug == bindparam("tenant"), Integration.kind == bindparam("kind"))
+TENANT_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what a project slug can be
 MAX_TENANTS = 4096  # cached (kind, tenant) answers; forged tenant names must not grow it without bound
 
 
@@ -51,7 +53,8 @@ class ChannelHub:
         self.runtime = runtime
         runtime.closers.append(self.aclose)
         self._cache: dict[str, tuple[str, Channel]] = {}
-        self._tenants: dict[tuple[str, str], tuple[float, TenantChannel | None]] = {}
+        # (kind, tenant) -> (expires, the channel or None, when it was read)
+        self._tenants: dict[tuple[str, str], tuple[float, TenantChannel | None, float]] = {}
 
     def build(self, integration: Integration) -> Channel:
         cls = get_channel_class(integration.kind)
@@ -94,15 +97,18 @@ class ChannelHub:
         integration = await session.get(Integration, integration_id)
         return None if integration is None else await self.for_integration(integration, session)
 
-    async def for_tenant(self, kind: str, tenant: str) -> TenantChannel | None:
+    async def for_tenant(self, kind: str, tenant: str, *, max_age_s: float | None = None) -> TenantChannel | None:
         """The channel that verifies a webhook of ``tenant``, found without a write transaction (a
         forged request must not queue for SQLite's write lock): cached per (kind, tenant) for
         ``IC_CHANNEL_CACHE_SECONDS``, "none" included, else read outside any write transaction.
         The receiver checks the integration again inside its transaction, so a stale entry only
-        delays a change, never routes to a deleted integration."""
+        delays a change, never routes to a deleted integration. ``max_age_s`` asks for an entry read
+        at most that long ago (the receiver's second look after a refusal)."""
         key, now = (kind, tenant), time.monotonic()
+        if not TENANT_RE.fullmatch(tenant):  # not a slug (a NUL, a path): no such tenant, without a query
+            return None
         hit = self._tenants.get(key)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > now and (max_age_s is None or now - hit[2] < max_age_s):
             return hit[1]
         async with self.runtime.read() as session:
             row = (await session.execute(_OF_TENANT, {"tenant": tenant, "kind": kind})).scalar_one_or_none()
@@ -115,7 +121,7 @@ class ChannelHub:
         # "None" briefly: a tenant connected in another process is found again within a second.
         ttl = self.runtime.settings.channel_cache_seconds if found is not None else min(
             1.0, self.runtime.settings.channel_cache_seconds)
-        self._tenants[key] = (now + ttl, found)
+        self._tenants[key] = (now + ttl, found, now)
         return found
 
     def forget_tenants(self) -> None:

@@ -49,6 +49,7 @@ RECONNECTED = "You're now connected to {name} instead of {old}. Say hello!"
 BAD_LINK = "This link is invalid, already used or expired. Ask for a new link and tap it again."
 SLOW_DOWN = "You're sending messages faster than I can answer. Please wait a minute, then try again."
 TOUCH_EVERY = timedelta(seconds=5)
+RECHECK_AFTER_S = 1.0  # a refused request's second look at the integration: at most once a second
 TOASTS = {"approve": OUTCOME_TEXT["approved"], "reject": OUTCOME_TEXT["rejected"],
           "edit": "Send your correction as a message."}
 INVALID_BUTTON = TapAnswer("This button is no longer valid.", refused=True)
@@ -103,8 +104,17 @@ async def receive_webhook(runtime: Runtime, *, kind: str, tenant: str, raw: RawR
     takes no write lock and does not make the background loops wait), then one transaction per
     request: look up, parse, store every item. A request that fails stores nothing, so the 5xx
     makes the provider retry all of it (DESIGN §5)."""
-    found = await get_hub(runtime).for_tenant(kind, tenant)
+    hub = get_hub(runtime)
+    found = await hub.for_tenant(kind, tenant)
     verdict = found.channel.verify(raw) if found is not None else None  # before any parsing
+    if verdict is None or verdict.kind == "reject":
+        # The secret may have changed in another process since this one cached the channel (a PUT
+        # with a new secret): look again, reading at most once a second per tenant however many
+        # forged requests come.
+        fresher = await hub.for_tenant(kind, tenant, max_age_s=RECHECK_AFTER_S)
+        if fresher is not found:
+            found = fresher
+            verdict = found.channel.verify(raw) if found is not None else None
     if verdict is None or verdict.kind == "reject":
         log.debug("refused %s webhook for %r: %s", kind, tenant,
                   verdict.reason if verdict is not None else "no such tenant or integration")

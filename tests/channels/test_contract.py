@@ -20,7 +20,7 @@ import pytest
 from pydantic import BaseModel
 
 from channels import REGISTRY, get_channel_class
-from channels.base import Channel, MalformedPayload
+from channels.base import Channel, MalformedPayload, parse_json
 from channels.types import (
     ApprovalPrompt,
     Capabilities,
@@ -230,3 +230,20 @@ def test_inbound_values_are_frozen() -> None:
     item = InboundMessage("k", "a", None, "telegram:1", "D", "t", None, True, None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         item.text = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 100_000 + b"]" * 100_000,  # RecursionError inside json.loads
+    b'{"text": "lone \\ud800 surrogate"}',
+    b'{"text": "a \\u0000 in it"}',
+    b'{"a\\u0000": 1}',
+    b"{not json", b"\xff\xfe",
+])
+def test_provider_json_that_cannot_be_stored_as_text_is_malformed(body: bytes) -> None:
+    with pytest.raises(MalformedPayload):
+        parse_json(body)
+
+
+def test_provider_json_with_escaped_emoji_and_backslashes_parses() -> None:
+    assert parse_json(b'{"text": "hi \\ud83d\\ude00 and \\\\u0000 typed literally"}') == {
+        "text": "hi \U0001f600 and \\u0000 typed literally"}
