@@ -2,9 +2,9 @@
 
     .venv/bin/python -m bench.mcp [--asks 200] [--concurrency 8] [--database sqlite|postgres] [--transcript]
 
-A child process serves the product's HTTP app (``app.app``'s FastAPI app from ``build_api()``, the one
-Reflex mounts) under uvicorn with the product's own lifespan (``app.app.lifespan``: migrations,
-bootstrap, run workers, scheduler and the MCP session manager), on SQLite in a temporary data
+A child process serves the product without its console (``app.headless``: the same HTTP layers Reflex
+stacks, under uvicorn, with the product's own lifespan: migrations, bootstrap, run workers, scheduler and
+the MCP session manager), on SQLite in a temporary data
 directory (or a fresh PostgreSQL database on IC_BENCH_POSTGRES_URL's server, as bench.runs does),
 with the built-in offline model. It is not ``./run.sh`` only because that also compiles
 the console, which an MCP measurement does not touch.
@@ -60,18 +60,10 @@ def line(name: str, values: list[float], wall_s: float | None = None) -> str:
 
 def serve_child(port: int) -> None:
     import uvicorn
-    from starlette.applications import Starlette
-    from starlette.routing import Mount
 
-    import app.app as product  # the product module: its FastAPI app and its lifespan
+    from app.headless import headless_app  # the product's HTTP app and lifespan, without the console
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        async with product.lifespan():
-            yield
-
-    asgi = Starlette(routes=[Mount("", app=product.app.api_transformer)], lifespan=lifespan)  # type: ignore[arg-type]
-    uvicorn.run(asgi, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(headless_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 @contextlib.contextmanager

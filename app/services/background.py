@@ -23,6 +23,7 @@ from jobs import textfold
 from jobs.agent import AgentEnv
 from jobs.delivery import Deliverer
 from jobs.llm import ModelConfig
+from jobs.run_signals import listen_forever
 from jobs.runner import RunWorkers
 
 
@@ -60,6 +61,8 @@ async def background(runtime: Runtime, *, workers: int | None = None, poll_inter
             tasks.append(asyncio.create_task(deliverer.run_forever(), name="outbox"))
         if polling:
             tasks.append(asyncio.create_task(poll_forever(runtime), name="pull-receivers"))
+        # PostgreSQL: runs changed by other processes wake this process's waiters (jobs.run_signals).
+        tasks.append(asyncio.create_task(listen_forever(runtime.engine), name="run-signals"))
         if scheduler:  # every process competes; only the lock holder fires (jobs.leader)
             tasks.append(asyncio.create_task(run_scheduler(runtime.engine, runtime.sessions, runtime.settings.data_dir),
                                              name="scheduler"))

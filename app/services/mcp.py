@@ -31,8 +31,10 @@ from app.services.errors import Forbidden, Invalid, NotFound
 from app.services.quotas import check_token_run
 from app.services.routing import mint_smith
 from app.services.runs import MAX_MESSAGE_CHARS, InputMessage, RunOutput, enqueue_run, pending_approval, public_error
+from jobs import run_signals
 from jobs.runner import wake_workers
 from jobs.runstate import TERMINAL
+from jobs.waiting import idle_wait
 from models import Agent, Approval, Deployment, MemoryEntry, Run, Smith
 from models.db import session_scope
 
@@ -190,23 +192,37 @@ def result_of(run: Run, *, approval: Approval | None = None, timed_out: bool = F
 
 
 class RunWatcher:
-    """Waits for runs to stop, for every ask of this process with one query per tick.
+    """Waits for runs to stop, for every ask of this process with one query per wake-up.
 
-    Any worker process may execute the run, so the run row is the truth and is polled. One poller
-    per process reads all awaited runs at once (``WHERE id IN (...)``) and hands each waiter its
-    stopped row, instead of reads per waiting ask: on SQLite every transaction takes the write lock,
-    so per-ask polling would queue behind, and slow down, the very workers it waits for. Ticks are
-    20 ms while any wait is younger than a second (built-in-model runs finish within a few commits)
-    and 100 ms after (a real model's seconds).
+    Any worker process may execute the run, so the run row is the truth. One watcher per process reads
+    all awaited runs at once (``WHERE id IN (...)``) and hands each waiter its stopped row. It reads when
+    one of them changed (``jobs.run_signals``: the transition's commit in this process, PostgreSQL's
+    NOTIFY from another), and otherwise every ``SAFETY_S`` as a safety net, so an ask returns as soon as
+    its run's last transaction committed instead of on a timer's next tick.
     """
 
-    FAST_S, SLOW_S, YOUNG_S = 0.02, 0.1, 1.0
+    SAFETY_S = 0.5
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         # Weak: the watcher is the value of a WeakKeyDictionary keyed by these sessions.
         self.sessions = weakref.ref(sessions)
         self.waiters: dict[str, list[tuple[float, asyncio.Future[Run | None]]]] = {}
         self.task: asyncio.Task[None] | None = None
+        self.changed = asyncio.Event()
+        heard = weakref.WeakMethod(self._heard)  # the signal must not keep a test's watcher alive
+
+        def listener(run_ids: frozenset[str]) -> None:
+            method = heard()
+            if method is None:
+                unsubscribe()
+            else:
+                method(run_ids)
+
+        unsubscribe = run_signals.subscribe(listener)
+
+    def _heard(self, run_ids: frozenset[str]) -> None:
+        if not run_ids.isdisjoint(self.waiters):
+            self.changed.set()
 
     async def wait(self, run_id: str, timeout_s: float) -> Run | None:
         """The run's row once it stopped; None after ``timeout_s``; NotFound if the run vanished
@@ -216,7 +232,9 @@ class RunWatcher:
         entry = (loop.time(), future)
         self.waiters.setdefault(run_id, []).append(entry)
         if self.task is None or self.task.done():
-            self.task = loop.create_task(self._poll(), name="mcp-run-watcher")
+            self.task = loop.create_task(self._watch(), name="mcp-run-watcher")
+        else:
+            self.changed.set()  # the run may have stopped before this waiter was registered
         try:
             run = await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
@@ -231,9 +249,9 @@ class RunWatcher:
             raise NotFound(f"run {run_id} no longer exists", code="run_not_found")
         return run
 
-    async def _poll(self) -> None:
-        loop = asyncio.get_running_loop()
+    async def _watch(self) -> None:
         while self.waiters:
+            self.changed.clear()  # a change from here on means a new read
             ids = list(self.waiters)
             sessions = self.sessions()
             try:
@@ -241,7 +259,7 @@ class RunWatcher:
                     raise RuntimeError("the database these runs live in is gone")
                 async with sessions() as session:
                     runs = {r.id: r for r in (await session.execute(select(Run).where(Run.id.in_(ids)))).scalars()}
-            except Exception:  # a failed read must not strand the waiters: they try again next tick
+            except Exception:  # a failed read must not strand the waiters: they try again next time
                 log.exception("reading awaited runs failed")
                 runs = None
             if runs is not None:
@@ -251,9 +269,8 @@ class RunWatcher:
                         for _, future in self.waiters.pop(run_id, []):
                             if not future.done():
                                 future.set_result(run)
-            now = loop.time()
-            young = any(now - began < self.YOUNG_S for entries in self.waiters.values() for began, _ in entries)
-            await asyncio.sleep(self.FAST_S if young else self.SLOW_S)
+            if self.waiters:
+                await idle_wait(self.changed, self.SAFETY_S)
 
 
 _watchers: weakref.WeakKeyDictionary[async_sessionmaker[AsyncSession], RunWatcher] = weakref.WeakKeyDictionary()

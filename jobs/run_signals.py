@@ -1,0 +1,79 @@
+"""Who waits for a run to change is woken when the change commits, not by a timer (issue 19 §1).
+
+``transition`` notes each run it changes on the session; once that transaction commits, every listener
+of this process hears the run ids (the MCP ``ask`` watcher, the live streams). A rollback drops them.
+On PostgreSQL the same ids also go out with ``NOTIFY`` inside the transaction (delivered at commit), and
+each process's listener (``listen_forever``, one connection) passes them on, so a run finished by a
+worker in another process wakes its waiter here too. Waiters keep a slow poll only as a safety net.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session
+
+log = logging.getLogger("ingram.run_signals")
+
+CHANNEL = "ic_runs"
+_PENDING = "ic_runs_changed"  # key in a session's info: run ids changed in its open transaction
+Listener = Callable[[frozenset[str]], None]
+_listeners: set[Listener] = set()
+
+
+def subscribe(listener: Listener) -> Callable[[], None]:
+    """Hear every committed change of any run (ids only); returns the unsubscribe function."""
+    _listeners.add(listener)
+    return lambda: _listeners.discard(listener)
+
+
+def publish(run_ids: Iterable[str]) -> None:
+    ids = frozenset(run_ids)
+    for listener in list(_listeners):
+        try:
+            listener(ids)
+        except Exception:  # one listener's failure must not keep the others (or the commit) waiting
+            log.exception("a run-change listener failed")
+
+
+async def note_changed(session: AsyncSession, run_id: str) -> None:
+    """Called in the transaction that changed the run: heard once it commits."""
+    session.sync_session.info.setdefault(_PENDING, set()).add(run_id)
+    if session.bind.dialect.name == "postgresql":  # other processes hear it at commit, not before
+        await session.execute(text("SELECT pg_notify(:channel, :run_id)"), {"channel": CHANNEL, "run_id": run_id})
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    ids = session.info.pop(_PENDING, None)
+    if ids:
+        publish(ids)
+
+
+@event.listens_for(Session, "after_rollback")
+def _rolled_back(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+async def listen_forever(engine: AsyncEngine, retry_s: float = 2.0) -> None:
+    """PostgreSQL only: hear other processes' run changes (``LISTEN``) and publish them here."""
+    if engine.dialect.name != "postgresql":
+        return
+    import psycopg
+
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
+                await connection.execute(f"LISTEN {CHANNEL}")
+                async for notice in connection.notifies():
+                    publish([notice.payload])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database restarting: listen again; waiters poll meanwhile
+            log.warning("listening for run changes failed (%s); retrying", type(exc).__name__)
+        await asyncio.sleep(retry_s)

@@ -1,0 +1,68 @@
+"""Waiters are woken by a run's committed change, not a timer (issue 19 §1, jobs/run_signals.py): heard
+after the commit and never for a rollback; on PostgreSQL also from another connection (another process)
+through LISTEN/NOTIFY."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from app.services.runtime import Runtime
+from jobs import run_signals
+
+
+class Heard:
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.event = asyncio.Event()
+
+    def __call__(self, run_ids: frozenset[str]) -> None:
+        self.ids.extend(sorted(run_ids))
+        self.event.set()
+
+
+@pytest.fixture
+def heard() -> Iterator[Heard]:
+    found = Heard()
+    unsubscribe = run_signals.subscribe(found)
+    yield found
+    unsubscribe()
+
+
+async def test_a_change_is_heard_once_committed_and_never_when_rolled_back(runtime: Runtime, heard: Heard) -> None:
+    async with runtime.transaction() as session:
+        await run_signals.note_changed(session, "run_committed")
+        assert heard.ids == []  # not before the commit: a waiter would read the old row
+    assert heard.ids == ["run_committed"]
+    with contextlib.suppress(RuntimeError):
+        async with runtime.transaction() as session:
+            await run_signals.note_changed(session, "run_rolled_back")
+            raise RuntimeError("the step failed")
+    async with runtime.transaction() as session:
+        await session.execute(text("SELECT 1"))  # a later commit must not carry the rolled-back id
+    assert heard.ids == ["run_committed"]
+
+
+async def test_another_processs_change_is_heard_through_notify(runtime: Runtime, heard: Heard) -> None:
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite runs one process")
+    listener = asyncio.create_task(run_signals.listen_forever(runtime.engine))
+    try:
+        url = runtime.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as other:  # "another process"
+            for _ in range(50):  # until the listener's LISTEN is in place
+                await other.execute("SELECT pg_notify(%s, %s)", (run_signals.CHANNEL, "run_elsewhere"))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(heard.event.wait(), 0.1)
+                if heard.ids:
+                    break
+        assert "run_elsewhere" in heard.ids
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
