@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -31,7 +32,9 @@ from app.services.errors import RateLimited
 from app.services.events import EventView
 from app.services.runs import RunEventView
 from app.services.runtime import get_runtime
+from jobs import run_signals
 from jobs.runstate import TERMINAL
+from jobs.waiting import idle_wait
 from models import ApiToken, Event, RunEvent
 from models.types import id_floor, utcnow
 
@@ -106,6 +109,19 @@ class StreamHub:
         self._task: asyncio.Task[None] | None = None
         self._sent: dict[str, datetime] = {}  # project events handed out within the window
         self._loop = asyncio.get_running_loop()
+        # A run's committed transition wakes the poller at once (jobs.run_signals); other events wait
+        # for the next tick.
+        self._changed = asyncio.Event()
+        hub = weakref.ref(self)
+
+        def heard(run_ids: frozenset[str]) -> None:
+            found = hub()
+            if found is None:
+                unsubscribe()
+            elif found._leases:
+                found._changed.set()
+
+        unsubscribe = run_signals.subscribe(heard)
 
     def open(self, actor: Actor, *, run_id: str | None = None, after_seq: int = 0,
              type_filter: str | None = None) -> Lease:
@@ -128,6 +144,7 @@ class StreamHub:
         recheck_s = get_runtime().settings.stream_recheck_seconds
         next_recheck = self._loop.time() + recheck_s
         while self._leases:
+            self._changed.clear()
             try:
                 await self._tick()
                 if self._loop.time() >= next_recheck:
@@ -135,7 +152,7 @@ class StreamHub:
                     await self._recheck_tokens()
             except Exception:  # a failed tick (database restarting) must not end every stream
                 log.exception("stream poller tick failed")
-            await asyncio.sleep(POLL_S)
+            await idle_wait(self._changed, POLL_S)
         self._sent.clear()
 
     async def _tick(self) -> None:
