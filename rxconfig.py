@@ -35,4 +35,8 @@ config = rx.Config(
     # Behind reverse proxies: the client address (sign-in back-off) is the X-Forwarded-For entry
     # this many hops from the right; 0 trusts no header (anyone can write one).
     trusted_proxy_hops=_settings.trusted_proxy_hops,
+    # The console's state (a signed-in session's cookie among it) lives in memory in one process, or in
+    # Redis when REFLEX_REDIS_URL is set for several; never pickled into ./.states on disk (Reflex's
+    # default), where it would sit in plaintext beside a database that keeps only the session's hash.
+    state_manager_mode="redis" if os.environ.get("REFLEX_REDIS_URL") else "memory",
 )

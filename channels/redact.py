@@ -29,8 +29,14 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Telegram: /bot<id>:<token> in a URL path (also /file/bot...), and a bare bot token.
     (re.compile(r"(/bot)\d+:[A-Za-z0-9_-]+"), rf"\1{REDACTED}"),
     (re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{30,}"), REDACTED),
-    # Slack tokens (bot, user, app-level), for the channels that come next.
+    # Slack tokens (bot, user, app-level), and the app factory's configuration and refresh tokens
+    # (xoxe.xoxp-…, xoxe-…).
+    (re.compile(r"\bxoxe[.-][A-Za-z0-9.-]{8,}"), REDACTED),
     (re.compile(r"\b(?:xox[abposr]|xapp)-[A-Za-z0-9-]{8,}"), REDACTED),
+    # One-time start codes as a person sends them (Telegram's "/start <token>", WhatsApp's greeting) and in
+    # a deep link: libraries log the updates they fetch (python-telegram-bot's getUpdates at DEBUG).
+    (re.compile(r"(/start(?:\s|%20|\+)+|connect code is\s+|[?&]start=)[A-Za-z0-9_-]{16,}", re.IGNORECASE),
+     rf"\1{REDACTED}"),
     # Credentials in a URL's authority: scheme://user:password@host
     (re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@", re.IGNORECASE), rf"\1{REDACTED}@"),
     # The webhook secret as PTB's debug log prints setWebhook's parameters, or in a form body.

@@ -42,7 +42,7 @@ class AuthState(rx.State):
     session_token: str = rx.Cookie("", name="ic_session", same_site="strict",
                                    secure=get_settings().public_url.startswith("https://"))
     auth_error: str = ""
-    setup_token: str = ""
+    _setup_token: str = ""  # backend only: a used setup token must never go back to the browser
     setup_valid: bool = False
     setup_checked: bool = False
     busy: bool = False
@@ -99,9 +99,9 @@ class AuthState(rx.State):
     @rx.event
     async def load_setup(self) -> None:
         self.setup_checked = False
-        self.setup_token = str(self.router.url.query_parameters.get("token", ""))
+        self._setup_token = str(self.router.url.query_parameters.get("token", ""))
         async with transaction() as session:
-            self.setup_valid = await console_auth.setup_token_is_valid(session, self.setup_token)
+            self.setup_valid = await console_auth.setup_token_is_valid(session, self._setup_token)
         self.setup_checked = True
 
     @rx.event
@@ -113,13 +113,14 @@ class AuthState(rx.State):
             return None
         try:
             token = await console_auth.claim_with_setup_token(
-                transaction, token=self.setup_token, password=password,
+                transaction, token=self._setup_token, password=password,
                 session_hours=get_runtime().settings.session_hours,
             )
         except DomainError as exc:
             self.auth_error = describe(exc)
             return None
         self.session_token = token
+        self._setup_token = ""  # spent
         return rx.redirect("/")
 
     @rx.event

@@ -89,3 +89,15 @@ def test_every_logger_and_traceback_is_redacted(caplog: pytest.LogCaptureFixture
     assert redact("invalid_auth for xoxb-1234-5678-abcdefgh") == f"invalid_auth for {REDACTED}"
     # The setup link is logged on purpose (the operator reads it there): plain "token=" stays.
     assert redact("https://x.example/setup?token=abc") == "https://x.example/setup?token=abc"
+
+
+@pytest.mark.parametrize(("line", "secret"), [
+    ("rotated to xoxe.xoxp-1-Mi0yLTEyMzQ1Njc4OTAx", "Mi0yLTEyMzQ1Njc4OTAx"),  # a configuration token
+    ("refresh_token=xoxe-1-My0xLTEyMzQ1Njc4OTAxMjM0", "My0xLTEyMzQ1Njc4OTAxMjM0"),  # its refresh token
+    ('{"text": "/start Xq3_kP9vL2mN8rT-wY5zB7cD1fG4hJ6s"}', "Xq3_kP9vL2mN8rT-wY5zB7cD1fG4hJ6s"),  # PTB's DEBUG
+    ("Hi! My connect code is Xq3_kP9vL2mN8rT-wY5zB7cD1fG4hJ6s", "Xq3_kP9vL2mN8rT-wY5zB7cD1fG4hJ6s"),
+    ("https://t.me/ingram_bot?start=Xq3_kP9vL2mN8rT-wY5zB7cD1fG4hJ6s", "Xq3_kP9vL2mN8rT-wY5zB7cD1fG4hJ6s"),
+])
+def test_factory_tokens_and_one_time_start_codes_are_redacted(line: str, secret: str) -> None:  # issue 15 §4
+    assert secret not in redact(line) and "[redacted]" in redact(line)
+    assert redact("/start hello") == "/start hello"  # a word is no code
