@@ -30,6 +30,9 @@ def wake_workers() -> None:
         pool.wake_one()
 
 
+IDLE_SAFETY_S = 30.0  # an idle worker that is not the poller still looks this often
+
+
 class RunWorkers:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], env_for: Callable[[str], AgentEnv], *,
                  count: int, poll_interval_s: float = 0.5, lease_seconds: float = 60.0) -> None:
@@ -39,6 +42,7 @@ class RunWorkers:
         self.poll_interval_s = poll_interval_s
         self.lease_seconds = lease_seconds
         self._idle: dict[str, asyncio.Event] = {}
+        self._poller: str | None = None  # the one idle worker that looks for runs on a timer
         self._base_id = f"{socket.gethostname()}:{os.getpid()}"
         self.completed = 0
 
@@ -60,6 +64,7 @@ class RunWorkers:
     async def _worker(self, worker_id: str) -> None:
         env = self.env_for(worker_id)
         wake = asyncio.Event()
+        found_by_polling = False
         while True:
             await inbound_first()
             loop = AgentLoop(env)
@@ -73,9 +78,21 @@ class RunWorkers:
             if not claimed:
                 wake.clear()
                 self._idle[worker_id] = wake
-                await idle_wait(wake, self.poll_interval_s)
+                # One idle worker polls (runs enqueued by other processes, leases expired after a crash);
+                # the others sleep until an enqueue in this process wakes them (wake_one), so an idle
+                # server costs one claim per poll interval, not one per worker.
+                polling = self._poller is None
+                if polling:
+                    self._poller = worker_id
+                await idle_wait(wake, self.poll_interval_s if polling else IDLE_SAFETY_S)
+                if self._poller == worker_id:
+                    self._poller = None
                 self._idle.pop(worker_id, None)
+                found_by_polling = not wake.is_set()
                 continue
+            if found_by_polling:  # work nobody announced here (another process's): more may be waiting
+                self.wake_one()
+            found_by_polling = False
             self.completed += 1
             wake_deliverers()  # its reply or approval prompt may be waiting in the outbox
             # Straight on to the next claim: others may have been enqueued while this one ran.

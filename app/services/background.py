@@ -56,7 +56,8 @@ async def background(runtime: Runtime, *, workers: int | None = None, poll_inter
                  # first webhook's transaction that holds a non-ASCII line.
                  asyncio.create_task(asyncio.to_thread(textfold.prepare), name="textfold-tables")]
         if delivery:
-            deliverer = Deliverer(runtime.sessions, hub.for_project, poll_interval_s=min(poll, 0.2),
+            # Sends are woken by their enqueue (wake_deliverers); the poll only finds retries that came due.
+            deliverer = Deliverer(runtime.sessions, hub.for_project, poll_interval_s=max(poll, 1.0),
                                   send_lease=timedelta(seconds=runtime.settings.send_lease_seconds))
             tasks.append(asyncio.create_task(deliverer.run_forever(), name="outbox"))
         if polling:
