@@ -29,25 +29,22 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
 
-from bench.slack import own_process
-from bench.stats import pct, tree_cpu_seconds
+from bench.drive import Conversations, Record, drive, own_process, process_cpu, show, verdict, you_said
 from tests.conftest import create_postgres_database
 from tests.fakes.telegram import FAKE_TOKEN, private_message
 from tests.integration.conftest import free_port, start_server, stop_server
 
 TARGET_E2E_RATIO = 1.5  # product end-to-end throughput over ptb-16's, at 50 ms
 TARGET_CPU_RATIO = 2.0  # product server CPU per update at most this many times ptb-16's
-LATE_DUPLICATES_S = 1.0  # after the last expected reply, how long to keep listening for duplicates
 BASELINES = ("ptb-16", "ptb-1")  # what every server is compared against, in this order
 
-Chats = list[list[tuple[str, bytes]]]
+Chats = Conversations
+SENT = Record("/_bench/sent", "sent")  # what the fake's sendMessage received
 
 
 def chats_of(count: int, per_chat: int) -> Chats:
@@ -65,111 +62,6 @@ def chats_of(count: int, per_chat: int) -> Chats:
     return chats
 
 
-async def drive(url: str, headers: dict[str, str], chats: Chats, concurrency: int, fake_url: str,
-                reply_of: Callable[[str], str] | None, settle_s: float,
-                cpu_of: dict[str, Callable[[], float]]) -> dict[str, Any]:
-    """Post every chat (each in order, ``concurrency`` posts in flight), then collect the replies (unless
-    ``reply_of`` is None: the bare endpoint answers nobody)."""
-    sent_at: dict[str, float] = {}
-    latencies: list[float] = []
-    statuses: dict[str, int] = {}
-    gate = asyncio.Semaphore(concurrency)
-    headers = {"content-type": "application/json", **headers}
-    # aiohttp, not httpx: httpx spent about 2.8 ms of CPU per post here (aiohttp about 0.15 ms), so the driver took
-    # most of a core of this 2-core machine from the servers and capped even the bare endpoint near 300/s.
-    async with aiohttp.ClientSession(f"{fake_url}/", timeout=aiohttp.ClientTimeout(total=30)) as control:
-        async def sent_since(since: int) -> dict[str, Any]:
-            async with control.get("_bench/sent", params={"since": str(since)}) as response:
-                return dict(await response.json())
-
-        start = (await sent_since(10**9))["count"]
-        cpu_before = {name: read() for name, read in cpu_of.items()}
-
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency),
-                                         timeout=aiohttp.ClientTimeout(total=120)) as client:
-            async def chat(updates: list[tuple[str, bytes]]) -> None:
-                for text, body in updates:  # Telegram sends a chat's next update once the last one was answered
-                    async with gate:
-                        began = time.monotonic()
-                        sent_at[text] = began
-                        try:
-                            async with client.post(url, data=body, headers=headers) as response:
-                                await response.read()
-                                status = str(response.status)
-                        except (aiohttp.ClientError, TimeoutError) as exc:
-                            status = type(exc).__name__
-                        latencies.append(time.monotonic() - began)
-                        statuses[status] = statuses.get(status, 0) + 1
-
-            first_post = time.monotonic()
-            await asyncio.gather(*(chat(updates) for updates in chats))
-            ingest_s = time.monotonic() - first_post
-
-        updates_sent = max(len(sent_at), 1)
-        result: dict[str, Any] = {"ingest_rps": len(latencies) / ingest_s, "ingest_p50": pct(latencies, 50),
-                                  "ingest_p99": pct(latencies, 99), "statuses": statuses}
-        if reply_of is None:
-            result.update({f"cpu_ms_{name}": (read() - cpu_before[name]) / updates_sent * 1000
-                           for name, read in cpu_of.items()})
-            return result
-
-        expected = {reply_of(text): text for text in sent_at}
-        received: list[dict[str, Any]] = []
-        seen: set[str] = set()
-
-        async def collect() -> None:
-            page = (await sent_since(start + len(received)))["sent"]
-            received.extend(page)
-            seen.update(str(m["text"]) for m in page)
-
-        deadline = time.monotonic() + settle_s
-        await collect()
-        while not expected.keys() <= seen and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-            await collect()
-        cpu_spent = {name: read() - cpu_before[name] for name, read in cpu_of.items()}  # first post to last reply
-        await asyncio.sleep(LATE_DUPLICATES_S)
-        await collect()
-
-    first_reply_at: dict[str, float] = {}
-    duplicated = other = 0
-    order_ok, last_k = True, dict[str, int]()
-    for message in received:
-        original = expected.get(str(message["text"]))
-        if original is None:
-            other += 1
-            continue
-        if original in first_reply_at:
-            duplicated += 1
-            continue
-        first_reply_at[original] = float(message["received_at"])
-        _, chat_index, k = original.split("-")
-        if int(k) < last_k.get(chat_index, -1):
-            order_ok = False
-        last_k[chat_index] = int(k)
-    e2e = [at - sent_at[text] for text, at in first_reply_at.items()]
-    last_reply = max(first_reply_at.values(), default=first_post + 1e-9)
-    result.update({"e2e_rps": len(e2e) / max(last_reply - first_post, 1e-9), "e2e_p50": pct(e2e, 50),
-                   "e2e_p95": pct(e2e, 95), "e2e_p99": pct(e2e, 99), "lost": len(expected) - len(first_reply_at),
-                   "duplicated": duplicated, "other": other, "in_order": order_ok,
-                   **{f"cpu_ms_{name}": spent / updates_sent * 1000 for name, spent in cpu_spent.items()}})
-    return result
-
-
-def show(name: str, r: dict[str, Any]) -> None:
-    pad = " " * 8
-    lines = [f"{name:<8}ingest {r['ingest_rps']:7.0f}/s  p50 {r['ingest_p50']:6.1f} ms  p99 {r['ingest_p99']:6.1f} ms"
-             f"  statuses {r['statuses']}"]
-    if "e2e_rps" in r:
-        lines += [f"{pad}e2e    {r['e2e_rps']:7.0f}/s  p50 {r['e2e_p50']:6.1f} ms  p95 {r['e2e_p95']:6.1f} ms"
-                  f"  p99 {r['e2e_p99']:6.1f} ms",
-                  f"{pad}lost {r['lost']}  duplicated {r['duplicated']}  other replies {r['other']}"
-                  f"  per-chat order {'ok' if r['in_order'] else 'BROKEN'}"]
-    lines.append(f"{pad}CPU per update: server {r['cpu_ms_server']:.2f} ms (all its processes), fake Bot API"
-                 f" {r['cpu_ms_fake']:.2f} ms, load driver {r['cpu_ms_driver']:.2f} ms")
-    print("\n".join(lines), flush=True)
-
-
 def ratio(results: dict[str, dict[str, Any]], name: str, baseline: str, key: str) -> float:
     mine, theirs = results.get(name, {}).get(key), results.get(baseline, {}).get(key)
     return float(mine) / theirs if mine is not None and theirs else float("nan")
@@ -184,10 +76,6 @@ def show_ratios(results: dict[str, dict[str, Any]]) -> None:
             figures = [ratio(results, name, baseline, key) for baseline in BASELINES]
             cells.append("-" if all(f != f for f in figures) else " | ".join(f"{f:.2f}" for f in figures))
         print((f"  {name:<23}" + "".join(f"{cell:<19}" for cell in cells)).rstrip(), flush=True)
-
-
-def verdict(met: bool) -> str:
-    return "met" if met else "NOT met"
 
 
 def report_targets(rounds: dict[float, dict[str, dict[str, Any]]]) -> None:
@@ -208,10 +96,6 @@ def report_targets(rounds: dict[float, dict[str, dict[str, Any]]]) -> None:
         every = ", ".join(f"{figure:.2f}x at {latency:g} ms" for latency, figure in cpu.items())
         print(f"server CPU per update: {every} (target <= {TARGET_CPU_RATIO}x) -> "
               f"{verdict(max(cpu.values()) <= TARGET_CPU_RATIO)}", flush=True)
-
-
-def process_cpu(pid: int) -> Callable[[], float]:
-    return lambda: tree_cpu_seconds(pid)
 
 
 async def bench_product(fake_url: str, fake_pid: int, chats: Chats, args: argparse.Namespace,
@@ -242,11 +126,12 @@ async def bench_product(fake_url: str, fake_pid: int, chats: Chats, args: argpar
                 stdout=asyncio.subprocess.DEVNULL)
             await asyncio.sleep(1.0)  # py-spy attaches
         try:
-            return await drive(f"{server.url}/v1/telegram/webhook/default",
-                               {"X-Telegram-Bot-Api-Secret-Token": secret}, chats, args.concurrency, fake_url,
-                               lambda text: f"You said: {text}", args.settle,
-                               {"server": process_cpu(server.process.pid), "fake": process_cpu(fake_pid),
-                                "driver": time.process_time})
+            return await drive(f"{server.url}/v1/telegram/webhook/default", chats,
+                               headers_of=lambda _: {"X-Telegram-Bot-Api-Secret-Token": secret},
+                               concurrency=args.concurrency, fake_url=fake_url, record=SENT, reply_of=you_said,
+                               settle_s=args.settle, cpu_of={"server": process_cpu(server.process.pid),
+                                                             "fake": process_cpu(fake_pid),
+                                                             "driver": time.process_time})
         finally:
             if profiler is not None:
                 profiler.send_signal(signal.SIGINT)
@@ -269,9 +154,10 @@ async def bench_baseline(name: str, fake_url: str, fake_pid: int, chats: Chats, 
                    "--concurrent-updates", name.removeprefix("ptb-")]
         reply_of = str
     with own_process(command, f"{url}/health", tmp / f"{name}.log") as process:
-        return await drive(f"{url}/hook", {}, chats, args.concurrency, fake_url, reply_of, args.settle,
-                           {"server": process_cpu(process.pid), "fake": process_cpu(fake_pid),
-                            "driver": time.process_time})
+        return await drive(f"{url}/hook", chats, headers_of=lambda _: {}, concurrency=args.concurrency,
+                           fake_url=fake_url, record=SENT, reply_of=reply_of, settle_s=args.settle,
+                           cpu_of={"server": process_cpu(process.pid), "fake": process_cpu(fake_pid),
+                                   "driver": time.process_time})
 
 
 async def main() -> None:
@@ -302,9 +188,9 @@ async def main() -> None:
         with own_process(fake_command, f"{fake_url}/_bench/sent?since=0", tmp / "fake-telegram.log") as fake:
             for name in () if args.only_product else ("bare", "ptb-1", "ptb-16"):
                 results[name] = await bench_baseline(name, fake_url, fake.pid, chats, args, tmp)
-                show(name, results[name])
+                show(name, results[name], unit="update", fake="fake Bot API", conversation="chat")
             results["product"] = await bench_product(fake_url, fake.pid, chats, args, tmp)
-            show("product", results["product"])
+            show("product", results["product"], unit="update", fake="fake Bot API", conversation="chat")
         if not args.only_product:
             show_ratios(results)
         rounds[latency] = results

@@ -11,11 +11,14 @@ It serves, on 127.0.0.1 (uvicorn in a background thread, like the Telegram fake)
 ``POST /{phone_number_id}/messages`` (text and reply-button messages, and mark-as-read), checking the
 bearer token and Meta's limits, and answering failures in Graph's error envelope. Webhook builders
 (``text_message``, ``button_reply``, ``status``, ``batch``) give Meta's shapes; ``body`` serialises one as
-Meta does (ASCII-escaped) and ``sign`` gives its ``X-Hub-Signature-256`` header.
+Meta does (ASCII-escaped) and ``sign`` gives its ``X-Hub-Signature-256`` header. For a benchmark that runs
+it in its own process (``python -m tests.fakes.whatsapp --port P --latency-ms L``), ``GET /_bench/sent?since=N``
+answers the messages sent (text and interactive, not read marks) from the N-th on.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
 import hmac
@@ -34,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.serve import off_loop, serve_in_thread
+from tests.fakes.serve import off_loop, serve_here, serve_in_thread
 
 GRAPH_VERSION = "v23.0"
 PHONE_NUMBER_ID = "106540352242922"
@@ -298,3 +301,33 @@ def body(payload: dict[str, Any]) -> bytes:
 def sign(raw: bytes, app_secret: str = APP_SECRET) -> dict[str, str]:
     """``X-Hub-Signature-256`` over the raw body, as Meta signs every POST."""
     return {"X-Hub-Signature-256": "sha256=" + hmac.new(app_secret.encode(), raw, hashlib.sha256).hexdigest()}
+
+
+# -- a benchmark's fake, in its own process ------------------------------------------------------------
+
+def serve_forever(port: int, latency_s: float = 0.0) -> None:
+    """Serve in this process until it is stopped, with ``GET /_bench/sent?since=N``: the accepted messages
+    from the N-th on (read marks are not messages: only their count), each with ``received_at`` =
+    time.monotonic(), one clock for every process on Linux, so a benchmark can subtract its own readings."""
+    fake = FakeGraph(latency_s)
+
+    async def bench_sent(request: Request) -> Response:
+        since = max(0, int(request.query_params.get("since") or 0))
+        return JSONResponse({"count": len(fake.sent), "sent": fake.sent[since:], "read_marks": len(fake.read_marks)})
+
+    # First: ``/{version}/{number_id}`` would take ``/_bench/sent`` for a number lookup.
+    fake.app.router.routes.insert(0, Route("/_bench/sent", bench_sent, methods=["GET"]))
+    serve_here(fake.app, port, f"fake Graph API (under /{GRAPH_VERSION})",
+               on_url=lambda url: setattr(fake, "url", f"{url}/{GRAPH_VERSION}"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.whatsapp", description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on start)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before every Graph API answer")
+    args = parser.parse_args(argv)
+    serve_forever(args.port, args.latency_ms / 1000)
+
+
+if __name__ == "__main__":
+    main()
