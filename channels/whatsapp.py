@@ -256,11 +256,16 @@ class WhatsAppChannel(Channel):
     def learn(self, items: Sequence[Inbound]) -> None:
         """Issue 16 §5: a person's messages show as read once they are stored (blue ticks), marked in the
         background so the webhook's answer never waits on Graph."""
+        newest: dict[str, str] = {}  # marking a person's newest message shows the earlier ones read too
         for item in items:
-            if isinstance(item, InboundMessage) and item.provider_message_id and len(self._marking) < MAX_MARKING:
-                task = asyncio.create_task(self._mark_read(item.provider_message_id))
-                self._marking.add(task)
-                task.add_done_callback(self._marking.discard)
+            if isinstance(item, InboundMessage) and item.provider_message_id:
+                newest[item.address] = item.provider_message_id
+        for wamid in newest.values():
+            if len(self._marking) >= MAX_MARKING:
+                break
+            task = asyncio.create_task(self._mark_read(wamid))
+            self._marking.add(task)
+            task.add_done_callback(self._marking.discard)
 
     async def _mark_read(self, wamid: str) -> None:
         body = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}

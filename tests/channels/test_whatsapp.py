@@ -3,6 +3,7 @@ codes), what it renders within Meta's limits, and Graph's answers against the fa
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -296,3 +297,13 @@ async def test_outcomes_and_refusals_are_replies_quoting_the_message(graph: Fake
     assert outcome["text"]["body"] == "✅ Approved" and outcome["context"] == {"message_id": "wamid.PROMPT"}
     assert (refusal["to"], refusal["text"]["body"], refusal["context"]) == (
         fake_wa.OTHER_WA_ID, "Only the owner can decide.", {"message_id": "wamid.TAP"})
+
+
+async def test_a_batch_marks_each_persons_newest_message_read_once(graph: FakeGraph) -> None:  # issue 16 §5
+    first, second = fake_wa.text_message("one"), fake_wa.text_message("two")
+    other = fake_wa.text_message("hi", wa_id=fake_wa.OTHER_WA_ID, name=fake_wa.OTHER_NAME)
+    async with make(graph.url) as channel:
+        channel.learn(channel.parse(post(fake_wa.batch(first, second, other))))
+        await asyncio.gather(*channel._marking)
+    wamid = [m["entry"][0]["changes"][0]["value"]["messages"][0]["id"] for m in (second, other)]
+    assert sorted(graph.read_marks) == sorted(wamid)  # WhatsApp shows Dana's earlier message read too
