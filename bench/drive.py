@@ -205,3 +205,28 @@ def show(name: str, r: dict[str, Any], *, unit: str, fake: str, conversation: st
 
 def verdict(met: bool) -> str:
     return "met" if met else "NOT met"
+
+
+def ratio(product: dict[str, Any], baseline: dict[str, Any], key: str) -> float:
+    return float(product[key]) / baseline[key] if baseline[key] else float("nan")
+
+
+def report_e2e_target(rounds: dict[float, dict[str, dict[str, Any]]], baseline: str, label: str,
+                      target: float) -> dict[float, dict[str, Any]]:
+    """The issue's figure: end-to-end throughput at 50 ms, product over ``baseline``, with the product's
+    order kept; then lost and duplicated. Returns the product's rounds by latency."""
+    print("\n== targets (product) ==")
+    at_50 = rounds.get(50.0)
+    if at_50 and baseline in at_50:
+        product = at_50["product"]
+        e2e = ratio(product, at_50[baseline], "e2e_rps")
+        print(f"end-to-end throughput at 50 ms, product/{label}: {e2e:.2f} (target >= {target}), each "
+              f"conversation in order: {'yes' if product['in_order'] else 'no'} -> "
+              f"{verdict(e2e >= target and product['in_order'])}")
+    else:
+        print(f"end-to-end throughput at 50 ms, product/{label}: not measured (needs latency 50 and {label})")
+    products = {latency: results["product"] for latency, results in rounds.items()}
+    lost, duplicated = (sum(r[key] for r in products.values()) for key in ("lost", "duplicated"))
+    print(f"lost {lost}, duplicated {duplicated} (target 0 and 0) -> {verdict(lost == 0 and duplicated == 0)}",
+          flush=True)
+    return products

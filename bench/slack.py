@@ -42,6 +42,8 @@ from bench.drive import (
     drive,
     own_process,
     process_cpu,
+    ratio,
+    report_e2e_target,
     show,
     verdict,
     you_said,
@@ -144,24 +146,8 @@ async def bench_bolt(fake_url: str, fake_pid: int, conversations: Conversations,
                                    "driver": time.process_time})
 
 
-def ratio(product: dict[str, Any], bolt: dict[str, Any], key: str) -> float:
-    return float(product[key]) / bolt[key] if bolt[key] else float("nan")
-
-
 def report_targets(rounds: dict[float, dict[str, dict[str, Any]]]) -> None:
-    print("\n== targets (product) ==")
-    at_50 = rounds.get(50.0)
-    if at_50 and "bolt" in at_50:
-        product = at_50["product"]
-        e2e = ratio(product, at_50["bolt"], "e2e_rps")
-        print(f"end-to-end throughput at 50 ms, product/Bolt: {e2e:.2f} (target >= {TARGET_RATIO}), each "
-              f"conversation in order: {'yes' if product['in_order'] else 'no'} -> "
-              f"{verdict(e2e >= TARGET_RATIO and product['in_order'])}")
-    else:
-        print("end-to-end throughput at 50 ms, product/Bolt: not measured (needs latency 50 and Bolt)")
-    products = {latency: results["product"] for latency, results in rounds.items()}
-    lost, duplicated = (sum(r[key] for r in products.values()) for key in ("lost", "duplicated"))
-    print(f"lost {lost}, duplicated {duplicated} (target 0 and 0) -> {verdict(lost == 0 and duplicated == 0)}")
+    products = report_e2e_target(rounds, "bolt", "Bolt", TARGET_RATIO)
     worst = max((r["ingest_p99"] for r in products.values()), default=float("nan"))
     every = ", ".join(f"{r['ingest_p99']:.1f} ms at {latency:g} ms" for latency, r in products.items())
     print(f"ingest p99 {every} (target < {ACK_DEADLINE_MS} ms at every load) -> {verdict(worst < ACK_DEADLINE_MS)}",

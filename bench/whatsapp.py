@@ -43,7 +43,18 @@ from typing import Any
 
 import httpx
 
-from bench.drive import Conversations, Record, checked, drive, own_process, process_cpu, show, verdict, you_said
+from bench.drive import (
+    Conversations,
+    Record,
+    checked,
+    drive,
+    own_process,
+    process_cpu,
+    ratio,
+    report_e2e_target,
+    show,
+    you_said,
+)
 from tests.conftest import create_postgres_database
 from tests.fakes.whatsapp import ACCESS_TOKEN, APP_SECRET, GRAPH_VERSION, PHONE_NUMBER_ID, body, sign, text_message
 from tests.integration.conftest import free_port, start_server, stop_server
@@ -164,25 +175,8 @@ async def bench_pywa(fake_url: str, fake_pid: int, conversations: Conversations,
         return await measured(f"{url}/", fake_url, fake_pid, process.pid, conversations, args)
 
 
-def ratio(product: dict[str, Any], pywa: dict[str, Any], key: str) -> float:
-    return float(product[key]) / pywa[key] if pywa[key] else float("nan")
-
-
 def report_targets(rounds: dict[float, dict[str, dict[str, Any]]]) -> None:
-    print("\n== targets (product) ==")
-    at_50 = rounds.get(50.0)
-    if at_50 and "pywa" in at_50:
-        product = at_50["product"]
-        e2e = ratio(product, at_50["pywa"], "e2e_rps")
-        print(f"end-to-end throughput at 50 ms, product/pywa: {e2e:.2f} (target >= {TARGET_RATIO}), "
-              f"per-conversation order {'kept' if product['in_order'] else 'BROKEN'} -> "
-              f"{verdict(e2e >= TARGET_RATIO and product['in_order'])}")
-    else:
-        print("end-to-end throughput at 50 ms, product/pywa: not measured (needs latency 50 and pywa)")
-    products = {latency: results["product"] for latency, results in rounds.items()}
-    lost, duplicated = (sum(r[key] for r in products.values()) for key in ("lost", "duplicated"))
-    print(f"lost {lost}, duplicated {duplicated} (target 0 and 0) -> {verdict(lost == 0 and duplicated == 0)}",
-          flush=True)
+    report_e2e_target(rounds, "pywa", "pywa", TARGET_RATIO)
 
 
 def show_round(name: str, result: dict[str, Any]) -> None:

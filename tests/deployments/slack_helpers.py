@@ -3,15 +3,32 @@ post signed events and interactions as Slack does."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 
+from app.settings import Settings
 from tests.conftest import bearer
 from tests.fakes import slack as fake_slack
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import FakeSlack, run_fake_slack
+
+
+# Fixtures under other names, so that a test module imports them without shadowing its parameters.
+@pytest.fixture(name="slack")
+async def slack_fixture() -> AsyncIterator[FakeSlack]:
+    async with run_fake_slack(consent="allow") as fake:  # the person clicks Allow
+        yield fake
+
+
+@pytest.fixture(name="settings")
+def settings_with_slack(settings: Settings, slack: FakeSlack) -> Settings:
+    return dataclasses.replace(settings, slack_api_url=slack.api_url, slack_oauth_url=slack.authorize_url)
+
 
 APP = {"client_id": fake_slack.CLIENT_ID, "client_secret": fake_slack.CLIENT_SECRET,
        "signing_secret": fake_slack.SIGNING_SECRET}

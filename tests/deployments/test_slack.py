@@ -3,20 +3,16 @@ the /v1 API in-process, real workers and outbox, slack_sdk talking to the fake S
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 
 from app.services.runtime import Runtime
-from app.settings import Settings
 from models import InboundDelivery, Run
 from tests.conftest import bearer
 from tests.deployments.conftest import wait_until
-from tests.deployments.slack_helpers import (
+from tests.deployments.slack_helpers import (  # noqa: F401 (slack and settings are fixtures)
     APP,
     callback_query,
     connect_app,
@@ -25,26 +21,21 @@ from tests.deployments.slack_helpers import (
     installed,
     post_event,
     post_interaction,
+    settings_with_slack,
+    slack_fixture,
     smith,
     texts_in,
 )
 from tests.fakes import slack as fake_slack
-from tests.fakes.slack import FakeSlack, run_fake_slack
+from tests.fakes.slack import FakeSlack
 
 DM = fake_slack.DM_CHANNEL_ID
 TEAM = fake_slack.TEAM_ID
 OWNER = f"slack:{TEAM}:{fake_slack.INSTALLER_ID}"
 
 
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with run_fake_slack(consent="allow") as fake:
-        yield fake
 
 
-@pytest.fixture
-def settings(settings: Settings, slack: FakeSlack) -> Settings:
-    return dataclasses.replace(settings, slack_api_url=slack.api_url, slack_oauth_url=slack.authorize_url)
 
 
 async def test_connect_answers_urls_and_manifest_and_never_a_secret(

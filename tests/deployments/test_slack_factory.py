@@ -4,36 +4,21 @@ and a refused rotation shown, never silent. The /v1 API in-process against the f
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import httpx
-import pytest
 
 from app.services.channel_hub import get_hub
 from app.services.credential_renewal import Renewals
 from app.services.integrations import find_integration, open_secrets
 from app.services.runtime import Runtime
-from app.settings import Settings
 from models import Integration, Project
 from models.types import utcnow
 from tests.conftest import bearer
-from tests.deployments.slack_helpers import APP
+from tests.deployments.slack_helpers import APP, settings_with_slack, slack_fixture  # noqa: F401
 from tests.fakes import slack as fake_slack
-from tests.fakes.slack import FakeSlack, run_fake_slack
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with run_fake_slack(consent="allow") as fake:
-        yield fake
-
-
-@pytest.fixture
-def settings(settings: Settings, slack: FakeSlack) -> Settings:
-    return dataclasses.replace(settings, slack_api_url=slack.api_url, slack_oauth_url=slack.authorize_url)
+from tests.fakes.slack import FakeSlack
 
 
 async def stored(runtime: Runtime) -> tuple[Integration, dict[str, str]]:

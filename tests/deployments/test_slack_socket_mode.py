@@ -3,26 +3,26 @@ leader takes events and interactions over Socket Mode into the same inbound path
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
-from app.settings import Settings
 from tests.conftest import bearer
 from tests.deployments.conftest import wait_until
-from tests.deployments.slack_helpers import APP, follow_install, install_link, smith, texts_in
+from tests.deployments.slack_helpers import (  # noqa: F401
+    APP,
+    follow_install,
+    install_link,
+    settings_with_slack,
+    slack_fixture,
+    smith,
+    texts_in,
+)
 from tests.fakes import slack as fake_slack
-from tests.fakes.slack import FakeSlack, run_fake_slack
+from tests.fakes.slack import FakeSlack
 
 DM = fake_slack.DM_CHANNEL_ID
 
 
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with run_fake_slack(consent="allow") as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -30,9 +30,6 @@ def public_url() -> str:
     return "http://127.0.0.1:9"  # a laptop: Slack cannot call it
 
 
-@pytest.fixture
-def settings(settings: Settings, slack: FakeSlack) -> Settings:
-    return dataclasses.replace(settings, slack_api_url=slack.api_url, slack_oauth_url=slack.authorize_url)
 
 
 async def test_events_arrive_over_socket_mode_and_are_acked_after_storing(
