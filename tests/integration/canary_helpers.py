@@ -18,7 +18,6 @@ import re
 import secrets
 import sqlite3
 import subprocess
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,13 +156,6 @@ class Recorder:
                             event_hooks={"response": [self.record]}, **kwargs)
 
 
-def wait_for(check: Callable[[], Any], what: str, wait_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def all_pages(api: httpx.Client, path: str, limit: int = 50, **params: Any) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,16 @@ class Server:
         match = re.search(r"Console setup link \(one-time, valid 24 h\): (\S+)", self.log())
         assert match, "the server log has no setup link"
         return match.group(1)
+
+
+def wait_for(check: Callable[[], Any], what: str, wait_s: float = 30.0) -> Any:
+    """Poll ``check`` (from a synchronous browser test) until it gives something truthy."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if found := check():
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def free_port() -> int:

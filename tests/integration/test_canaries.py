@@ -71,9 +71,8 @@ from tests.integration.canary_helpers import (
     read_everything,
     setup_link,
     tail,
-    wait_for,
 )
-from tests.integration.conftest import start_server, stop_server
+from tests.integration.conftest import start_server, stop_server, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

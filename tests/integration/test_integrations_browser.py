@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -28,7 +25,7 @@ from tests.fakes.slack import (
     message_event,
     sign,
 )
-from tests.integration.conftest import Server, sign_in_console
+from tests.integration.conftest import Server, sign_in_console, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -53,13 +50,6 @@ def _post_signed(server: Server, body: bytes, content_type: str) -> None:
     assert answer.status_code == 200, answer.text
 
 
-def _wait_for(check: Callable[[], Any], what: str, wait_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _slack_configured(server: Server) -> bool:
@@ -165,11 +155,11 @@ def test_add_a_smith_to_slack(server: Server, fake_slack: FakeSlack, page: Page)
     seen = len(fake_slack.posted)
     _post_signed(server, json.dumps(event_envelope(message_event("/remember plan = launch"))).encode(),
                  "application/json")
-    prompt = _wait_for(lambda: next((m for m in fake_slack.posted[seen:] if m.get("blocks")), None), "the prompt")
+    prompt = wait_for(lambda: next((m for m in fake_slack.posted[seen:] if m.get("blocks")), None), "the prompt")
     approve = prompt["blocks"][-1]["elements"][0]["value"]
     _post_signed(server, interaction_body(block_actions_payload("ic_approve", approve, message_ts=prompt["ts"])),
                  "application/x-www-form-urlencoded")
-    _wait_for(lambda: any(m["text"] == "Remembered plan." for m in fake_slack.posted[seen:]), "the tool's reply")
+    wait_for(lambda: any(m["text"] == "Remembered plan." for m in fake_slack.posted[seen:]), "the tool's reply")
     page.goto(f"{server.url}/runs?smith_id={smith['id']}")
     expect(page.get_by_role("row", name=re.compile("completed .*Remembered plan")).first).to_be_visible()
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import random
 import re
-import time
-from collections.abc import Callable
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -26,7 +23,7 @@ from tests.fakes.whatsapp import (
     sign,
     text_message,
 )
-from tests.integration.conftest import Server, sign_in_console
+from tests.integration.conftest import Server, sign_in_console, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -36,13 +33,6 @@ def _api(server: Server) -> httpx.Client:
                         timeout=30)
 
 
-def _wait_for(check: Callable[[], Any], what: str, wait_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _texts(graph: FakeGraph, wa_id: str) -> list[str]:
@@ -96,9 +86,9 @@ def test_connect_whatsapp_link_a_smith_and_see_the_window(server: Server, page: 
     expect(card.get_by_text(webhook_url, exact=True)).to_be_visible()
     expect(card.locator("#whatsapp-verify-token")).to_have_text(verify_token)
     card.get_by_role("button", name="Copy verify token").click()
-    assert _wait_for(lambda: page.evaluate("navigator.clipboard.readText()") == verify_token, "the verify token")
+    assert wait_for(lambda: page.evaluate("navigator.clipboard.readText()") == verify_token, "the verify token")
     card.get_by_role("button", name="Copy URL").click()
-    assert _wait_for(lambda: page.evaluate("navigator.clipboard.readText()") == webhook_url, "the webhook URL")
+    assert wait_for(lambda: page.evaluate("navigator.clipboard.readText()") == webhook_url, "the webhook URL")
 
     # The smith's Deployments tab makes a wa.me link with its copy button and a QR code.
     page.goto(f"{server.url}/smiths/{smith['id']}")
@@ -110,13 +100,13 @@ def test_connect_whatsapp_link_a_smith_and_see_the_window(server: Server, page: 
                                                             "bound to this smith")
     page.get_by_role("button", name="Copy link").click()
     url = link.inner_text().strip()
-    assert _wait_for(lambda: page.evaluate("navigator.clipboard.readText()") == url, "the copied link")
+    assert wait_for(lambda: page.evaluate("navigator.clipboard.readText()") == url, "the copied link")
     expect(page.get_by_role("row", name=re.compile("whatsapp"))).to_contain_text("pending")
 
     # The person opens it and sends the prefilled greeting: their number is bound and told so.
     [greeting] = parse_qs(urlsplit(url).query)["text"]
     _person_writes(server, greeting, wa_id)
-    _wait_for(lambda: any("connected to WhatsApp PA" in text for text in _texts(graph, wa_id)), "the confirmation")
+    wait_for(lambda: any("connected to WhatsApp PA" in text for text in _texts(graph, wa_id)), "the confirmation")
 
     # The tab shows the binding, and that the smith can answer for the next 24 hours.
     page.reload()
@@ -132,7 +122,7 @@ def test_connect_whatsapp_link_a_smith_and_see_the_window(server: Server, page: 
     try:
         _person_writes(server, "hello again", wa_id)
         with _api(server) as api:
-            _wait_for(lambda: api.get("/tenant/whatsapp").json()["status"] == "error", "the refused token", 45)
+            wait_for(lambda: api.get("/tenant/whatsapp").json()["status"] == "error", "the refused token", 45)
         page.get_by_role("link", name="Integrations", exact=True).click()
         expect(card.get_by_text("Error", exact=True)).to_be_visible()
         expect(card.locator("[data-accent-color=red]", has_text="graph 190")).to_be_visible()
