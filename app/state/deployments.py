@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import reflex as rx
+from reflex_base.constants.state import FIELD_MARKER
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services import deployments, integrations
@@ -152,6 +153,10 @@ class DeploymentsState(AuthState):
             "Deployment removed", self.load)
 
 
+# Shown once, after the click that made the link (issue 15 §4: a one-time link must not come back).
+ONE_TIME_VARS = ("link", "link_qr")
+
+
 class SmithDeploymentsState(AuthState):
     """The Deployments tab of /smiths/<id>: create a one-time link for each channel that starts from one
     (a Telegram deep link, an Add-to-Slack install link), an MCP endpoint; see and remove bindings."""
@@ -171,6 +176,7 @@ class SmithDeploymentsState(AuthState):
     def _smith_id(self) -> str:
         parts = self.router.url.path.rstrip("/").split("/")
         return parts[2] if len(parts) > 2 else ""
+
 
     async def _offers(self, session: AsyncSession, actor: Actor) -> list[dict[str, str]]:
         offers = []
@@ -286,3 +292,19 @@ class SmithDeploymentsState(AuthState):
             return rx.toast.error(describe(exc))
         self._clear_link()
         return rx.toast.success("Deployment removed")
+
+
+def _snapshot_without_one_time_links(self: SmithDeploymentsState, include_computed: bool = True,
+                                     initial: bool = False, **kwargs: Any) -> dict[str, Any]:
+    """A full snapshot (Reflex sends one at every page load and reconnect, for every state) never holds
+    the one-time link: it reaches the browser once, in the delta answering the click that made it."""
+    found: dict[str, Any] = rx.State.dict(self, include_computed=include_computed, initial=initial, **kwargs)
+    mine = found.get(self.get_full_name(), {})
+    for name in ONE_TIME_VARS:
+        if name + FIELD_MARKER in mine:
+            mine[name + FIELD_MARKER] = ""
+    return found
+
+
+# Set after the class is built: Reflex takes every method defined in a state's body for an event handler.
+SmithDeploymentsState.dict = _snapshot_without_one_time_links  # type: ignore[method-assign]
