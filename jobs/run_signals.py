@@ -4,7 +4,8 @@
 of this process hears the run ids (the MCP ``ask`` watcher, the live streams). A rollback drops them.
 On PostgreSQL the same ids also go out with ``NOTIFY`` inside the transaction (delivered at commit), and
 each process's listener (``listen_forever``, one connection) passes them on, so a run finished by a
-worker in another process wakes its waiter here too. Waiters keep a slow poll only as a safety net.
+worker in another process wakes its waiter here too; and a run queued in one process wakes an idle
+worker of every other (``note_queued``, ``on_queued``). Waiters keep a slow poll only as a safety net.
 """
 
 from __future__ import annotations
@@ -20,9 +21,25 @@ from sqlalchemy.orm import Session
 log = logging.getLogger("ingram.run_signals")
 
 CHANNEL = "ic_runs"
+QUEUED_CHANNEL = "ic_runs_queued"  # a run became claimable: idle workers of every process look
 _PENDING = "ic_runs_changed"  # key in a session's info: run ids changed in its open transaction
 Listener = Callable[[frozenset[str]], None]
 _listeners: set[Listener] = set()
+_queued_listeners: set[Callable[[], None]] = set()
+
+
+def on_queued(listener: Callable[[], None]) -> Callable[[], None]:
+    """Hear that another process queued a run (PostgreSQL only; this process's own enqueues wake its
+    workers directly, jobs.runner.wake_workers). Returns the unsubscribe function."""
+    _queued_listeners.add(listener)
+    return lambda: _queued_listeners.discard(listener)
+
+
+async def note_queued(session: AsyncSession, run_id: str) -> None:
+    """Called in the transaction that queued the run: other processes' idle workers hear it at commit."""
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_notify(:channel, :run_id)"), {"channel": QUEUED_CHANNEL,
+                                                                            "run_id": run_id})
 
 
 def subscribe(listener: Listener) -> Callable[[], None]:
@@ -70,8 +87,13 @@ async def listen_forever(engine: AsyncEngine, retry_s: float = 2.0) -> None:
         try:
             async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
                 await connection.execute(f"LISTEN {CHANNEL}")
+                await connection.execute(f"LISTEN {QUEUED_CHANNEL}")
                 async for notice in connection.notifies():
-                    publish([notice.payload])
+                    if notice.channel == QUEUED_CHANNEL:
+                        for listener in list(_queued_listeners):
+                            listener()
+                    else:
+                        publish([notice.payload])
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database restarting: listen again; waiters poll meanwhile

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from jobs.events import append_event, append_run_event
-from jobs.run_signals import note_changed
+from jobs.run_signals import note_changed, note_queued
 from models import Run
 from models.hot import Hot, flush_pending
 from models.types import utcnow
@@ -79,6 +79,8 @@ async def transition(
     for key, value in changes.items():  # what the row now holds: nothing left for the ORM to flush
         set_committed_value(run, key, value)
     await note_changed(session, run.id)  # whoever waits on this run hears it once this commits
+    if to == "queued":  # claimable again (an approval decided): idle workers elsewhere look
+        await note_queued(session, run.id)
     payload = {"run_id": run.id, "status": to, "from": current, **(data or {})}
     await append_run_event(session, run_id=run.id, type=f"run.{to}", data=payload)
     await append_event(session, project_id=run.project_id, type=f"run.{to}", data=payload,

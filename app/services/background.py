@@ -23,7 +23,7 @@ from jobs import textfold
 from jobs.agent import AgentEnv
 from jobs.delivery import Deliverer
 from jobs.llm import ModelConfig
-from jobs.run_signals import listen_forever
+from jobs.run_signals import listen_forever, on_queued
 from jobs.runner import RunWorkers
 
 
@@ -62,7 +62,9 @@ async def background(runtime: Runtime, *, workers: int | None = None, poll_inter
             tasks.append(asyncio.create_task(deliverer.run_forever(), name="outbox"))
         if polling:
             tasks.append(asyncio.create_task(poll_forever(runtime), name="pull-receivers"))
-        # PostgreSQL: runs changed by other processes wake this process's waiters (jobs.run_signals).
+        # PostgreSQL: runs changed or queued by other processes wake this process's waiters and idle
+        # workers (jobs.run_signals).
+        stop_hearing = on_queued(pool.wake_one)
         tasks.append(asyncio.create_task(listen_forever(runtime.engine), name="run-signals"))
         if scheduler:  # every process competes; only the lock holder fires (jobs.leader)
             tasks.append(asyncio.create_task(run_scheduler(runtime.engine, runtime.sessions, runtime.settings.data_dir),
@@ -70,6 +72,7 @@ async def background(runtime: Runtime, *, workers: int | None = None, poll_inter
         try:
             yield pool
         finally:
+            stop_hearing()
             for task in tasks:
                 task.cancel()
             for task in tasks:

@@ -18,6 +18,7 @@ from app.services.smiths import get_smith
 from jobs.delivery import enqueue_prompt_outcome
 from jobs.events import append_event, append_run_event
 from jobs.identity import strip_forgeries
+from jobs.run_signals import note_queued
 from jobs.runstate import TERMINAL, transition
 from jobs.thread_messages import (
     insert_messages,
@@ -223,6 +224,7 @@ async def enqueue_run_id(
     await append_run_event(session, run_id=run["id"], type="run.queued", data=data, first=True)
     await append_event(session, project_id=project_id, type="run.queued", data=data, run_id=run["id"],
                        smith_id=smith_id, deployment_id=deployment_id)
+    await note_queued(session, run["id"])  # other processes' idle workers look at once (PostgreSQL)
     return str(run["id"])
 
 

@@ -8,12 +8,14 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 
+import httpx
 import psycopg
 import pytest
 from sqlalchemy import text
 
 from app.services.runtime import Runtime
 from jobs import run_signals
+from tests.conftest import bearer
 
 
 class Heard:
@@ -63,6 +65,30 @@ async def test_another_processs_change_is_heard_through_notify(runtime: Runtime,
                     break
         assert "run_elsewhere" in heard.ids
     finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+
+
+async def test_a_run_queued_here_wakes_idle_workers_of_other_processes(
+    api: httpx.AsyncClient, admin_token: str, runtime: Runtime
+) -> None:  # issue 19 §1: the workers' claim, across processes
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite runs one process")
+    heard = asyncio.Event()
+    stop = run_signals.on_queued(heard.set)
+    listener = asyncio.create_task(run_signals.listen_forever(runtime.engine))  # as another process would
+    try:
+        agent = (await api.post("/v1/agents", json={"name": "A"}, headers=bearer(admin_token))).json()
+        smith = (await api.post("/v1/smiths", json={"agent_id": agent["id"], "name": "S"},
+                                headers=bearer(admin_token))).json()
+        await asyncio.sleep(0.3)  # the listener's LISTEN is in place
+        created = await api.post(f"/v1/smiths/{smith['id']}/runs", headers=bearer(admin_token),
+                                 json={"input": [{"role": "user", "content": "hello"}]})
+        assert created.status_code in (200, 201, 202), created.text
+        await asyncio.wait_for(heard.wait(), 5)
+    finally:
+        stop()
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await listener
