@@ -252,6 +252,7 @@ class SocketModeServer:
         self.socket_pushed: list[dict[str, Any]] = []  # envelopes sent to the client
         self._socket_tickets: dict[str, str] = {}  # single-use ticket -> app id
         self._socket_connections: list[_Connection] = []
+        self.socket_accepted = 0  # connections accepted so far, closed ones included
 
     def issue_socket_ticket(self, app_id: str) -> str:
         ticket = secrets.token_hex(16)
@@ -262,10 +263,13 @@ class SocketModeServer:
     def socket_connected(self) -> bool:
         return bool(self._socket_connections)
 
-    async def wait_socket_connected(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - polls another thread's state
+    async def wait_socket_connected(self, timeout: float = 5.0, *,  # noqa: ASYNC109 - polls another thread's state
+                                    accepted: int = 1) -> None:
+        """Until a client is connected and at least ``accepted`` connections were accepted in all (after a
+        refresh, ``accepted=2`` waits for the new connection rather than the old one, still closing)."""
         deadline = time.monotonic() + timeout
         while True:
-            if self._socket_connections:
+            if self._socket_connections and self.socket_accepted >= accepted:
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError("no Socket Mode client connected")
@@ -315,6 +319,7 @@ class SocketModeServer:
         await websocket.accept()
         connection = _Connection(websocket, asyncio.get_running_loop(), app_id)
         self._socket_connections.append(connection)
+        self.socket_accepted += 1
         try:
             await websocket.send_text(json.dumps({
                 "type": "hello", "num_connections": len(self._socket_connections),

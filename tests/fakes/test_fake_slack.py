@@ -452,7 +452,7 @@ async def test_socket_mode_client_connects_receives_and_acks(slack: FakeSlack) -
 
         await slack.disconnect_socket()  # Slack's "refresh_requested": the SDK fetches a new URL and reconnects
         await eventually(lambda: len(slack.calls_to("apps.connections.open")) == 2)
-        await slack.wait_socket_connected(5)
+        await slack.wait_socket_connected(5, accepted=2)  # the new connection, not the old one still closing
         second = await slack.push_socket("interactive", block_actions_payload("ic_approve", "a:tok_1"))
         await slack.wait_socket_ack(second)
         assert requests[-1].type == "interactive" and len(slack.calls_to("apps.connections.open")) == 2
