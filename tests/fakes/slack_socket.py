@@ -289,6 +289,26 @@ class SocketModeServer:
         await self._socket_send(self._socket_connections[-1], envelope)
         return envelope_id
 
+    async def deliver_socket(self, payload_type: str, payload: dict[str, Any],
+                             timeout: float = 20.0,  # noqa: ASYNC109 - polls another thread's state
+                             ack_within: float = 3.0) -> dict[str, Any]:
+        """As Slack delivers: push the envelope to the newest connection and, when that connection goes away
+        under it (a client reconnecting) or no ack comes within ``ack_within``, push it again with the next
+        ``retry_attempt``, until one is acknowledged; returns that ack."""
+        deadline = time.monotonic() + timeout
+        attempt = 0
+        while True:
+            try:
+                await self.wait_socket_connected(max(0.1, deadline - time.monotonic()))
+                envelope_id = await self.push_socket(payload_type, payload, retry_attempt=attempt,
+                                                     retry_reason="timeout" if attempt else "")
+                return await self.wait_socket_ack(envelope_id, timeout=min(ack_within,
+                                                                           max(0.1, deadline - time.monotonic())))
+            except (TimeoutError, RuntimeError, WebSocketDisconnect, ConnectionError):
+                if time.monotonic() > deadline:
+                    raise
+                attempt += 1
+
     async def wait_socket_ack(self, envelope_id: str, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109
         deadline = time.monotonic() + timeout
         while True:
