@@ -1,4 +1,4 @@
-"""Every table of the domain. Later features add columns, not tables.
+"""The domain's core tables; the channels' own tables are in models/channel_tables.py.
 
 Conventions: string ids with a type prefix (``agt_``, ``smt_``, ...) that sort by creation time;
 timestamps are aware UTC; JSON columns hold provider-shaped or free-form data; secrets live only
@@ -22,11 +22,9 @@ __all__ = [
     "Approval",
     "ConsoleAccount",
     "ConsoleSession",
-    "ConversationActivity",
     "Deployment",
     "Event",
     "InboundDelivery",
-    "Installation",
     "Integration",
     "MemoryEntry",
     "Message",
@@ -196,25 +194,6 @@ class Integration(SQLModel, table=True):
     created_at: datetime = _created()
     updated_at: datetime = _created()
 
-
-class Installation(SQLModel, table=True):
-    """One workspace that installed an integration's app, with its own tokens (Bolt's installation
-    store: one shared Slack app, a bot token per team). ``secrets_ciphertext`` is sealed to its id."""
-
-    __tablename__ = "installation"
-    __table_args__ = (UniqueConstraint("integration_id", "external_id", name="uq_installation_external"),)
-    id: str = Field(primary_key=True, max_length=40)
-    project_id: str = Field(foreign_key="project.id", index=True, max_length=40)
-    integration_id: str = Field(index=True, max_length=40)
-    kind: str = Field(max_length=32)
-    external_id: str = Field(max_length=64)  # the provider's id: a Slack team id
-    name: str = Field(default="", max_length=200)
-    status: str = Field(default="active", max_length=16)  # active | revoked
-    public: dict[str, Any] = _json_dict()  # bot user id, scopes, installer: never a secret
-    secrets_ciphertext: str = Field(default="", sa_type=Text)
-    created_at: datetime = _created()
-    updated_at: datetime = _created()
-    revoked_at: datetime | None = _when()
 
 
 class Deployment(SQLModel, table=True):
@@ -414,16 +393,6 @@ class OutboxEntry(SQLModel, table=True):
     receipt: str | None = Field(default=None, max_length=16)
     receipt_at: datetime | None = _when()
 
-
-class ConversationActivity(SQLModel, table=True):
-    """When a person last wrote in a conversation, for channels that may only answer within a window
-    after that (WhatsApp's 24 hours, WA-4). One row per conversation, updated on every message."""
-
-    __tablename__ = "conversation_activity"
-    project_id: str = Field(foreign_key="project.id", primary_key=True, max_length=40)
-    kind: str = Field(primary_key=True, max_length=32)
-    address: str = Field(primary_key=True, max_length=300)
-    last_inbound_at: datetime = _created()
 
 
 class Approval(SQLModel, table=True):
