@@ -77,6 +77,7 @@ class Settings:
     refusal_window_seconds: float = 60.0
     trusted_proxies: frozenset[str] = frozenset({"127.0.0.1", "::1"})
     channel_cache_seconds: float = 10.0
+    slack_app_cap: int = 50  # IC_SLACK_APP_CAP: dedicated Slack apps per project (429 slack_app_cap_reached)
     tx_watchdog_seconds: float = 2.0
     tx_watchdog_strict: bool = False
     extra: dict[str, str] = field(default_factory=dict)
@@ -164,6 +165,8 @@ class Settings:
                                       if a.strip()),
             # How long a webhook's channel (and an unknown tenant) stays cached for verification.
             channel_cache_seconds=float(_env("IC_CHANNEL_CACHE_SECONDS", "10")),
+            # Dedicated Slack apps a project may have live at once (SL-3; Slack caps apps per workspace too).
+            slack_app_cap=_env_int("IC_SLACK_APP_CAP", 50),
             # The SQLite writer logs any transaction holding it longer than this; strict (tests)
             # also records it so the test fails (models/inline_sqlite.py).
             tx_watchdog_seconds=float(_env("IC_TX_WATCHDOG_SECONDS", "2")),

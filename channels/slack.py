@@ -1,9 +1,10 @@
 """Slack channel over slack_sdk: Events API and interactivity in, Web API out (reference/slack.md).
 
-One integration is one Slack app (its signing secret and OAuth client); every workspace that
-installed it is an installation with its own bot token, attached by the channel hub
-(``attach_installations``, Bolt's "authorize per team"). A conversation's address names both:
-``"<team id>:<channel id>"``, so a send finds its workspace's token from the address alone.
+One integration is one shared Slack app (its signing secret and OAuth client), plus the dedicated apps
+minted for single smiths (channels/slack_apps.py); every workspace that installed an app is an
+installation with its own bot token, attached by the channel hub (``attach_installations``, Bolt's
+"authorize per team"). A conversation's address names both: ``"<team id>:<channel id>"`` (the shared
+app) or ``"<app id>:<team id>:<channel id>"``, so a send finds its token from the address alone.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from channels import slack_tools
 from channels.base import Channel, Deliver, MalformedPayload, parse_json
+from channels.slack_apps import SlackAppFactory
 from channels.slack_factory import (
     CONFIG_TOKEN_PATTERN,
     INVALID_CODE,
@@ -60,7 +62,7 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 3900  # chat.postMessage takes 40k, but Slack truncates display past ~4k characters
 MAX_CHIP_LABEL = 75
-ADDRESS_RE = re.compile(r"^([TE][A-Z0-9]{2,20}):([CDG][A-Z0-9]{2,20})$")
+ADDRESS_RE = re.compile(r"^(?:A[A-Z0-9]{2,20}:)?([TE][A-Z0-9]{2,20}):([CDG][A-Z0-9]{2,20})$")
 GONE_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived", "user_not_found",
                          "cannot_dm_bot", "user_disabled"})
 
@@ -73,14 +75,14 @@ class _ChannelClock(Clock):
         return self.channel.clock()
 
 
-class SlackChannel(SlackOnboarding, Channel):
+class SlackChannel(SlackOnboarding, SlackAppFactory, Channel):
     kind: ClassVar[str] = "slack"
     display_name: ClassVar[str] = "Slack"
     capabilities: ClassVar[Capabilities] = Capabilities(
         max_chips=0, max_chip_label=MAX_CHIP_LABEL, max_text=MAX_TEXT, native_approvals=True)
     send_tool: ClassVar[str] = "slack_send_message"
-    setup_keys: ClassVar[frozenset[str]] = frozenset({"mode", "return_url"})
-    setup_modes: ClassVar[frozenset[str]] = frozenset({"oauth_install"})
+    setup_keys: ClassVar[frozenset[str]] = frozenset({"mode", "return_url", "display_name", "app_id"})
+    setup_modes: ClassVar[frozenset[str]] = frozenset({"oauth_install", "provision"})
     per_installation: ClassVar[bool] = True
     sends_per_second: ClassVar[float] = 1.0  # Slack: about one message a second per channel,
     send_burst: ClassVar[int] = 4  # short bursts allowed (reference/slack.md, "Other methods")
@@ -144,6 +146,7 @@ class SlackChannel(SlackOnboarding, Channel):
     def __init__(self, config: Any, secrets: Any, *, api_url: str, http: Any = None) -> None:
         super().__init__(config, secrets, api_url=api_url, http=http)
         self.installations: dict[str, Installation] = {}
+        self.apps, self.apps_by_id, self._status_tasks = {}, {}, {}
         self.names = DisplayNames(self._user_name)  # ID-2: shown, never the identity
         self._verifier = SignatureVerifier(self.secrets.signing_secret, clock=_ChannelClock(self))
         self._session: aiohttp.ClientSession | None = None
@@ -160,7 +163,8 @@ class SlackChannel(SlackOnboarding, Channel):
     def address_problem(cls, address: str) -> str | None:
         if ADDRESS_RE.match(address):
             return None
-        return "a Slack conversation is <team id>:<channel id>, e.g. T0123ABC:C0456DEF"
+        return ("a Slack conversation is <team id>:<channel id>, e.g. T0123ABC:C0456DEF (a dedicated app's: "
+                "<app id>:<team id>:<channel id>)")
 
     @classmethod
     def installation_of(cls, address: str) -> str | None:
@@ -168,12 +172,12 @@ class SlackChannel(SlackOnboarding, Channel):
 
     def attach_installations(self, installations: Mapping[str, Mapping[str, Any]]) -> None:
         self.installations = {
-            team: Installation(team_id=team, bot_token=str(row["bot_token"]),
+            key: Installation(team_id=key.rpartition(":")[2], bot_token=str(row["bot_token"]),
                                bot_user_id=str(row.get("bot_user_id") or ""), user_token=row.get("user_token"),
                                scopes=frozenset(row.get("scopes") or ()),
                                user_scopes=frozenset(row.get("user_scopes") or ()),
                                installer=row.get("installer"))
-            for team, row in installations.items() if row.get("bot_token")}
+            for key, row in installations.items() if row.get("bot_token")}
 
     def installation(self, team_id: str) -> Installation | None:
         return self.installations.get(team_id)
@@ -189,14 +193,24 @@ class SlackChannel(SlackOnboarding, Channel):
         return self._client
 
     async def aclose(self) -> None:
+        for task in list(self._status_tasks.values()):
+            task.cancel()
         await self.names.aclose()
         if self._session is not None:
             await self._session.close()
             self._session, self._client = None, None
         await super().aclose()
 
-    def token_for(self, team_id: str) -> str | None:
+    def token_for(self, key: str) -> str | None:
+        """The bot token of an installation (``"T…"``, or a dedicated app's ``"A…:T…"``)."""
+        found = self.installations.get(key)
+        return found.bot_token if found else None
+
+    def any_token_of_team(self, team_id: str) -> str | None:
+        """A bot token of some app installed in the workspace (reading a person's profile needs any)."""
         found = self.installations.get(team_id)
+        if found is None:
+            found = next((i for i in self.installations.values() if i.team_id == team_id), None)
         return found.bot_token if found else None
 
     # -- inbound -----------------------------------------------------------------------------------
@@ -207,8 +221,12 @@ class SlackChannel(SlackOnboarding, Channel):
             return Verdict.reject("missing signature headers")
         if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12 or not signature.isascii():
             return Verdict.reject("malformed signature headers")  # slack_sdk would raise on "²" or "é"
+        known, app = self.app_of_request(raw)  # a dedicated app's URL: only that app's secret will do
+        if not known:
+            return Verdict.reject("no such app")
+        verifier = app.verifier if app is not None else self._verifier
         try:
-            valid = self._verifier.is_valid(raw.body, timestamp, signature)  # constant time, 5-minute window
+            valid = verifier.is_valid(raw.body, timestamp, signature)  # constant time, 5-minute window
         except (UnicodeDecodeError, ValueError, TypeError):  # slack_sdk signs the body as text
             return Verdict.reject("body or headers not as Slack sends them")
         if not valid:
@@ -223,24 +241,27 @@ class SlackChannel(SlackOnboarding, Channel):
         return Verdict.accept()
 
     def parse(self, raw: RawRequest) -> list[Inbound]:
+        _, app = self.app_of_request(raw)
+        app_id = app.app_id if app is not None else None
         if raw.body[:8] == b"payload=":
-            return parse_interaction(form_payload(raw.body))
+            return parse_interaction(form_payload(raw.body), app_id)
         data = parse_json(raw.body)
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
             raise MalformedPayload("not a Slack event envelope")
-        return self.parse_envelope(data)
+        return self.parse_envelope(data, app_id)
 
-    def parse_envelope(self, data: dict[str, Any]) -> list[Inbound]:
+    def parse_envelope(self, data: dict[str, Any], app_id: str | None = None) -> list[Inbound]:
         """An Events API envelope (webhook body or a Socket Mode ``events_api`` payload)."""
-        items = parse_envelope(data, self.installations)
+        items = parse_envelope(data, self.installations, app_id)
         return [self.names.named(item) for item in items]
 
     def learn(self, items: Sequence[Inbound]) -> None:
         self.names.learn(items)
+        self.assistant_learn(items)
 
     async def _user_name(self, sender_id: str) -> str:
         _, team, user = sender_id.split(":", 2)
-        token = self.token_for(team)
+        token = self.any_token_of_team(team)
         if token is None:
             return ""
         person = (await self.client.users_info(token=token, user=user)).get("user") or {}
@@ -313,6 +334,7 @@ class SlackChannel(SlackOnboarding, Channel):
             answer = await self.client.chat_postMessage(token=token, channel=conversation, **payload)
         except Exception as exc:
             return classify(exc)
+        await self.after_send(address, payload)
         return SendResult.sent(str(answer.get("ts")))
 
     async def edit_approval(self, address: str, provider_message_id: str, outcome_text: str) -> SendResult:

@@ -40,35 +40,49 @@ def address_of(team_id: str, conversation_id: str) -> str:
 
 
 def split_address(address: str) -> tuple[str, str]:
-    team, _, conversation = address.partition(":")
-    return team, conversation
+    """(installation key, conversation): ``"T…:C…"`` for the shared app, ``"A…:T…:C…"`` for a dedicated one."""
+    key, _, conversation = address.rpartition(":")
+    return key, conversation
 
 
-def parse_envelope(data: dict[str, Any], installations: Mapping[str, Installation]) -> list[Inbound]:
-    """An Events API envelope (webhook body or a Socket Mode ``events_api`` payload)."""
+def installation_key(team: str, app_id: str | None) -> str:
+    """Which installation a workspace's event belongs to: the shared app's (the team) or a dedicated app's."""
+    return f"{app_id}:{team}" if app_id else team
+
+
+def parse_envelope(data: dict[str, Any], installations: Mapping[str, Installation],
+                   app_id: str | None = None) -> list[Inbound]:
+    """An Events API envelope (webhook body or a Socket Mode ``events_api`` payload), sent to the shared
+    app or (``app_id``) to a dedicated app."""
     if data.get("type") != "event_callback":
         return []
     event, team, event_id = data.get("event"), data.get("team_id"), data.get("event_id")
     if not isinstance(event, dict) or not isinstance(team, str) or not isinstance(event_id, str):
         raise MalformedPayload("event_callback without event, team_id or event_id")
-    kind = event.get("type")
+    key, kind = installation_key(team, app_id), event.get("type")
     if kind == "app_uninstalled":
-        return [ProviderEvent(dedupe_key=f"event:{event_id}", type="uninstalled", installation=team)]
+        return [ProviderEvent(dedupe_key=f"event:{event_id}", type="uninstalled", installation=key)]
     if kind == "tokens_revoked":
         tokens = event.get("tokens") if isinstance(event.get("tokens"), dict) else {}
         what = "uninstalled" if tokens.get("bot") else "user_tokens_revoked"
-        return [ProviderEvent(dedupe_key=f"event:{event_id}", type=what, installation=team,
+        return [ProviderEvent(dedupe_key=f"event:{event_id}", type=what, installation=key,
                               data={"users": list(tokens.get("oauth") or [])})]
+    if kind == "assistant_thread_started" and app_id:  # SL-6: a dedicated app's assistant pane opened a thread
+        thread = _object(event, "assistant_thread")
+        return [ProviderEvent(dedupe_key=f"event:{event_id}", type=kind, installation=key,
+                              data={"channel_id": thread.get("channel_id"), "thread_ts": thread.get("thread_ts"),
+                                    "user_id": thread.get("user_id")})]
     if kind not in ("message", "app_mention"):
         return []
-    installation = installations.get(team)
+    installation = installations.get(key)
     if installation is None:
-        log.warning("slack: event for workspace %s, which has not installed this app; ignored", team)
+        log.warning("slack: event for workspace %s, which has not installed this app; ignored", key)
         return []
-    message = _message(event, team, installation.bot_user_id)
+    message = _message(event, key, team, installation.bot_user_id)
     return [message] if message else []
 
-def _message(event: dict[str, Any], team: str, bot_user_id: str) -> InboundMessage | None:
+
+def _message(event: dict[str, Any], key: str, team: str, bot_user_id: str) -> InboundMessage | None:
     user, channel, ts = event.get("user"), event.get("channel"), event.get("ts")
     if not isinstance(user, str) or not isinstance(channel, str) or not isinstance(ts, str):
         return None
@@ -82,14 +96,16 @@ def _message(event: dict[str, Any], team: str, bot_user_id: str) -> InboundMessa
         text = text.replace(mention, "").strip()
     thread = event.get("thread_ts") or (None if is_direct else ts)  # SL-5: a channel reply goes in a thread
     profile = event.get("user_profile") if isinstance(event.get("user_profile"), dict) else {}
-    # One key per Slack message: a mention also subscribed as message.channels arrives twice.
+    # One key per Slack message and app: a mention also subscribed as message.channels arrives twice, and
+    # a channel message reaches every app in the channel (each answers for its own smith).
+    scope = "" if key == team else f"{key.partition(':')[0]}:"
     return InboundMessage(
-        dedupe_key=f"msg:{channel}:{ts}", address=address_of(team, channel), thread=thread,
+        dedupe_key=f"msg:{scope}{channel}:{ts}", address=address_of(key, channel), thread=thread,
         sender_id=f"slack:{team}:{user}",
         sender_display=str(profile.get("display_name") or profile.get("real_name") or user),
         text=text, start_payload=None, is_direct=is_direct, provider_message_id=ts, addressed=addressed)
 
-def parse_interaction(payload: dict[str, Any]) -> list[Inbound]:
+def parse_interaction(payload: dict[str, Any], app_id: str | None = None) -> list[Inbound]:
     kind = payload.get("type")
     user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
     team_field = payload.get("team")
@@ -108,7 +124,8 @@ def parse_interaction(payload: dict[str, Any]) -> list[Inbound]:
         message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
         ts = container.get("message_ts") or message.get("ts")
         return [InboundAction(
-            dedupe_key=f"act:{channel}:{ts}:{action.get('action_ts')}", address=address_of(team, channel),
+            dedupe_key=f"act:{channel}:{ts}:{action.get('action_ts')}",
+            address=address_of(installation_key(team, app_id), channel),
             thread=message.get("thread_ts"), sender_id=sender, sender_display=display,
             token=str(action.get("value") or ""), provider_message_id=ts, action_id=payload.get("trigger_id"))]
     if kind == "view_submission":

@@ -49,11 +49,13 @@ class SlackOnboarding:
         except Exception as exc:
             raise SetupError(f"Slack could not be reached: {type(exc).__name__}", code="provider_unreachable") from exc
 
-    async def exchange_code(self: SlackChannel, code: str, redirect_uri: str) -> dict[str, Any]:
-        """SL-2: the OAuth code for the workspace's tokens (oauth.v2.access, HTTP Basic client auth)."""
+    async def exchange_code(self: SlackChannel, code: str, redirect_uri: str,
+                            client: tuple[str, str] | None = None) -> dict[str, Any]:
+        """SL-2: the OAuth code for the workspace's tokens (oauth.v2.access, HTTP Basic client auth), with the
+        shared app's client or (``client``: id, secret) a dedicated app's."""
+        client_id, client_secret = client or (self.config.client_id, self.secrets.client_secret)
         try:
-            answer = await self.client.oauth_v2_access(client_id=self.config.client_id,
-                                                       client_secret=self.secrets.client_secret,
+            answer = await self.client.oauth_v2_access(client_id=client_id, client_secret=client_secret,
                                                        code=code, redirect_uri=redirect_uri)
         except SlackApiError as exc:
             raise SetupError(f"Slack refused the install: {exc.response.get('error', 'error')}",

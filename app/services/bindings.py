@@ -75,7 +75,8 @@ async def _installer(session: AsyncSession, *, project_id: str, kind: str, exter
     if row is None:
         return None
     installer = row.public.get("installer")
-    return f"{kind}:{external_id}:{installer}" if installer else ""
+    team = external_id.rpartition(":")[2]  # a dedicated app's installation is "<app>:<team>"; people are per team
+    return f"{kind}:{team}:{installer}" if installer else ""
 
 
 async def replace_binding(session: AsyncSession, *, deployment: Deployment, address: str) -> Deployment | None:

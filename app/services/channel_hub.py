@@ -14,10 +14,12 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.services.app_credentials import apps_for_hub
 from app.services.installations import installations_for_hub
 from app.services.integrations import open_secrets
 from app.services.runtime import Runtime
 from channels import get_channel_class
+from channels.apps import AppFactory
 from channels.base import Channel
 from models import Integration, Project
 from models.hot import Hot, flush_pending
@@ -70,17 +72,22 @@ class ChannelHub:
         if cached and cached[0] == stamp:
             return cached[1]
         channel = self.build(integration)
-        if get_channel_class(integration.kind).per_installation:
-            if session is None:
-                async with self.runtime.read() as read:
-                    rows = await installations_for_hub(read, self.runtime.secrets, integration.id)
-            else:
-                rows = await installations_for_hub(session, self.runtime.secrets, integration.id)
-            channel.attach_installations(rows)
+        if session is None:
+            async with self.runtime.read() as read:
+                await self._attach(read, integration, channel)
+        else:
+            await self._attach(session, integration, channel)
         self._cache[integration.id] = (stamp, channel)
         if cached:
             await cached[1].aclose()
         return channel
+
+    async def _attach(self, session: AsyncSession, integration: Integration, channel: Channel) -> None:
+        """Each workspace's tokens (per-installation kinds) and each minted app's credentials."""
+        if get_channel_class(integration.kind).per_installation:
+            channel.attach_installations(await installations_for_hub(session, self.runtime.secrets, integration.id))
+        if isinstance(channel, AppFactory):
+            channel.attach_apps(await apps_for_hub(session, self.runtime.secrets, integration.id))
 
     async def for_project(self, session: AsyncSession, project_id: str, kind: str) -> Channel | None:
         """The project's channel of this kind, if connected (replies, deliveries)."""

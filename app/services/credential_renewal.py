@@ -41,7 +41,7 @@ class Renewals:
         try:
             renewed = await channel.renew_credentials(now)
         except ChannelError as exc:
-            await _failed(runtime, integration_id, f"{exc.code or 'renewal_failed'}: {exc}")
+            await record_refusal(runtime, integration_id, f"{exc.code or 'renewal_failed'}: {exc}")
             return
         async with runtime.transaction() as session:
             integration = await session.get(Integration, integration_id)
@@ -53,8 +53,9 @@ class Renewals:
         log.info("%s: credentials renewed", channel.kind)
 
 
-async def _failed(runtime: Runtime, integration_id: str, reason: str) -> None:
-    log.warning("renewing credentials failed: %s", reason)
+async def record_refusal(runtime: Runtime, integration_id: str, reason: str) -> None:
+    """The integration's credentials were refused: shown on its card, and `integration.error` once per reason."""
+    log.warning("credentials refused: %s", reason)
     async with runtime.transaction() as session:
         integration = await session.get(Integration, integration_id)
         if integration is None or integration.public.get(ERROR_FIELD) == reason:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import secrets
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,15 +12,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
+from app.services import provider_apps
 from app.services.actors import Actor
 from app.services.agents import get_agent
 from app.services.bindings import check_literal_address, revoke
+from app.services.deployment_links import LINK_MODES, display_name, issue_link, record_created
+from app.services.deployment_links import START_TOKEN_TTL as START_TOKEN_TTL  # the console shows it
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.events import record_event
 from app.services.integrations import find_integration
 from app.services.pagination import Page, paginate
 from app.services.quotas import ProviderMetadata
-from app.services.routing import find_catch_all, hash_start_token
+from app.services.routing import find_catch_all
 from app.services.runtime import get_runtime
 from app.services.smiths import get_smith
 from app.services.tokens import revoke_deployment_tokens
@@ -51,13 +53,6 @@ def setup_modes(kind: str) -> frozenset[str]:
     return channel_class.setup_modes if channel_class else frozenset()
 
 
-def display_name(kind: str) -> str:
-    channel_class = REGISTRY.get(kind)
-    return channel_class.display_name if channel_class else kind
-
-
-START_TOKEN_TTL = timedelta(days=7)
-LINK_MODES = frozenset({"start_token", "oauth_install"})
 
 
 def _return_url(value: Any) -> str:
@@ -110,6 +105,7 @@ class DeploymentView(BaseModel):
                                     "the app (the same link as deep_link); only in the answer that created it.")
     deep_link_expires_at: str | None = None
     endpoint_url: str | None = Field(default=None, description="MCP deployments: the Streamable HTTP endpoint.")
+    slack_app_id: str | None = Field(default=None, description="A dedicated Slack app's id (setup.mode provision).")
     reply_window_ends_at: str | None = Field(
         default=None, description="Channels that may write only within a window after the person's last "
         "message (WhatsApp: 24 hours): when it closes (in the past once closed); null when the person never "
@@ -127,7 +123,9 @@ class DeploymentView(BaseModel):
             bound_at=deployment.bound_at.isoformat() if deployment.bound_at else None,
             revoked_at=deployment.revoked_at.isoformat() if deployment.revoked_at else None,
             revoked_reason=deployment.revoked_reason, owner_email=deployment.owner_email,
-            deep_link=link, install_url=link if link and deployment.setup.get("mode") == "oauth_install" else None,
+            deep_link=link,
+            install_url=link if link and deployment.setup.get("mode") in ("oauth_install", "provision") else None,
+            slack_app_id=deployment.setup.get("app_id") if deployment.kind == "slack" else None,
             deep_link_expires_at=deployment.start_token_expires_at.isoformat()
             if link and deployment.start_token_expires_at else None,
             endpoint_url=endpoint_url(deployment),
@@ -165,31 +163,13 @@ def endpoint_url(deployment: Deployment) -> str | None:
     return f"{get_runtime().settings.public_url}/v1/deployments/{deployment.id}/mcp"
 
 
-def _new_start_token() -> str:
-    return secrets.token_urlsafe(24)  # 192 bits, 32 characters of the URL-safe alphabet deep links take
-
-
-async def _issue_link(session: AsyncSession, deployment: Deployment) -> str:
-    """A fresh one-time start link (the previous one stops working); only its hash is kept."""
-    channel_class = REGISTRY.get(deployment.kind)
-    integration = await find_integration(session, project_id=deployment.project_id, kind=deployment.kind)
-    token = _new_start_token()
-    link = channel_class.start_link(integration.public if integration else {}, token) if channel_class else None
-    if link is None:
-        raise Conflict(f"connect {display_name(deployment.kind)} first (Settings → Integrations, or "
-                       f"PUT /v1/tenant/{deployment.kind})",
-                       code="integration_not_configured")
-    deployment.start_token_hash = hash_start_token(token)
-    deployment.start_token_expires_at = utcnow() + START_TOKEN_TTL
-    return link
-
-
 async def create_deployment(session: AsyncSession, *, actor: Actor,
                             body: DeploymentCreate) -> tuple[Deployment, str | None]:
     """Returns the deployment and, for start-token setups, the one-time deep link."""
+    smith = None
     if body.target.type == "smith":
         actor.require_smith(body.target.id)
-        await get_smith(session, actor=actor, smith_id=body.target.id)
+        smith = await get_smith(session, actor=actor, smith_id=body.target.id)
     else:
         if not actor.is_admin:
             raise Forbidden("a smith token may only target its own smith", code="wrong_smith")
@@ -219,6 +199,17 @@ async def create_deployment(session: AsyncSession, *, actor: Actor,
     if mode is not None and mode not in modes:
         raise Invalid(f"unknown setup.mode {mode!r} for {body.kind}; use {' or '.join(sorted(modes))}",
                       code="invalid_setup", field="setup.mode")
+    if (setup.get("display_name") is not None or setup.get("app_id") is not None) and mode != "provision":
+        field = "setup.display_name" if setup.get("display_name") is not None else "setup.app_id"
+        raise Invalid(f"{field} applies to setup.mode provision only", code="invalid_setup", field=field)
+    if mode == "provision":  # SL-3: a dedicated app minted for this smith
+        if smith is None or body.address:
+            raise Invalid("a provisioned app serves one smith: target a smith, and give no address",
+                          code="invalid_setup", field="setup.mode")
+        if setup.get("return_url"):
+            setup = {**setup, "return_url": _return_url(setup["return_url"])}
+        return await provider_apps.provision(session, actor=actor, smith=smith, kind=body.kind, setup=setup,
+                                             metadata=body.provider_metadata)
     owner = None
     if body.address and body.target.type == "smith" and needs_integration:
         owner = await check_literal_address(session, actor=actor, project_id=actor.project_id, kind=body.kind,
@@ -240,7 +231,7 @@ async def create_deployment(session: AsyncSession, *, actor: Actor,
         deployment.setup = {"mode": mode or sorted(modes & LINK_MODES)[0]}
         if setup.get("return_url"):
             deployment.setup["return_url"] = _return_url(setup["return_url"])
-        link = await _issue_link(session, deployment)
+        link = await issue_link(session, deployment)
     else:
         raise Invalid(f"{body.kind} smith deployments need an address or a setup.mode", code="invalid_setup",
                       field="setup.mode")
@@ -254,12 +245,7 @@ async def create_deployment(session: AsyncSession, *, actor: Actor,
         if body.address:
             raise Conflict(f"{body.address} is already bound", code="address_bound") from exc
         raise Conflict("that deployment already exists", code="deployment_exists") from exc
-    await record_event(session, project_id=actor.project_id, type="deployment.created",
-                       deployment_id=deployment.id,
-                       smith_id=deployment.target_id if deployment.target_type == "smith" else None,
-                       data={"deployment_id": deployment.id, "kind": deployment.kind,
-                             "target": {"type": deployment.target_type, "id": deployment.target_id},
-                             "status": deployment.status})
+    await record_created(session, deployment)
     return deployment, link
 
 
@@ -294,14 +280,19 @@ async def list_deployments(
 async def update_deployment(session: AsyncSession, *, actor: Actor, deployment_id: str,
                             body: DeploymentUpdate) -> Deployment:
     deployment = await get_deployment(session, actor=actor, deployment_id=deployment_id)
-    if body.display_name is not None and deployment.kind not in RENAMABLE_KINDS:
-        raise Invalid(f"{deployment.kind} deployments cannot be renamed", code="rename_unsupported",
-                      field="display_name")
+    renames_app = provider_apps.provisioned(deployment)
+    if body.display_name is not None and (deployment.kind not in RENAMABLE_KINDS
+                                          or (deployment.kind == "slack" and not renames_app)):
+        why = ("only a dedicated Slack app can be renamed (the shared app's name is the same in every workspace)"
+               if deployment.kind == "slack" else f"{deployment.kind} deployments cannot be renamed")
+        raise Invalid(why, code="rename_unsupported", field="display_name")
     if body.owner_email is not None and deployment.kind != "email":
         raise Invalid("owner_email applies to email deployments only", field="owner_email")
     if deployment.status == "revoked":
         raise Conflict(f"deployment {deployment.id} is revoked", code="deployment_revoked")
-    if body.display_name is not None:
+    if body.display_name is not None and renames_app:  # REN-1: the app itself is renamed at the provider
+        await provider_apps.rename(session, deployment=deployment, display_name=body.display_name)
+    elif body.display_name is not None:
         deployment.display_name = body.display_name
     if body.owner_email is not None:
         deployment.owner_email = body.owner_email or None  # ID-5; "" clears it
@@ -320,14 +311,18 @@ async def new_deep_link(session: AsyncSession, *, actor: Actor, deployment_id: s
         raise Invalid(f"{deployment.kind} deployments have no start links", code="no_start_link")
     if deployment.status == "revoked":
         raise Conflict(f"deployment {deployment.id} is revoked; create a new one", code="deployment_revoked")
-    link = await _issue_link(session, deployment)
+    link = await issue_link(session, deployment)
     deployment.updated_at = utcnow()
     return deployment, link
 
 
-async def delete_deployment(session: AsyncSession, *, actor: Actor, deployment_id: str) -> Deployment:
-    """Unbind: the deployment stops answering and the smith loses its send tool (DEP-2, DEP-6)."""
+async def delete_deployment(session: AsyncSession, *, actor: Actor, deployment_id: str,
+                            keep_app: bool = False) -> Deployment:
+    """Unbind: the deployment stops answering and the smith loses its send tool (DEP-2, DEP-6). The last
+    deployment of a dedicated app takes the app with it, unless ``keep_app``."""
     deployment = await get_deployment(session, actor=actor, deployment_id=deployment_id)
+    if provider_apps.provisioned(deployment) and not keep_app:
+        await provider_apps.delete_with_last(session, deployment=deployment)
     if deployment.status == "revoked":
         return deployment  # already unbound: deleting again changes nothing
     revoke(deployment, reason="deleted")

@@ -130,3 +130,14 @@ async def drop_user_tokens(session: AsyncSession, box: SecretBox, *, integration
     row.public = {**row.public, "user_scopes": []}
     row.updated_at = utcnow()
     await _touch_integration(session, integration_id)
+
+
+async def revoke_app_installations(session: AsyncSession, *, integration_id: str, app_id: str) -> None:
+    """A deleted app's workspaces: their tokens died with it (``"<app id>:<team>"`` installations)."""
+    rows = (await session.execute(select(Installation).where(
+        Installation.integration_id == integration_id, Installation.status == "active",
+        Installation.external_id.startswith(f"{app_id}:", autoescape=True)))).scalars()  # type: ignore[union-attr]
+    now = utcnow()
+    for row in rows:
+        row.status, row.revoked_at, row.updated_at, row.secrets_ciphertext = "revoked", now, now, ""
+    await _touch_integration(session, integration_id)

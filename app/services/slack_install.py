@@ -21,12 +21,13 @@ from sqlalchemy import select
 from app.services.channel_hub import get_hub
 from app.services.events import record_event
 from app.services.installations import save_installation
+from app.services.provider_apps import live_app, provisioned
 from app.services.routing import bind_start_token, hash_start_token
 from app.services.runtime import Runtime
 from channels.base import SetupError
 from channels.slack import SlackChannel
-from channels.slack_inbound import address_of
-from channels.slack_manifest import BOT_SCOPES, USER_SCOPES
+from channels.slack_inbound import address_of, installation_key
+from channels.slack_manifest import ASSISTANT_SCOPES, BOT_SCOPES, USER_SCOPES
 from models import Deployment, Integration
 from models.types import utcnow
 
@@ -64,6 +65,8 @@ class Pending(NamedTuple):
     return_url: str | None
     integration_id: str
     client_id: str | None
+    app_id: str | None  # a dedicated app's (setup.mode provision), else the shared app is installed
+    bot_scopes: tuple[str, ...]
 
 
 async def _pending(runtime: Runtime, token: str) -> Pending | None:
@@ -79,8 +82,15 @@ async def _pending(runtime: Runtime, token: str) -> Pending | None:
             return None
         # The link's own return URL, else the app's (PUT /v1/tenant/slack return_url).
         return_url = deployment.setup.get("return_url") or integration.public.get("return_url")
+        client_id, app_id, scopes = integration.public.get("client_id"), None, BOT_SCOPES
+        if provisioned(deployment):
+            app_id = str(deployment.setup["app_id"])
+            app = await live_app(session, project_id=deployment.project_id, kind=KIND, app_id=app_id)
+            client_id = app.public.get("client_id") if app is not None else None
+            if app is not None and app.public.get("assistant"):
+                scopes = BOT_SCOPES + ASSISTANT_SCOPES
         return Pending(deployment.id, deployment.project_id, deployment.target_id, return_url, integration.id,
-                       integration.public.get("client_id"))
+                       client_id, app_id, scopes)
 
 
 def redirect_uri(runtime: Runtime) -> str:
@@ -94,8 +104,9 @@ async def begin(runtime: Runtime, token: str) -> str:
         raise InstallProblem(INVALID_LINK)
     client_id = found.client_id
     if not client_id:
-        raise InstallProblem("Slack is not connected on this server yet (Settings → Integrations → Slack).")
-    query = urlencode({"client_id": client_id, "scope": ",".join(BOT_SCOPES), "user_scope": ",".join(USER_SCOPES),
+        raise InstallProblem("This smith's Slack app was deleted; create a new one." if found.app_id else
+                             "Slack is not connected on this server yet (Settings → Integrations → Slack).")
+    query = urlencode({"client_id": client_id, "scope": ",".join(found.bot_scopes), "user_scope": ",".join(USER_SCOPES),
                        "redirect_uri": redirect_uri(runtime), "state": token})
     return f"{runtime.settings.slack_oauth_url}?{query}"
 
@@ -116,8 +127,11 @@ async def complete(runtime: Runtime, *, state: str, code: str | None, error: str
         channel = await get_hub(runtime).for_project(session, found.project_id, KIND)
     if not isinstance(channel, SlackChannel):
         return Outcome("error", "Slack was disconnected on this server meanwhile.", return_url)
+    client = channel.app_client(found.app_id) if found.app_id else None
+    if found.app_id and client is None:
+        return Outcome("error", "This smith's Slack app was deleted meanwhile.", return_url)
     try:
-        granted = await channel.exchange_code(code, redirect_uri(runtime))
+        granted = await channel.exchange_code(code, redirect_uri(runtime), client)
         bot_token = str(granted.get("access_token") or "")
         identity = await channel.auth_test(bot_token)
         team = granted.get("team") or {}
@@ -136,21 +150,22 @@ async def complete(runtime: Runtime, *, state: str, code: str | None, error: str
         if row is None:
             return Outcome("error", "Slack was disconnected on this server meanwhile.", return_url)
         secrets = {"bot_token": bot_token, **({"user_token": user["access_token"]} if user.get("access_token") else {})}
+        key = installation_key(team_id, found.app_id)  # a dedicated app's install is its own installation
         installation = await save_installation(
-            session, box=runtime.secrets, integration=row, external_id=team_id, name=team_name, secrets=secrets,
+            session, box=runtime.secrets, integration=row, external_id=key, name=team_name, secrets=secrets,
             public={"bot_user_id": granted.get("bot_user_id") or identity.get("user_id"),
                     "bot_id": identity.get("bot_id"), "app_id": granted.get("app_id"),
                     "enterprise_id": (granted.get("enterprise") or {}).get("id"),
                     "scopes": _scopes(granted.get("scope")), "user_scopes": _scopes(user.get("scope")),
                     "installer": installer})
         bound = await bind_start_token(session, project_id=row.project_id, kind=KIND, token=state, sender_id=owner,
-                                       address=address_of(team_id, dm))
+                                       address=address_of(key, dm))
         if bound is None:  # the same link completed twice at once: the other callback bound it
             return Outcome("error", INVALID_LINK, return_url)
         await record_event(session, project_id=row.project_id, type="slack.install", deployment_id=found.deployment_id,
                            smith_id=found.smith_id,
                            data={"installation_id": installation.id, "team_id": team_id, "team_name": team_name,
-                                 "installer": owner, "deployment_id": found.deployment_id})
+                                 "installer": owner, "deployment_id": found.deployment_id, "app_id": found.app_id})
     get_hub(runtime).forget_tenants()
     return Outcome("connected", f"Connected to {team_name or team_id}. Say hello to your smith in Slack.", return_url,
                    team_name)

@@ -83,6 +83,9 @@ class SlackAppsApi:
         self.manifests: dict[str, dict[str, Any]] = {}  # app id -> the manifest as last created/updated
         self.manifest_teams: dict[str, str] = {}  # app id -> the workspace whose config token made it
         self.assistant_calls: list[dict[str, Any]] = []  # assistant.threads.* calls that succeeded
+        # A rule of Slack's the fake does not model (a reserved name...): the next create or update answers
+        # invalid_manifest with these errors.
+        self.refuse_next_manifest: list[dict[str, str]] | None = None
 
     # -- test controls ---------------------------------------------------------------------------
 
@@ -137,8 +140,15 @@ class SlackAppsApi:
 
     # -- apps.manifest.* -------------------------------------------------------------------------
 
-    async def _m_apps_manifest_create(self, tok: ConfigToken, params: dict[str, Any]) -> dict[str, Any]:
+    def _checked(self, params: dict[str, Any]) -> dict[str, Any]:
         manifest = _valid_manifest(params)
+        refusal, self.refuse_next_manifest = self.refuse_next_manifest, None
+        if refusal:
+            raise ApiError("invalid_manifest", errors=refusal)
+        return manifest
+
+    async def _m_apps_manifest_create(self, tok: ConfigToken, params: dict[str, Any]) -> dict[str, Any]:
+        manifest = self._checked(params)
         app_id = self._new_app_id()
         client_id = f"{secrets.randbelow(9 * 10**9) + 10**9}.{secrets.randbelow(9 * 10**12) + 10**12}"
         app = self.add_app(app_id, client_id, secrets.token_hex(16), secrets.token_hex(16),
@@ -158,7 +168,7 @@ class SlackAppsApi:
 
     async def _m_apps_manifest_update(self, tok: ConfigToken, params: dict[str, Any]) -> dict[str, Any]:
         app = self._manifest_app(tok, params.get("app_id"))
-        manifest = _valid_manifest(params)
+        manifest = self._checked(params)
         permissions_updated = _scopes(manifest) != _scopes(self.manifests[app.app_id])
         self.manifests[app.app_id] = manifest  # a full replacement, as Slack's docs say
         app.name = manifest["display_information"]["name"]

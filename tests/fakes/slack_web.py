@@ -350,8 +350,8 @@ class SlackWebApi:
             raise ApiError("user_not_found")
         if user.is_bot:
             raise ApiError("cannot_dm_bot")
-        for channel in workspace.channels.values():
-            if channel.is_im and channel.im_user == user_id:
+        for channel in workspace.channels.values():  # each app has its own DM with a person
+            if channel.is_im and channel.im_user == user_id and (not bot_user_id or bot_user_id in channel.members):
                 return channel, True
         channel_id = f"D{user_id[1:]}" if f"D{user_id[1:]}" not in workspace.channels else f"D{next(self._serial)}"
         channel = SlackChannel(channel_id, user_id, [user_id, bot_user_id], is_im=True, im_user=user_id)

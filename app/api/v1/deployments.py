@@ -11,10 +11,13 @@ from app.services.deployments import DeploymentCreate, DeploymentUpdate, Deploym
 router = APIRouter(prefix="/deployments", tags=["deployments"])
 
 
-@router.post("", status_code=201, response_model=DeploymentView, responses=error_responses(404, 409))
+@router.post("", status_code=201, response_model=DeploymentView, responses=error_responses(404, 409, 429))
 async def create_deployment(body: DeploymentCreate, actor: CurrentActor, session: Session) -> DeploymentView:
     """Bind a surface to a smith or, with an agent target, the kind's catch-all. A Telegram smith
-    binding answers a one-time `deep_link` (valid 7 days)."""
+    binding answers a one-time `deep_link` (valid 7 days). Slack with `setup.mode = "provision"` and
+    `setup.display_name` mints a dedicated Slack app for the smith and answers `pending` with its
+    `slack_app_id` and `install_url` (429 `slack_app_cap_reached` past IC_SLACK_APP_CAP live apps);
+    `setup.app_id` installs such an app again, into another workspace."""
     deployment, link = await deployments.create_deployment(session, actor=actor, body=body)
     return await deployments.view(session, deployment, link=link)
 
@@ -51,7 +54,10 @@ async def new_link(deployment_id: str, actor: CurrentActor, session: Session) ->
     return await deployments.view(session, deployment, link=link)
 
 
-@router.delete("/{deployment_id}", status_code=204)
-async def delete_deployment(deployment_id: str, actor: CurrentActor, session: Session) -> Response:
-    await deployments.delete_deployment(session, actor=actor, deployment_id=deployment_id)
+@router.delete("/{deployment_id}", status_code=204, responses=error_responses(409))
+async def delete_deployment(deployment_id: str, actor: CurrentActor, session: Session,
+                            keep_app: bool = Query(default=False, description="A dedicated Slack app's last "
+                                                   "deployment deletes the app too, unless this is true.")
+                            ) -> Response:
+    await deployments.delete_deployment(session, actor=actor, deployment_id=deployment_id, keep_app=keep_app)
     return Response(status_code=204)
