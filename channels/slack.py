@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 
 import aiohttp
 from pydantic import Field
-from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import Clock, SignatureVerifier
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
@@ -28,6 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from channels import slack_tools
 from channels.base import Channel, Deliver, MalformedPayload, parse_json
 from channels.slack_apps import SlackAppFactory
+from channels.slack_errors import classify
 from channels.slack_factory import (
     CONFIG_TOKEN_PATTERN,
     INVALID_CODE,
@@ -44,7 +44,7 @@ from channels.slack_inbound import (
 )
 from channels.slack_manifest import manifest
 from channels.slack_names import DisplayNames
-from channels.slack_setup import AUTH_ERRORS, SlackOnboarding
+from channels.slack_setup import SlackOnboarding
 from channels.types import (
     ApprovalPrompt,
     Capabilities,
@@ -63,8 +63,6 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 3900  # chat.postMessage takes 40k, but Slack truncates display past ~4k characters
 MAX_CHIP_LABEL = 75
 ADDRESS_RE = re.compile(r"^(?:A[A-Z0-9]{2,20}:)?([TE][A-Z0-9]{2,20}):([CDG][A-Z0-9]{2,20})$")
-GONE_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived", "user_not_found",
-                         "cannot_dm_bot", "user_disabled"})
 
 
 class _ChannelClock(Clock):
@@ -374,33 +372,3 @@ class SlackChannel(SlackOnboarding, SlackAppFactory, Channel):
         team, conversation = split_address(address)
         return await slack_tools.call(self.client, self.installations.get(team), conversation, name, arguments)
 
-
-def classify(exc: BaseException) -> SendResult:
-    """A Slack failure as the outbox understands it: 429 and 5xx retry, Slack's error code is kept."""
-    if isinstance(exc, SlackApiError):
-        response = exc.response
-        status = getattr(response, "status_code", 200)
-        error = str(response.get("error") or "error") if hasattr(response, "get") else "error"
-        if status == 429 or error == "ratelimited":
-            retry_after = _retry_after(getattr(response, "headers", {}) or {})
-            return SendResult.failed("rate_limited", "slack: ratelimited", retryable=True, retry_after=retry_after)
-        if status >= 500 or error in ("internal_error", "fatal_error", "service_unavailable", "request_timeout"):
-            return SendResult.failed("server_error", f"slack: {error} (HTTP {status})", retryable=True)
-        if error in AUTH_ERRORS:
-            return SendResult.failed("unauthorized", f"slack: {error}", retryable=False)
-        if error in GONE_ERRORS:
-            return SendResult.failed("blocked", f"slack: {error}", retryable=False)
-        return SendResult.failed("bad_request", f"slack: {error}", retryable=False)
-    if isinstance(exc, (aiohttp.ClientError, TimeoutError, OSError)):
-        return SendResult.failed("network", f"slack unreachable: {type(exc).__name__}", retryable=True)
-    return SendResult.failed("channel_error", f"{type(exc).__name__}: {exc}", retryable=True)
-
-
-def _retry_after(headers: Mapping[str, Any]) -> float | None:
-    for name, value in headers.items():
-        if str(name).lower() == "retry-after":
-            try:
-                return float(value[0] if isinstance(value, list) else value)
-            except (TypeError, ValueError):
-                return None
-    return None

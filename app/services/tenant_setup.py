@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.actors import Actor
@@ -28,7 +29,7 @@ from app.services.integrations import (
 from app.services.runtime import Runtime
 from channels import REGISTRY
 from channels.base import Channel, SetupError
-from models import Installation, Integration, Project
+from models import Installation, Integration, Project, ProviderApp
 
 
 class IntegrationStatus(BaseModel):
@@ -166,6 +167,11 @@ async def disconnect(session: AsyncSession, *, actor: Actor, runtime: Runtime, k
     integration = await get_integration(session, actor=actor, kind=kind)  # still there, in the new transaction
     for row in await list_installations(session, integration_id=integration.id):
         await session.delete(row)
+    apps = list((await session.execute(select(ProviderApp).where(ProviderApp.integration_id == integration.id)))
+                .scalars())
+    for app in apps:  # their credentials go with the integration; the apps stay at the provider, named below
+        await session.delete(app)
     await session.delete(integration)
-    await record_event(session, project_id=actor.project_id, type="integration.deleted", data={"kind": kind})
+    await record_event(session, project_id=actor.project_id, type="integration.deleted", data={
+        "kind": kind, "apps_left_at_provider": [a.external_id for a in apps if a.status == "live"]})
     get_hub(runtime).forget_tenants()
