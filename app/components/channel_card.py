@@ -57,13 +57,41 @@ def _status(card: rx.Var) -> rx.Component:
         rx.cond(card["last_error"] != "",
                 rx.callout(card["last_error"], icon="triangle-alert", color_scheme="red", width="100%"),
                 rx.fragment()),
-        # Credentials the channel renews itself (Slack's app factory token) could not be renewed.
-        rx.cond(card["renewal_error"] != "",
-                rx.callout(card["renewal_error"], icon="triangle-alert", color_scheme="amber", width="100%",
-                           id=f"{card['kind']}-renewal-error"),
-                rx.fragment()),
+        # Credentials the channel renews itself could not be renewed (in the app factory's block, if it has one).
+        rx.cond((card["renewal_error"] != "") & ~card["factory_block"].to(bool), _renewal_error(card), rx.fragment()),
         rx.foreach(card["steps"].to(list[str]), lambda step: rx.text("• ", step, size="1", color=GRAY)),
         spacing="2", width="100%",
+    )
+
+
+def _renewal_error(card: rx.Var) -> rx.Component:
+    return rx.callout(card["renewal_error"], icon="triangle-alert", color_scheme="amber", width="100%",
+                      id=f"{card['kind']}-renewal-error")
+
+
+def _factory(card: rx.Var) -> rx.Component:
+    """Dedicated apps (Slack's app factory, issue 17): whether smiths can get their own app, and how its
+    configuration token is doing, in plain words; a refused renewal is a warning above them."""
+    return rx.vstack(
+        rx.text("Dedicated apps", size="2", weight="medium"),
+        rx.cond(card["renewal_error"] != "", _renewal_error(card), rx.fragment()),
+        rx.cond(
+            card["factory_summary"] != "",
+            rx.vstack(
+                rx.hstack(rx.icon("refresh-cw", size=14, color=GRAY),
+                          rx.text(card["factory_summary"], size="2", id=f"{card['kind']}-factory-summary"),
+                          align="center", spacing="2"),
+                rx.cond(card["factory_workspace"] != "",
+                        rx.text("Each smith's own app is created in the ", card["factory_workspace"],
+                                " workspace; open a smith's Deployments tab to create one.", size="1", color=GRAY),
+                        rx.fragment()),
+                spacing="1", width="100%",
+            ),
+            rx.text("To give each smith its own ", card["title"], " app (its own name, and the assistant pane), "
+                    "paste an app configuration refresh token below.", size="2", color=GRAY,
+                    id=f"{card['kind']}-factory-hint"),
+        ),
+        spacing="2", width="100%", id=f"{card['kind']}-factory",
     )
 
 
@@ -189,6 +217,7 @@ def channel_card(card: rx.Var) -> rx.Component:
         ),
         rx.cond(configured, _status(card), rx.fragment()),
         rx.cond(card["per_installation"].to(bool) & configured, _installations(card), rx.fragment()),
+        rx.cond(card["factory_block"].to(bool), _factory(card), rx.fragment()),
         # Once connected, what was given to the provider folds away (still there to check or copy again),
         # unless there is still something to paste there and the provider has not called yet.
         rx.cond(configured,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,8 @@ from app.services.mcp import client_config, desktop_config
 from app.services.qr import qr_data_uri
 from app.state.auth import AuthState, NotSignedIn, describe
 from channels import REGISTRY
+from channels.apps import AppFactory
+from channels.base import Channel
 from models import Agent, Deployment, Smith
 from models.types import utcnow
 
@@ -54,15 +57,24 @@ async def workspace_names(session: AsyncSession, *, project_id: str, kinds: set[
 
 
 def _place(kind: str, address: str | None, names: dict[tuple[str, str], str]) -> tuple[str, str]:
-    """A per-installation address ("T0TEAM:D0123", Slack's) as its workspace and conversation."""
+    """A per-installation address as its workspace and conversation: Slack's "T0TEAM:D0123", or a dedicated
+    app's "A0APP:T0TEAM:D0123", whose installation is keyed "A0APP:T0TEAM" (all before the last ':')."""
     cls = REGISTRY.get(kind)
     if cls is None or not cls.per_installation or not address or ":" not in address:
         return "", ""
-    installation, _, conversation = address.partition(":")
-    return names.get((kind, installation), installation), conversation
+    installation, _, conversation = address.rpartition(":")
+    return names.get((kind, installation), installation.rpartition(":")[2]), conversation
 
 
-def _in(left: timedelta) -> str:
+def app_factory(cls: type[Channel], public: Mapping[str, Any]) -> str:
+    """Whether a connected channel can mint a smith its own app (Slack's app factory, issue 17): "ready" once
+    its configuration token is set, "missing" where the channel takes one but has none, "" where it takes none."""
+    if not issubclass(cls, AppFactory):
+        return ""
+    return "ready" if public.get("config_token_expires_at") else "missing"
+
+
+def from_now(left: timedelta) -> str:
     """A time still to come, roughly: "in 3 h", "in 25 min"."""
     minutes = max(1, -(-int(left.total_seconds()) // 60))  # rounded up: never "in 0 min"
     return f"in {minutes // 60} h" if minutes >= 60 else f"in {minutes} min"
@@ -79,7 +91,7 @@ def reply_window(view: DeploymentView, now: datetime) -> tuple[str, str]:
     ends = datetime.fromisoformat(view.reply_window_ends_at)
     if ends <= now:
         return "Window closed: the person must write first", "amber"
-    return f"Can reply until {ends:%H:%M} UTC ({_in(ends - now)})", "green"
+    return f"Can reply until {ends:%H:%M} UTC ({from_now(ends - now)})", "green"
 
 
 async def _rows(session: AsyncSession, actor: Actor, items: list[Deployment]) -> list[dict[str, str]]:
@@ -94,6 +106,8 @@ async def _rows(session: AsyncSession, actor: Actor, items: list[Deployment]) ->
         rows.append({
             "id": view.id, "kind": view.kind, "status": view.status, "address": view.address or "—",
             "workspace": workspace, "conversation": conversation,
+            # A smith's own Slack app (issue 17): its id, and its name, which the row can rename.
+            "slack_app_id": view.slack_app_id or "", "name": view.display_name or "",
             "target_type": view.target.type, "target_id": view.target.id,
             "target_name": getattr(target, "name", view.target.id),
             "target_href": f"/smiths/{view.target.id}" if view.target.type == "smith" else "/agents",
@@ -163,12 +177,14 @@ class SmithDeploymentsState(AuthState):
 
     items: list[dict[str, str]] = []
     # One per channel with a link mode: kind, name, mode, button label and id, connected ("yes" or ""), via,
-    # and the id of the notice shown while the channel is not connected.
+    # and the id of the notice shown while the channel is not connected; where the channel can mint a smith
+    # its own app (Slack), ``factory`` (app_factory) and ``factory_error`` (its token could not be renewed).
     offers: list[dict[str, str]] = []
     link: str = ""
     link_qr: str = ""
     link_expires: str = ""
-    link_mode: str = ""  # start_token or oauth_install: what the link card says about the link
+    link_mode: str = ""  # start_token, oauth_install or provision: what the link card says about the link
+    link_app: str = ""  # provision: the name of the smith's own app the link installs
     link_name: str = ""  # the channel's display name
     link_text: str = ""  # start_token: what opening the link does
     busy: bool = False
@@ -195,7 +211,10 @@ class SmithDeploymentsState(AuthState):
             offers.append({"kind": kind, "name": cls.display_name, "mode": mode,
                            "label": LINK_BUTTONS[mode].format(name=cls.display_name),
                            "button_id": f"create-{kind}-link", "notice_id": f"connect-{kind}-first",
-                           "connected": "yes" if integration else "", "via": via})
+                           "connected": "yes" if integration else "", "via": via,
+                           "factory": app_factory(cls, public) if integration else "",
+                           "factory_error": str(public.get("credentials_error") or ""),
+                           "app_button_id": f"create-{kind}-app", "factory_hint_id": f"{kind}-factory-hint"})
         return offers
 
     async def _refresh(self, session: AsyncSession, actor: Actor) -> None:
@@ -206,7 +225,7 @@ class SmithDeploymentsState(AuthState):
 
     def _clear_link(self) -> None:
         self.link, self.link_qr, self.link_expires, self.link_mode, self.link_name = "", "", "", "", ""
-        self.link_text = ""
+        self.link_text, self.link_app = "", ""
 
     @rx.event
     async def load(self) -> Any:
@@ -226,6 +245,7 @@ class SmithDeploymentsState(AuthState):
         self.link_qr = qr_data_uri(self.link) if self.link else ""
         self.link_expires = (view.deep_link_expires_at or "")[:16].replace("T", " ")
         self.link_mode = str(deployment.setup.get("mode") or link_mode(deployment.kind) or "")
+        self.link_app = (deployment.display_name or "") if self.link_mode == "provision" else ""
         cls = REGISTRY.get(deployment.kind)
         self.link_name = cls.display_name if cls else deployment.kind
         self.link_text = LINK_EXPLAINED.get(deployment.kind,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import reflex as rx
@@ -19,18 +20,18 @@ from app.services.errors import DomainError
 from app.services.runtime import get_runtime
 from app.services.tenant_setup import IntegrationStatus
 from app.state.auth import AuthState, NotSignedIn, describe
+from app.state.slack_apps import FACTORY_DETAILS, factory_summary
 from channels import REGISTRY
+from channels.apps import AppFactory
 from channels.base import Channel
+from models.types import utcnow
 
 # How each receiving mode reads in the console.
 MODE_LABELS = {"webhook": "webhook", "polling": "long polling (no public HTTPS URL)",
                "socket_mode": "Socket Mode (no public URL needed)"}
 _WORDS = {"url": "URL", "oauth": "OAuth", "id": "ID"}
 # A few details learnt at setup read better under the product's words than under the provider's keys.
-DETAIL_LABELS = {"display_phone_number": "Phone number", "team": "Workspace", "team_id": "Workspace ID",
-                 "config_token_expires_at": "App factory token expires",
-                 "config_rotated_at": "App factory token last rotated",
-                 "factory_team_id": "App factory workspace ID", "factory_user_id": "App factory token's owner ID"}
+DETAIL_LABELS = {"display_phone_number": "Phone number", "team": "Workspace", "team_id": "Workspace ID"}
 # A detail that says credentials the channel renews itself could not be renewed: a warning, not a fact.
 RENEWAL_ERROR = "credentials_error"
 # Where a channel whose guide is an app manifest has its apps created (no declaration says so yet).
@@ -77,13 +78,13 @@ def setup_details(cls: type[Channel], status: IntegrationStatus) -> tuple[Rows, 
     provider). A detail named like one of the channel's secrets is a shared secret the channel published
     on purpose because only the admin can hand it over (WhatsApp's verify token): it gets a copy button.
     The others are what the provider says about the account (WhatsApp's verified name); only text is
-    shown (ids and flags are for the API), and the form's fields, the URLs and the headline have their
-    own place."""
+    shown (ids and flags are for the API), and the form's fields, the URLs, the headline and the app
+    factory's details (its own block, ``factory_of``) have their own place."""
     facts: Rows = []
     handover: Rows = []
     for name, value in (status.model_extra or {}).items():
         if (not isinstance(value, str) or not value or name in status.urls or name in cls.Put.model_fields
-                or name == RENEWAL_ERROR):
+                or name == RENEWAL_ERROR or name in FACTORY_DETAILS):
             continue
         label = DETAIL_LABELS.get(name, _url_label(name))
         if name.endswith("_at"):
@@ -104,7 +105,18 @@ def _manifest_intro(cls: type[Channel]) -> str:
     return f"Create the app at {where} → From a manifest, then paste the {listed} below."
 
 
-def card_of(cls: type[Channel], status: IntegrationStatus) -> dict[str, Any]:
+def factory_of(cls: type[Channel], status: IntegrationStatus, now: datetime) -> dict[str, Any]:
+    """The "Dedicated apps" block of a channel that can mint a smith its own app (Slack's app factory, issue
+    17): shown once connected; its token in plain words, and the workspace its apps are created in."""
+    public = status.model_extra or {}
+    team_id = str(public.get("factory_team_id") or "")
+    workspace = next((row.name for row in status.installations if row.external_id == team_id and row.name), team_id)
+    return {"factory_block": status.configured and issubclass(cls, AppFactory),
+            "factory_summary": factory_summary(public, now, failing=bool(public.get(RENEWAL_ERROR))),
+            "factory_workspace": workspace}
+
+
+def card_of(cls: type[Channel], status: IntegrationStatus, now: datetime | None = None) -> dict[str, Any]:
     """What one channel's card shows: its status, the URLs and guide to give the provider, and its form."""
     shown = status.model_dump(mode="json")
     fields = []
@@ -148,6 +160,7 @@ def card_of(cls: type[Channel], status: IntegrationStatus) -> dict[str, Any]:
         "steps": list(status.steps),
         "last_error": status.last_error or "",
         "renewal_error": str((status.model_extra or {}).get(RENEWAL_ERROR) or ""),
+        **factory_of(cls, status, now or utcnow()),
         "last_delivery_at": _when(status.last_delivery_at),
         "per_installation": cls.per_installation,
         "installations": [{"name": row.name or row.external_id, "external_id": row.external_id,

@@ -1,5 +1,5 @@
-"""A smith's Deployments tab (CON-2): one-time links (a Telegram deep link, an Add-to-Slack install link)
-with a copy button and a QR code, MCP endpoints, and the smith's bindings."""
+"""A smith's Deployments tab (CON-2): one-time links (a Telegram deep link, an Add-to-Slack install link, a
+dedicated Slack app's install link) with a copy button and a QR code, MCP endpoints, and the smith's bindings."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from app.components.caller_tokens import caller_tokens_button, caller_tokens_dia
 from app.components.channel_card import kind_icon
 from app.components.deployment_address import address_cell
 from app.components.layout import confirm_delete, copy_button
+from app.components.slack_app_form import app_name_cell, app_offer, remove_with_app, slack_app_dialog
 from app.state.deployments import LINK_DAYS
 from app.state.deployments import SmithDeploymentsState as S
 
@@ -44,12 +45,17 @@ def _deep_link_card() -> rx.Component:
 
 
 def _install_link_card() -> rx.Component:
-    """oauth_install: the link installs the app into a workspace and binds the installer's DM."""
+    """oauth_install: the link installs the app into a workspace and binds the installer's DM; provision: the
+    same, with the smith's own app."""
     return _link_box(
         rx.heading("Add this smith to ", S.link_name, size="3"), "QR code of the install link", "install-link",
-        rx.text("Opening it installs the app into a ", S.link_name, " workspace (the person chooses which) and "
+        rx.text("Opening it installs ",
+                rx.cond(S.link_app != "", rx.fragment("“", S.link_app, "”, this smith's own app,"), "the app"),
+                " into a ", S.link_name, " workspace (the person chooses which) and "
                 "connects this smith to the installer's direct messages. It works once and expires in "
-                f"{LINK_DAYS} days (", S.link_expires, " UTC).", size="2", color=GRAY),
+                f"{LINK_DAYS} days",
+                rx.cond(S.link_expires != "", rx.fragment(" (", S.link_expires, " UTC)"), rx.fragment()), ".",
+                size="2", color=GRAY, id="install-link-text"),
         rx.button(rx.icon("external-link", size=14), "Open", variant="soft", id="open-install-link"),
     )
 
@@ -57,7 +63,8 @@ def _install_link_card() -> rx.Component:
 def _link_card() -> rx.Component:
     return rx.cond(
         S.link != "",
-        rx.cond(S.link_mode == "oauth_install", _install_link_card(), _deep_link_card()),
+        rx.cond((S.link_mode == "oauth_install") | (S.link_mode == "provision"), _install_link_card(),
+                _deep_link_card()),
         rx.fragment(),
     )
 
@@ -66,11 +73,15 @@ def _offer(offer: rx.Var) -> rx.Component:
     """A channel whose deployments start from a one-time link: its button, or where to connect it first."""
     return rx.cond(
         offer["connected"] != "",
-        rx.hstack(
-            rx.button(kind_icon(offer["kind"], size=14), offer["label"], on_click=S.create_link(offer["kind"]),
-                      loading=S.busy, id=offer["button_id"]),
-            rx.text(offer["via"], size="2", color=GRAY),
-            align="center",
+        rx.vstack(
+            rx.hstack(
+                rx.button(kind_icon(offer["kind"], size=14), offer["label"], on_click=S.create_link(offer["kind"]),
+                          loading=S.busy, id=offer["button_id"]),
+                rx.text(offer["via"], size="2", color=GRAY),
+                align="center",
+            ),
+            app_offer(offer),  # a dedicated app of its own (Slack's app factory)
+            spacing="2",
         ),
         rx.callout(rx.hstack(rx.text("Connect ", offer["name"], " first."),
                              rx.link("Settings → Integrations", href="/settings/integrations")),
@@ -80,7 +91,10 @@ def _offer(offer: rx.Var) -> rx.Component:
 
 def _row(row: rx.Var) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(rx.text(row["kind"], size="2")),
+        rx.table.cell(rx.vstack(
+            rx.text(row["kind"], size="2"),
+            rx.cond(row["slack_app_id"] != "", app_name_cell(row), rx.fragment()),
+            spacing="1")),
         rx.table.cell(status_badge(row["status"])),
         rx.table.cell(rx.cond(
             row["endpoint_url"] != "",
@@ -94,8 +108,9 @@ def _row(row: rx.Var) -> rx.Component:
                     rx.button(rx.icon("refresh-cw", size=14), "New link", size="1", variant="soft",
                               on_click=S.new_link(row["id"])),
                     rx.fragment()),
-            confirm_delete("Remove this deployment?", "The smith stops answering on this surface.",
-                           S.remove(row["id"]), "Remove"),
+            rx.cond(row["slack_app_id"] != "", remove_with_app(row),
+                    confirm_delete("Remove this deployment?", "The smith stops answering on this surface.",
+                                   S.remove(row["id"]), "Remove")),
             spacing="2")),
         align="center",
     )
@@ -153,5 +168,6 @@ def deployments_tab() -> rx.Component:
         ),
         rx.foreach(S.items, _mcp_card),
         caller_tokens_dialog(),
+        slack_app_dialog(),
         spacing="4", width="100%",
     )
