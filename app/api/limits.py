@@ -9,6 +9,8 @@ Reflex's own routes).
   gets one line per client and window (not one per request). Behind a reverse proxy listed in
   ``IC_TRUSTED_PROXIES`` (loopback by default) the address is the one it forwarded for, else
   every client would share the proxy's budget.
+- Behind such a proxy, its ``X-Forwarded-Proto`` is the request's scheme, so the URLs the app builds
+  from the request (a redirect adding a trailing slash) stay https when the proxy terminates TLS.
 
 Pure ASGI, not ``BaseHTTPMiddleware``: a few microseconds per request on the webhook hot path.
 Websockets (Reflex's event socket) and lifespan pass straight through.
@@ -110,6 +112,9 @@ class Guard:
         settings = get_runtime().settings
         counter = self.counter(settings)
         client = _client_address(scope, settings.trusted_proxies)
+        scheme = _forwarded_scheme(scope, settings.trusted_proxies)
+        if scheme is not None and scheme != scope.get("scheme"):
+            scope = {**scope, "scheme": scheme}
         path: str = scope["path"]
         now = time.monotonic()
         wait = counter.retry_after(client, now)
@@ -180,6 +185,18 @@ def _client_address(scope: Scope, trusted_proxies: frozenset[str]) -> str:
                 if (hop := hop.strip()) and hop not in trusted_proxies:
                     return hop
     return peer
+
+
+def _forwarded_scheme(scope: Scope, trusted_proxies: frozenset[str]) -> str | None:
+    """``X-Forwarded-Proto`` (its last hop: the proxy in front of us) when a trusted proxy sent it."""
+    peer = scope["client"][0] if scope.get("client") else None
+    if peer not in trusted_proxies:
+        return None
+    for name, value in scope.get("headers", ()):
+        if name == b"x-forwarded-proto":
+            proto = value.decode("latin-1").rsplit(",", 1)[-1].strip().lower()
+            return proto if proto in ("http", "https") else None
+    return None
 
 
 def _content_length(scope: Scope) -> int | None:

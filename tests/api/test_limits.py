@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from starlette.applications import Starlette
-from starlette.routing import WebSocketRoute
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocket
 
@@ -140,3 +141,20 @@ async def test_behind_the_proxy_each_forwarded_client_has_its_own_budget(stack: 
         for n in range(4):
             assert (await client.get("/v1/agents", headers={"X-Forwarded-For": f"192.0.2.{n}"})).status_code == 401
         assert (await client.get("/v1/agents", headers={"X-Forwarded-For": "192.0.2.99"})).status_code == 429
+
+
+@pytest.mark.parametrize(("peer", "proto", "scheme"), [
+    ("127.0.0.1", "https", "https"),  # the TLS proxy in front: its scheme is the request's
+    ("127.0.0.1", "gopher", "http"),  # not a scheme it could mean
+    ("203.0.113.9", "https", "http"),  # anyone else's header is theirs to forge
+])
+async def test_a_trusted_proxys_scheme_is_the_requests(runtime: object, peer: str, proto: str, scheme: str) -> None:
+    async def page(request: object) -> PlainTextResponse:
+        return PlainTextResponse("page")
+
+    app = limits.guard(Starlette(routes=[Route("/setup/", page)]))  # Starlette redirects /setup to /setup/
+    transport = httpx.ASGITransport(app=app, client=(peer, 40000))  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://ingram.example.com") as client:
+        answer = await client.get("/setup", headers={"x-forwarded-proto": proto})
+    assert answer.status_code == 307
+    assert answer.headers["location"] == f"{scheme}://ingram.example.com/setup/"
