@@ -30,11 +30,16 @@ class AppSpec:
 
 @dataclass(frozen=True, slots=True)
 class MintedApp:
-    """The provider's answer: its app id, what may be shown, and the credentials to store sealed."""
+    """The provider's answer: its app id, what may be shown, and the credentials to store sealed. An app
+    that is reachable at once (an email inbox) names its ``address``: its deployment is active there,
+    owned by ``owner_identity``; otherwise the deployment waits for its install link."""
 
     external_id: str
     public: dict[str, Any]
     secrets: dict[str, str]
+    address: str | None = None
+    owner_identity: str | None = None
+    owner_email: str | None = None
 
 
 class AppRefused(SetupError):
@@ -57,9 +62,11 @@ class AppFactory(ABC):
 
     @classmethod
     @abstractmethod
-    def app_settings(cls, metadata: Mapping[str, Any]) -> dict[str, Any]:
-        """The app's settings from a deployment's ``provider_metadata`` (unknown keys ignored); raises
-        ``ValueError`` naming the field when one is out of the provider's limits."""
+    def app_request(cls, setup: Mapping[str, Any], metadata: Mapping[str, Any], *,
+                    smith_name: str) -> tuple[str, dict[str, Any]]:
+        """The app's display name and settings from a deployment's ``setup`` and ``provider_metadata``
+        (unknown keys ignored: nothing a request says can reach the provider's URLs); raises ``ValueError``
+        as ``"<field>: <why>"`` when something is out of the provider's limits."""
 
     @abstractmethod
     def factory_ready(self) -> str | None:

@@ -305,7 +305,15 @@ class Channel(ABC):
         a Slack modal asking for the correction)."""
         return None
 
-    # -- tools beside the send tool -------------------------------------------------------------------
+    # -- the send tool (DEP-6) and tools beside it ----------------------------------------------------
+
+    # A send tool of its own shape (email_send: to, subject, body); None: the standard (text, quick replies).
+    send_tool_parameters: ClassVar[dict[str, Any] | None] = None
+    send_tool_description: ClassVar[str] = ""
+
+    def outbound_from_tool(self, arguments: Mapping[str, Any]) -> Outbound:
+        """The message a call of the channel's own send tool asks for; ``ValueError`` says what is wrong."""
+        raise NotImplementedError(f"{self.kind} has the standard send tool")
 
     def tools_for(self, address: str) -> list[ToolSpec]:
         """The tools a smith bound at ``address`` may use, as far as the installation's grants allow."""

@@ -88,6 +88,16 @@ class SlackAppFactory(AppFactory):
     _status_tasks: dict[tuple[str, str], asyncio.Task[None]]
 
     @classmethod
+    def app_request(cls, setup: Mapping[str, Any], metadata: Mapping[str, Any], *,
+                    smith_name: str) -> tuple[str, dict[str, Any]]:
+        """SL-3: ``setup.display_name`` (Slack's 1–35 characters) and the assistant pane's settings."""
+        value = setup.get("display_name")
+        name = value.strip() if isinstance(value, str) else ""
+        if not 1 <= len(name) <= MAX_NAME:
+            raise ValueError(f"setup.display_name: a Slack app's name is 1 to {MAX_NAME} characters")
+        return name, cls.app_settings(metadata)
+
+    @classmethod
     def app_settings(cls, metadata: Mapping[str, Any]) -> dict[str, Any]:
         """SL-6: ``{assistant, greeting, suggested_prompts}`` (at most 4); anything else is not ours to read,
         so no metadata can reach the manifest's URLs."""

@@ -85,6 +85,12 @@ class InboundMessage:
     # What the person sent that the product cannot read (``"a sticker"``): never given to the model;
     # the person gets ``Channel.unreadable_reply`` instead of silence.
     unreadable: str | None = None
+    # Whether the provider vouches for ``sender_id`` (an email's DMARC pass, ID-3). An unverified sender is
+    # never an owner and never mints a smith of its own.
+    verified: bool = True
+    # What a reply to this message must carry (an email's Message-ID, References and Subject): kept on
+    # the run it starts and given back to ``Channel.render`` with the reply.
+    reply_context: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +146,7 @@ class Outbound:
     suggested_replies: list[str] = field(default_factory=list)
     approval: ApprovalPrompt | None = None
     thread: str | None = None
+    reply_context: Mapping[str, str] | None = None  # InboundMessage.reply_context of what this answers
 
 
 @dataclass(frozen=True, slots=True)

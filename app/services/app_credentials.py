@@ -31,4 +31,4 @@ async def apps_for_hub(session: AsyncSession, box: SecretBox, integration_id: st
     """The live apps' public fields and secrets, keyed by our row id (the ``app`` of their request URLs)."""
     rows = (await session.execute(select(ProviderApp).where(
         ProviderApp.integration_id == integration_id, ProviderApp.status == "live"))).scalars()
-    return {row.id: {**row.public, **open_app_secrets(box, row)} for row in rows}
+    return {row.id: {**row.public, "name": row.name, **open_app_secrets(box, row)} for row in rows}

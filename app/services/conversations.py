@@ -52,9 +52,11 @@ class Conversations:
         address, deployment_id = run.run_metadata.get("address"), run.deployment_id
         if deployment_id and address:  # a conversation started the run: the reply goes back there, in its thread
             kind = await deployment_kind(session, deployment_id)
-            thread = run.run_metadata.get("thread")
+            thread, context = run.run_metadata.get("thread"), run.run_metadata.get("reply_context")
             if thread and outbound.thread is None:
                 outbound = replace(outbound, thread=str(thread))
+            if isinstance(context, dict) and outbound.reply_context is None:  # e.g. an email's threading
+                outbound = replace(outbound, reply_context=context)
         elif run.source in DELIVERED_SOURCES:  # SCH-2: the smith's bound conversation, if it has one
             conversation = await delivery_conversation(session, run)
             if conversation is None:
@@ -115,20 +117,32 @@ class Conversations:
         return Tool(name=spec.name, description=spec.description, parameters=spec.parameters, fetch=fetch)
 
     def _send_tool(self, name: str, deployment: SendTarget, address: str) -> Tool:
+        channel_class = REGISTRY[deployment.kind]
+
         async def handler(ctx: ToolContext, args: dict[str, Any]) -> str:
-            text = str(args.get("text", "")).strip()
-            if not text:
-                raise ToolError("text is required")
-            chips = chip_labels({"replies": args["suggested_replies"]}) if args.get("suggested_replies") else []
             channel = await self._channel(ctx.session, deployment.project_id, deployment.kind)
             if channel is None:
                 raise ToolError(f"{deployment.kind} is not connected")
-            for index, payload in enumerate(channel.render(Outbound(text=text, suggested_replies=chips))):
+            if channel_class.send_tool_parameters is not None:  # a send tool of the channel's own shape
+                try:
+                    outbound = channel.outbound_from_tool(args)
+                except ValueError as exc:
+                    raise ToolError(str(exc)) from exc
+            else:
+                text = str(args.get("text", "")).strip()
+                if not text:
+                    raise ToolError("text is required")
+                chips = chip_labels({"replies": args["suggested_replies"]}) if args.get("suggested_replies") else []
+                outbound = Outbound(text=text, suggested_replies=chips)
+            for index, payload in enumerate(channel.render(outbound)):
                 await enqueue_send(ctx.session, project_id=deployment.project_id, kind=deployment.kind,
                                    address=address, payload=payload, idempotency_key=f"{ctx.step_key}:{index}",
                                    run_id=ctx.run.id, deployment_id=deployment.deployment_id)
             return f"Message queued for delivery on {deployment.kind}."
 
+        if channel_class.send_tool_parameters is not None:
+            return Tool(name=name, description=channel_class.send_tool_description,
+                        parameters=channel_class.send_tool_parameters, handler=handler)
         return Tool(
             name=name,
             description=f"Send a message to the person on {deployment.kind} (they see it in their chat). "

@@ -17,7 +17,7 @@ from models import Deployment
 from models.types import utcnow
 
 START_TOKEN_TTL = timedelta(days=7)
-LINK_MODES = frozenset({"start_token", "oauth_install", "provision"})
+LINK_MODES = frozenset({"start_token", "oauth_install"})  # provision links only where the app needs installing
 
 
 def display_name(kind: str) -> str:

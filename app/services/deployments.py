@@ -295,7 +295,11 @@ async def update_deployment(session: AsyncSession, *, actor: Actor, deployment_i
     elif body.display_name is not None:
         deployment.display_name = body.display_name
     if body.owner_email is not None:
-        deployment.owner_email = body.owner_email or None  # ID-5; "" clears it
+        owner = body.owner_email.strip().lower() or None
+        deployment.owner_email = owner  # ID-5; "" clears it
+        deployment.owner_identity = f"email:{owner}" if owner else None  # with DMARC's pass, that sender owns
+        if provider_apps.provisioned(deployment):
+            await provider_apps.note_owner(session, deployment=deployment, owner_email=owner)
     if body.provider_metadata is not None:
         deployment.provider_metadata = body.provider_metadata
     deployment.updated_at = utcnow()

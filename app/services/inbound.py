@@ -22,6 +22,7 @@ from app.services.errors import DomainError, Forbidden, Unauthorized
 from app.services.routing import conversation_owner
 from app.services.runs import OUTCOME_TEXT, Decision, InputMessage, enqueue_run_id, submit_decision
 from app.services.runtime import Runtime, get_runtime
+from app.services.text_decisions import decide_by_text
 from channels.base import Channel, MalformedPayload
 from channels.types import (
     DELIVERY_STATUS,
@@ -258,7 +259,8 @@ async def _on_message(session: AsyncSession, integration: Source, channel: Chann
             session, project_id=project_id, kind=kind, address=message.address):
         return  # SL-5: in a channel only a mention wakes the smith, unless it listens to all messages
     route = await routing.resolve(session, project_id=project_id, kind=kind, address=message.address,
-                                      sender_id=message.sender_id, sender_display=message.sender_display)
+                                      sender_id=message.sender_id, sender_display=message.sender_display,
+                                      mint=message.verified)  # an unvouched-for sender mints no smith
     if route is None:
         log.info("%s message from %s matches no deployment; ignored", kind, message.sender_id)
         return
@@ -266,16 +268,21 @@ async def _on_message(session: AsyncSession, integration: Source, channel: Chann
         await _reply(session, channel, integration, message.address, channel.unreadable_reply(message.unreadable),
                      f"unreadable:{message.dedupe_key}")
         return
-    if route.is_owner and await _correction(session, route.smith_id, message):
+    is_owner = route.is_owner and message.verified  # ID-3: an email's From counts only with DMARC's pass
+    if is_owner and await _correction(session, route.smith_id, message):
         return
-    sender = {"is_owner": route.is_owner, "channel": kind, "identity": message.sender_id,
-              "display": message.sender_display, "verified": True}
+    if is_owner and not channel.capabilities.native_approvals and await decide_by_text(
+            session, smith_id=route.smith_id, message=message):
+        return  # APR-3: "yes" / "no" answered the approval prompt
+    sender = {"is_owner": is_owner, "channel": kind, "identity": message.sender_id,
+              "display": message.sender_display, "verified": message.verified}
     text = InputMessage(role="user", content=message.text[:32_000] or " ")
     conversation = routing.ChannelThread(kind=kind, address=message.address, thread=message.thread)
     await enqueue_run_id(session, project_id=project_id, smith_id=route.smith_id, messages=[text],
                          source="deployment", sender=sender, external_key=conversation.key,
                          deployment_id=route.deployment_id,
-                         metadata={**conversation.metadata(), "owner_identity": route.owner_identity})
+                         metadata={**conversation.metadata(), "owner_identity": route.owner_identity,
+                                   **({"reply_context": dict(message.reply_context)} if message.reply_context else {})})
 
 
 async def _connected_text(session: AsyncSession, bound: routing.Bound) -> str:

@@ -46,21 +46,22 @@ def factory_class(kind: str) -> type[AppFactory]:
     return cls
 
 
-def checked_name(cls: type[AppFactory], value: Any, *, field: str) -> str:
+def checked_name(cls: type[AppFactory], value: Any) -> str:
     name = value.strip() if isinstance(value, str) else ""
     if not 1 <= len(name) <= cls.max_display_name:
-        raise Invalid(f"{field} must be 1 to {cls.max_display_name} characters (the provider's limit for an "
-                      f"app's name)", code="invalid_setup" if field.startswith("setup.") else "invalid_display_name",
-                      field=field)
+        raise Invalid(f"display_name must be 1 to {cls.max_display_name} characters (the provider's limit)",
+                      code="invalid_display_name", field="display_name")
     return name
 
 
-def checked_settings(cls: type[AppFactory], metadata: dict[str, Any]) -> dict[str, Any]:
+def checked_request(cls: type[AppFactory], setup: dict[str, Any], metadata: dict[str, Any],
+                    smith: Smith) -> tuple[str, dict[str, Any]]:
     try:
-        return cls.app_settings(metadata)
+        return cls.app_request(setup, metadata, smith_name=smith.name)
     except ValueError as exc:
         field = str(exc).split(":", 1)[0]
-        raise Invalid(str(exc), code="invalid_provider_metadata", field=field) from exc
+        code = "invalid_provider_metadata" if field.startswith("provider_metadata") else "invalid_setup"
+        raise Invalid(str(exc), code=code, field=field) from exc
 
 
 async def _context(session: AsyncSession, project_id: str, kind: str) -> tuple[Integration, Channel, str]:
@@ -97,7 +98,7 @@ async def _live_count(session: AsyncSession, project_id: str, kind: str) -> int:
 
 
 async def provision(session: AsyncSession, *, actor: Actor, smith: Smith, kind: str, setup: dict[str, Any],
-                    metadata: dict[str, Any]) -> tuple[Deployment, str]:
+                    metadata: dict[str, Any]) -> tuple[Deployment, str | None]:
     """SL-3: mint an app for ``smith`` and answer its pending deployment and install link; with
     ``setup.app_id``, a new install of an app minted before (into another workspace)."""
     cls = factory_class(kind)
@@ -105,8 +106,7 @@ async def provision(session: AsyncSession, *, actor: Actor, smith: Smith, kind: 
         return await _install_again(session, actor=actor, smith=smith, kind=kind, app_id=setup["app_id"],
                                     metadata=metadata, return_url=setup.get("return_url"))
     runtime = get_runtime()
-    name = checked_name(cls, setup.get("display_name"), field="setup.display_name")
-    settings = checked_settings(cls, metadata)
+    name, settings = checked_request(cls, setup, metadata, smith)
     integration, channel, tenant = await _context(session, actor.project_id, kind)
     assert isinstance(channel, AppFactory)
     problem = channel.factory_ready()
@@ -141,17 +141,19 @@ async def provision(session: AsyncSession, *, actor: Actor, smith: Smith, kind: 
 
 
 async def _store_minted(session: AsyncSession, *, actor: Actor, reserved: ProviderApp, minted: MintedApp,
-                        spec: AppSpec, metadata: dict[str, Any], return_url: str | None) -> tuple[Deployment, str]:
+                        spec: AppSpec, metadata: dict[str, Any], return_url: str | None
+                        ) -> tuple[Deployment, str | None]:
     row = await session.get(ProviderApp, reserved.id)
     if row is None:
         raise Conflict("the app's reservation disappeared meanwhile", code="app_reservation_lost")
     now = utcnow()
     row.external_id, row.status, row.updated_at = minted.external_id, "live", now
-    row.public = {**minted.public, "owner_name": spec.owner_name}
+    row.public = {**minted.public, "owner_name": spec.owner_name, "settings": dict(spec.settings)}
     seal_app_secrets(get_runtime().secrets, row, minted.secrets)
     # Every process's hub attaches the new app (it rebuilds a channel whose integration changed).
     await session.execute(update(Integration).where(Integration.id == row.integration_id).values(updated_at=now))
-    deployment, link = await _pending_deployment(session, row=row, metadata=metadata, return_url=return_url)
+    deployment, link = await _pending_deployment(session, row=row, metadata=metadata, return_url=return_url,
+                                                 minted=minted)
     await record_event(session, project_id=actor.project_id, type=f"{row.kind}.app_created", smith_id=row.smith_id,
                        deployment_id=deployment.id,
                        data={"app_id": minted.external_id, "name": row.name, "smith_id": row.smith_id})
@@ -159,13 +161,20 @@ async def _store_minted(session: AsyncSession, *, actor: Actor, reserved: Provid
 
 
 async def _pending_deployment(session: AsyncSession, *, row: ProviderApp, metadata: dict[str, Any],
-                              return_url: str | None) -> tuple[Deployment, str]:
+                              return_url: str | None, minted: MintedApp | None = None) -> tuple[Deployment, str | None]:
+    """The app's deployment: active at once where the app has an address (an email inbox), else pending
+    until its install link is followed."""
     setup: dict[str, Any] = {"mode": "provision", "app_id": row.external_id}
     if return_url:
         setup["return_url"] = return_url
     deployment = Deployment(id=new_id("dep"), project_id=row.project_id, kind=row.kind, target_type="smith",
                             target_id=row.smith_id, provider_metadata=metadata, display_name=row.name, setup=setup)
-    link = await issue_link(session, deployment)
+    link = None
+    if minted is not None and minted.address:
+        deployment.status, deployment.address, deployment.bound_at = "active", minted.address, utcnow()
+        deployment.owner_identity, deployment.owner_email = minted.owner_identity, minted.owner_email
+    else:
+        link = await issue_link(session, deployment)
     session.add(deployment)
     await session.flush()
     await record_created(session, deployment)
@@ -173,7 +182,7 @@ async def _pending_deployment(session: AsyncSession, *, row: ProviderApp, metada
 
 
 async def _install_again(session: AsyncSession, *, actor: Actor, smith: Smith, kind: str, app_id: Any,
-                         metadata: dict[str, Any], return_url: str | None) -> tuple[Deployment, str]:
+                         metadata: dict[str, Any], return_url: str | None) -> tuple[Deployment, str | None]:
     row = await live_app(session, project_id=actor.project_id, kind=kind, app_id=str(app_id))
     if row is None:
         raise NotFound(f"no live app {app_id!s:.64} in this project", code="app_not_found")
@@ -213,16 +222,15 @@ async def rename(session: AsyncSession, *, deployment: Deployment, display_name:
     """REN-1: the app's manifest again, whole, with the new name (its bot's display name too); every
     deployment of the app takes the name."""
     cls = factory_class(deployment.kind)
-    name = checked_name(cls, display_name, field="display_name")
+    name = checked_name(cls, display_name)
     row = await live_app(session, project_id=deployment.project_id, kind=deployment.kind,
                          app_id=str(deployment.setup["app_id"]))
     if row is None:
         raise Conflict(f"the app of deployment {deployment.id} was deleted", code="app_deleted")
     integration, channel, tenant = await _context(session, deployment.project_id, deployment.kind)
     assert isinstance(channel, AppFactory) and row.external_id
-    settings = {key: row.public[key] for key in ("assistant", "greeting", "suggested_prompts") if key in row.public}
     spec = AppSpec(key=row.id, display_name=name, owner_name=str(row.public.get("owner_name") or ""),
-                   settings=settings)
+                   settings=dict(row.public.get("settings") or {}))
     runtime = get_runtime()
     await end_transaction(session)
     try:
@@ -232,6 +240,8 @@ async def rename(session: AsyncSession, *, deployment: Deployment, display_name:
     row.name, row.updated_at = name, utcnow()
     for other in await deployments_of(session, row):
         other.display_name, other.updated_at = name, utcnow()
+    # Every process's hub rebuilds the channel: a name the channel uses itself (an email's From) is current.
+    await session.execute(update(Integration).where(Integration.id == row.integration_id).values(updated_at=utcnow()))
     await record_event(session, project_id=row.project_id, type=f"{row.kind}.app_renamed", smith_id=row.smith_id,
                        data={"app_id": row.external_id, "name": name})
 
@@ -266,3 +276,15 @@ async def delete_with_last(session: AsyncSession, *, deployment: Deployment) -> 
                        deployment_id=deployment.id, data={"app_id": row.external_id, "name": row.name})
     get_hub(runtime).forget_tenants()
     return True
+
+
+async def note_owner(session: AsyncSession, *, deployment: Deployment, owner_email: str | None) -> None:
+    """ID-5: the inbox's owner changed; the channel writes to them when a run has no correspondent."""
+    row = await live_app(session, project_id=deployment.project_id, kind=deployment.kind,
+                         app_id=str(deployment.setup.get("app_id")))
+    if row is None:
+        return
+    settings = {k: v for k, v in dict(row.public.get("settings") or {}).items() if k != "owner_email"}
+    row.public = {**row.public, "settings": {**settings, **({"owner_email": owner_email} if owner_email else {})}}
+    row.updated_at = utcnow()
+    await session.execute(update(Integration).where(Integration.id == row.integration_id).values(updated_at=utcnow()))

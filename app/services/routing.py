@@ -116,9 +116,10 @@ async def bind_start_token(session: AsyncSession, *, project_id: str, kind: str,
 
 
 async def resolve(session: AsyncSession, *, project_id: str, kind: str, address: str, sender_id: str,
-                  sender_display: str) -> Route | None:
+                  sender_display: str, mint: bool = True) -> Route | None:
     """Who answers a message: an exact smith binding wins, else the kind's catch-all mints or finds the
-    sender's own smith (DEP-3..DEP-5)."""
+    sender's own smith (DEP-3..DEP-5); without ``mint`` (a sender the provider does not vouch for) it only
+    finds one."""
     await flush_pending(session)
     candidates = await _BINDING_OR_CATCH_ALL.all(session, {"project_id": project_id, "kind": kind,
                                                            "address": address})
@@ -132,6 +133,8 @@ async def resolve(session: AsyncSession, *, project_id: str, kind: str, address:
     found = await _MINTED_ID.first(session, {"deployment_id": catch_all[0], "identity": sender_id})
     if found is not None:
         smith_id = str(found[0])
+    elif not mint:
+        return None
     else:
         deployment = await session.get(Deployment, catch_all[0])
         assert deployment is not None

@@ -75,6 +75,9 @@ class Prompt:
 
 class Flow(ABC):
     kind: ClassVar[str]
+    # Approvals answered in words ("yes" by mail, APR-3) rather than by a tap on a button: a stranger's "yes"
+    # is then an ordinary message, with no refusal to show.
+    approves_in_words: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod
