@@ -78,6 +78,8 @@ class Settings:
     trusted_proxies: frozenset[str] = frozenset({"127.0.0.1", "::1"})
     channel_cache_seconds: float = 10.0
     slack_app_cap: int = 50  # IC_SLACK_APP_CAP: dedicated Slack apps per project (429 slack_app_cap_reached)
+    email_inbox_cap: int = 200  # IC_EMAIL_INBOX_CAP: email inboxes per project (429 email_inbox_cap_reached)
+    max_email_bytes: int = 10_000_000  # IC_MAX_EMAIL_BYTES: the largest inbound email (the Worker refuses more)
     tx_watchdog_seconds: float = 2.0
     tx_watchdog_strict: bool = False
     extra: dict[str, str] = field(default_factory=dict)
@@ -167,6 +169,9 @@ class Settings:
             channel_cache_seconds=float(_env("IC_CHANNEL_CACHE_SECONDS", "10")),
             # Dedicated Slack apps a project may have live at once (SL-3; Slack caps apps per workspace too).
             slack_app_cap=_env_int("IC_SLACK_APP_CAP", 50),
+            email_inbox_cap=_env_int("IC_EMAIL_INBOX_CAP", 200),
+            # Inbound email can carry attachments: its webhook takes more than other providers' (max_webhook_bytes).
+            max_email_bytes=_env_int("IC_MAX_EMAIL_BYTES", 10_000_000),
             # The SQLite writer logs any transaction holding it longer than this; strict (tests)
             # also records it so the test fails (models/inline_sqlite.py).
             tx_watchdog_seconds=float(_env("IC_TX_WATCHDOG_SECONDS", "2")),

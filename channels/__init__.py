@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from channels.base import Channel
+from channels.email import EmailChannel
 from channels.slack import SlackChannel
 from channels.telegram import TelegramChannel
 from channels.whatsapp import WhatsAppChannel
@@ -12,6 +13,7 @@ REGISTRY: dict[str, type[Channel]] = {
     TelegramChannel.kind: TelegramChannel,
     SlackChannel.kind: SlackChannel,
     WhatsAppChannel.kind: WhatsAppChannel,
+    EmailChannel.kind: EmailChannel,
 }
 
 

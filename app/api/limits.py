@@ -34,6 +34,7 @@ log = logging.getLogger("ingram.limits")
 REFUSALS = frozenset({401, 403, 413})
 MAX_CLIENTS = 10_000  # tracked addresses; beyond it expired windows are dropped (then all, failing open)
 _WEBHOOK_SEGMENT = "/webhook/"
+_EMAIL_WEBHOOK = "/v1/email/webhook/"  # raw messages with their attachments (IC_MAX_EMAIL_BYTES)
 
 
 class BodyTooLarge(HTTPException):
@@ -124,7 +125,8 @@ class Guard:
             await send(start)
             await send(body)
             return
-        limit = settings.max_webhook_bytes if _WEBHOOK_SEGMENT in path else settings.max_api_bytes
+        limit = (settings.max_email_bytes if path.startswith(_EMAIL_WEBHOOK) else
+                 settings.max_webhook_bytes if _WEBHOOK_SEGMENT in path else settings.max_api_bytes)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             counter.refused(client, 413, path, now)

@@ -38,6 +38,8 @@ VALID: dict[tuple[str, str], Any] = {
                                   "signing_secret": "walk-signing-1"},
     ("PUT", "/v1/tenant/whatsapp"): {"phone_number_id": "106540352242922", "access_token": "EAAGwalkAccessToken0000000",
                                      "app_secret": "walk0secret0123456789abcdef"},
+    ("PUT", "/v1/tenant/email"): {"account_id": "0" * 32, "api_token": "walk-cloudflare-token-0123",
+                                  "domain": "walk.example"},
     ("POST", "/v1/tokens"): {"subject": "walk"},
 }
 # What a smith token may call without naming a resource (the answer is filtered to its own smith).
