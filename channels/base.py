@@ -343,6 +343,11 @@ class Channel(ABC):
         """Undo ``setup`` at the provider (e.g. delete the webhook)."""
         return None
 
+    async def catch_all_changed(self, active: bool) -> None:
+        """An agent catch-all was created (or removed): route what nobody else answers here (EM-4: the
+        domain's catch-all rule), or stop. ``SetupError`` when the provider refuses."""
+        return None
+
 
 def publicly_reachable(url: str) -> bool:
     """Whether a provider on the internet could call this URL: HTTPS and a public host (not localhost,

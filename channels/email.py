@@ -284,6 +284,9 @@ class EmailChannel(AppFactory, Channel):
     async def delete_app(self, external_id: str) -> None:
         await self.cloudflare.delete_rule(self.config.zone_id, external_id)
 
+    async def catch_all_changed(self, active: bool) -> None:
+        await self.cloudflare.set_catch_all(self.config.zone_id, self.config.worker_name, active)
+
     def attach_apps(self, apps: Mapping[str, Mapping[str, Any]]) -> None:
         self.inboxes = {str(row["address"]).lower(): dict(row) for row in apps.values() if row.get("address")}
 

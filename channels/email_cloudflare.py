@@ -134,6 +134,14 @@ class Cloudflare:
                              code="cloudflare_permission_missing" if exc.status in (401, 403) else "cloudflare_error"
                              ) from exc
 
+    async def set_catch_all(self, zone_id: str, worker: str, active: bool) -> None:
+        """EM-4: every address of the domain without a rule of its own goes to the Worker (or, off, is dropped)."""
+        actions = [{"type": "worker", "value": [worker]}] if active else [{"type": "drop"}]
+        await self.checked("PUT", f"/zones/{zone_id}/email/routing/rules/catch_all", needs=ROUTING_EDIT,
+                           what="set the domain's catch-all rule", json={
+                               "name": "Ingram: catch-all", "enabled": active, "matchers": [{"type": "all"}],
+                               "actions": actions})
+
     async def send(self, message: dict[str, Any]) -> dict[str, Any]:
         """The Email Service's send; ``CloudflareError`` as Cloudflare answered (the outbox classifies it)."""
         return dict(await self.call("POST", f"/accounts/{self.account_id}/email/sending/send", json=message) or {})

@@ -16,9 +16,10 @@ from app.services import provider_apps
 from app.services.actors import Actor
 from app.services.agents import get_agent
 from app.services.bindings import check_literal_address, revoke
+from app.services.channel_hub import get_hub
 from app.services.deployment_links import LINK_MODES, display_name, issue_link, record_created
 from app.services.deployment_links import START_TOKEN_TTL as START_TOKEN_TTL  # the console shows it
-from app.services.errors import Conflict, Forbidden, Invalid, NotFound
+from app.services.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from app.services.events import record_event
 from app.services.integrations import find_integration
 from app.services.pagination import Page, paginate
@@ -26,8 +27,10 @@ from app.services.quotas import ProviderMetadata
 from app.services.routing import find_catch_all
 from app.services.runtime import get_runtime
 from app.services.smiths import get_smith
+from app.services.tenant_setup import end_transaction
 from app.services.tokens import revoke_deployment_tokens
 from channels import REGISTRY
+from channels.base import Channel, SetupError
 from jobs.reply_window import last_inbound_of
 from models import Deployment
 from models.types import new_id, utcnow
@@ -221,6 +224,8 @@ async def create_deployment(session: AsyncSession, *, actor: Actor,
     link = None
     if body.target.type == "agent":
         deployment.status = "active"  # TG-3: anyone who messages the bot gets their own smith
+        if needs_integration:
+            await _catch_all_at_provider(session, actor.project_id, body.kind, active=True)
     elif not needs_integration:  # MCP-1: the endpoint answers as soon as it exists
         deployment.status, deployment.bound_at = "active", utcnow()
     elif body.address:
@@ -329,8 +334,26 @@ async def delete_deployment(session: AsyncSession, *, actor: Actor, deployment_i
         await provider_apps.delete_with_last(session, deployment=deployment)
     if deployment.status == "revoked":
         return deployment  # already unbound: deleting again changes nothing
+    if deployment.target_type == "agent" and deployment.kind not in NO_INTEGRATION_KINDS:
+        await _catch_all_at_provider(session, actor.project_id, deployment.kind, active=False)
     revoke(deployment, reason="deleted")
     await revoke_deployment_tokens(session, deployment_id=deployment.id)  # its MCP caller tokens (issue 13)
     await record_event(session, project_id=actor.project_id, type="deployment.deleted",
                        deployment_id=deployment.id, data={"deployment_id": deployment.id, "kind": deployment.kind})
     return deployment
+
+
+async def _catch_all_at_provider(session: AsyncSession, project_id: str, kind: str, *, active: bool) -> None:
+    """EM-4: a catch-all may need the provider to route everything else here (email's catch-all rule). The
+    provider is asked with no transaction open; a refusal changes nothing here."""
+    channel_class = REGISTRY.get(kind)
+    if channel_class is None or channel_class.catch_all_changed is Channel.catch_all_changed:
+        return  # nothing to tell the provider (most channels)
+    channel = await get_hub(get_runtime()).for_project(session, project_id, kind)
+    if channel is None:
+        return
+    await end_transaction(session)
+    try:
+        await channel.catch_all_changed(active)
+    except SetupError as exc:
+        raise DomainError(str(exc), code=exc.code or "provider_error") from exc

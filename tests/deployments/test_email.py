@@ -230,3 +230,30 @@ async def test_the_smith_writes_first_with_email_send(
                             "the email")
     assert sent["subject"] == "Hello from Dana's PA" and sent["text"] == "Shall we meet?"
     assert sent["from"]["address"] == INBOX and sent["headers"] == {"Auto-Submitted": "auto-generated"}
+
+
+async def test_the_catch_all_takes_the_domains_other_addresses_and_mints_per_sender(
+    api: httpx.AsyncClient, admin_token: str, cloudflare: FakeCloudflare, runtime: Runtime, running: None
+) -> None:  # EM-4, DEP-4
+    assert (await connect(api, admin_token)).status_code == 200
+    agent = (await api.post("/v1/agents", json={"name": "Front desk"}, headers=bearer(admin_token))).json()
+    created = await api.post("/v1/deployments", headers=bearer(admin_token),
+                             json={"target": {"type": "agent", "id": agent["id"]}, "kind": "email"})
+    assert created.status_code == 201, created.text
+    rule = cloudflare.catch_all[fake_cf.ZONE_ID]
+    assert rule["enabled"] and rule["actions"] == [{"type": "worker", "value": [created_worker(cloudflare)]}]
+    hello = f"hello@{DOMAIN}"
+    await post_mail(api, runtime, mail("Do you ship to Lisbon?", to=hello), to=hello)
+    await post_mail(api, runtime, mail("A forged hello", sender="ceo@bank.example", to=hello, dmarc="fail"),
+                    to=hello, sender="ceo@bank.example")
+    sent = await wait_until(lambda: cloudflare.sent[0] if cloudflare.sent else None, "the reply")
+    assert sent["to"] == DANA and sent["from"]["address"] == hello
+    smiths = (await api.get("/v1/smiths", headers=bearer(admin_token))).json()["data"]
+    assert [s["owner_identity"] for s in smiths] == [f"email:{DANA}"]  # the forged sender minted nobody
+    removed = await api.delete(f"/v1/deployments/{created.json()['id']}", headers=bearer(admin_token))
+    assert removed.status_code == 204 and cloudflare.catch_all[fake_cf.ZONE_ID]["enabled"] is False
+
+
+def created_worker(cloudflare: FakeCloudflare) -> str:
+    [name] = cloudflare.scripts
+    return str(name)
