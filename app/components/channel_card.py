@@ -141,7 +141,7 @@ def _provider_setup(card: rx.Var) -> rx.Component:
     return rx.vstack(
         rx.cond(card["manifest"] != "", _manifest(card), rx.fragment()),
         rx.vstack(
-            rx.text("To paste at ", card["title"], size="2", weight="medium"),
+            rx.text(card["urls_heading"], size="2", weight="medium"),
             rx.foreach(card["urls"].to(list[dict[str, str]]), _url_row),
             rx.foreach(card["handover"].to(list[dict[str, str]]), _handover_row),
             spacing="2", width="100%",
@@ -221,7 +221,7 @@ def channel_card(card: rx.Var) -> rx.Component:
         # Once connected, what was given to the provider folds away (still there to check or copy again),
         # unless there is still something to paste there and the provider has not called yet.
         rx.cond(configured,
-                rx.el.details(rx.el.summary(rx.text("What to give ", card["title"], size="2", as_="span")),
+                rx.el.details(rx.el.summary(rx.text(card["setup_title"], size="2", as_="span")),
                               rx.box(_provider_setup(card), padding_top="12px"), width="100%",
                               open=card["setup_open"].to(bool)),
                 _provider_setup(card)),

@@ -1,5 +1,6 @@
 """A smith's own Slack app on its Deployments tab (issue 17): the button (or where to enable it), the dialog
-that creates the app, its name on the row with an inline rename, and a removal that may delete the app."""
+that creates the app, and a removal that may delete the app. Its name on the row, renamed in place, is the
+tab's (``own_app_name`` in app/pages/smith_tabs/deployments.py), as for any smith's own app."""
 
 from __future__ import annotations
 
@@ -96,35 +97,6 @@ def slack_app_dialog() -> rx.Component:
         ),
         open=A.dialog_open,
         on_open_change=A.set_dialog_open,
-    )
-
-
-def app_name_cell(row: rx.Var) -> rx.Component:
-    """A dedicated app's name on its row; the pencil turns it into an input with Save and Cancel."""
-    return rx.cond(
-        A.renaming_id == row["id"],
-        rx.form(
-            rx.vstack(
-                rx.hstack(
-                    rx.input(name="display_name", default_value=row["name"], max_length=APP_NAME_MAX, size="1",
-                             auto_focus=True, aria_label="Slack app name", id="rename-slack-app"),
-                    rx.button("Save", size="1", type="submit", id="rename-slack-app-save"),
-                    rx.button("Cancel", size="1", type="button", variant="soft", color_scheme="gray",
-                              on_click=A.cancel_rename),
-                    align="center", spacing="1",
-                ),
-                form_error(A.rename_error),
-                spacing="1",
-            ),
-            on_submit=A.save_rename,
-            reset_on_submit=False,
-        ),
-        rx.hstack(
-            rx.text(row["name"], size="2", weight="medium", class_name="slack-app-name"),
-            rx.icon_button(rx.icon("pencil", size=12), size="1", variant="ghost", title="Rename the Slack app",
-                           aria_label="Rename the Slack app", on_click=A.start_rename(row["id"])),
-            align="center", spacing="1",
-        ),
     )
 
 

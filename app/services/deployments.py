@@ -84,7 +84,8 @@ class DeploymentCreate(BaseModel):
 class DeploymentUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     display_name: str | None = Field(default=None, min_length=1, max_length=200)
-    owner_email: str | None = Field(default=None, max_length=320)
+    owner_email: str | None = Field(default=None, max_length=320, pattern=r"^$|^[^@\s<>]{1,64}@[A-Za-z0-9.-]{1,253}"
+                                    r"\.[A-Za-z]{2,63}$", description="ID-5: an address, or \"\" to clear it")
     provider_metadata: ProviderMetadata | None = None
 
 

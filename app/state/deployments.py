@@ -1,8 +1,10 @@
-"""Deployments: the project-wide list (CON-1) and a smith's Deployments tab (CON-2)."""
+"""Deployments: the project-wide list (CON-1) and a smith's Deployments tab (CON-2), where a smith's own app
+(a dedicated Slack app, an email inbox) is renamed in place."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +26,10 @@ from channels.base import Channel
 from models import Agent, Deployment, Smith
 from models.types import utcnow
 
+# A channel whose smiths' own apps are minted with an app configuration token the person pastes (Slack's),
+# rather than through the connection itself (an email inbox is a routing rule on the connected domain).
+FACTORY_TOKEN_FIELD = "config_refresh_token"
+
 # What each one-time link mode offers on a smith's Deployments tab: the button, and the toast once made.
 LINK_BUTTONS = {"start_token": "Create {name} deep link", "oauth_install": "Add to {name}"}
 LINK_CREATED = {"start_token": "Deep link created: send it to the person, or scan it",
@@ -34,6 +40,26 @@ LINK_EXPLAINED = {
     "whatsapp": "Opening it in WhatsApp fills in a message with a one-time connect code: when the person "
                 "sends it, their WhatsApp number is bound to this smith.",
 }
+
+
+@dataclass(frozen=True)
+class OwnAppWords:
+    """How a smith's own app (setup.mode provision) reads on its row, which renames it in place (REN-1)."""
+    name_label: str  # beside its name ("" where the name speaks for itself)
+    rename_label: str  # the pencil's accessible name
+    input_id: str  # the rename input's id (its Save button's is this plus "-save")
+    renamed: str  # the toast, with {name} and {address}
+
+
+OWN_APPS = {
+    "slack": OwnAppWords("", "Rename the Slack app", "rename-slack-app", "Slack app renamed to “{name}”"),
+    "email": OwnAppWords("From name", "Change the From name", "rename-email-inbox",
+                         "Mail from {address} now goes out as “{name}”"),
+}
+# What removing a deployment does, where it says more than that the smith stops answering; and its toast.
+REMOVE_TEXTS = {"email": "Mail to {address} will no longer reach this smith: its routing rule is deleted from "
+                         "Cloudflare, and the smith no longer writes from that address."}
+REMOVED = {"email": "Inbox {address} removed"}
 
 
 def link_mode(kind: str) -> str | None:
@@ -66,12 +92,34 @@ def _place(kind: str, address: str | None, names: dict[tuple[str, str], str]) ->
     return names.get((kind, installation), installation.rpartition(":")[2]), conversation
 
 
+def takes_factory_token(cls: type[Channel]) -> bool:
+    return issubclass(cls, AppFactory) and FACTORY_TOKEN_FIELD in cls.Put.model_fields
+
+
 def app_factory(cls: type[Channel], public: Mapping[str, Any]) -> str:
-    """Whether a connected channel can mint a smith its own app (Slack's app factory, issue 17): "ready" once
-    its configuration token is set, "missing" where the channel takes one but has none, "" where it takes none."""
-    if not issubclass(cls, AppFactory):
+    """Whether a connected channel can mint a smith its own app with a configuration token (Slack's app
+    factory, issue 17): "ready" once the token is set, "missing" where the channel takes one but has none,
+    "" where it takes none."""
+    if not takes_factory_token(cls):
         return ""
     return "ready" if public.get("config_token_expires_at") else "missing"
+
+
+def address_factory(cls: type[Channel]) -> bool:
+    """A channel whose smiths get an address of their own through the connection alone, and no link (email:
+    an inbox on the connected domain, active at once)."""
+    return issubclass(cls, AppFactory) and cls.setup_modes == {"provision"} and not takes_factory_token(cls)
+
+
+def address_offer(cls: type[Channel], public: Mapping[str, Any], *, connected: bool) -> dict[str, str]:
+    """Such a channel on a smith's Deployments tab: its "Create … inbox" button and the domain its addresses
+    are on, or (not connected) the hint where to connect it. Same keys as a link offer, plus ``domain``."""
+    domain = str(public.get("domain") or "")
+    noun = str(getattr(cls, "app_noun", "address"))
+    return {"kind": cls.kind, "name": cls.display_name, "mode": "provision", "label": f"Create {noun}",
+            "button_id": f"create-{cls.kind}-inbox", "notice_id": f"connect-{cls.kind}-first",
+            "connected": "yes" if connected else "", "via": f"an address on {domain}" if domain else "",
+            "domain": domain, "factory": "", "factory_error": "", "app_button_id": "", "factory_hint_id": ""}
 
 
 def from_now(left: timedelta) -> str:
@@ -94,11 +142,30 @@ def reply_window(view: DeploymentView, now: datetime) -> tuple[str, str]:
     return f"Can reply until {ends:%H:%M} UTC ({from_now(ends - now)})", "green"
 
 
+def own_app_fields(deployment: Deployment) -> dict[str, str]:
+    """A smith's own app on its row (setup.mode provision): a dedicated Slack app or an email inbox; how the
+    row names it and renames it, and what removing it says. Empty words for every other deployment."""
+    words = OWN_APPS.get(deployment.kind)
+    address = deployment.address or ""
+    own = (words is not None and deployment.setup.get("mode") == "provision" and deployment.status != "revoked"
+           and bool(deployment.setup.get("app_id") if deployment.kind == "slack" else address))
+    words = words if own and words else OwnAppWords("", "", "", "")
+    cls = REGISTRY.get(deployment.kind)
+    return {
+        "renamable": "yes" if own else "", "name_label": words.name_label, "rename_label": words.rename_label,
+        "rename_id": words.input_id, "name_max": str(getattr(cls, "max_display_name", 200)),
+        "remove_text": REMOVE_TEXTS[deployment.kind].format(address=address)
+        if deployment.kind in REMOVE_TEXTS and address else "The smith stops answering on this surface.",
+        "owner_email": deployment.owner_email or "",
+    }
+
+
 async def _rows(session: AsyncSession, actor: Actor, items: list[Deployment]) -> list[dict[str, str]]:
     names = await workspace_names(session, project_id=actor.project_id, kinds={d.kind for d in items})
     now = utcnow()
     rows = []
-    for view in await deployments.views(session, items):  # with each conversation's reply window
+    # With each conversation's reply window; in the order of ``items``.
+    for deployment, view in zip(items, await deployments.views(session, items), strict=True):
         model = Smith if view.target.type == "smith" else Agent
         target = await session.get(model, view.target.id)
         workspace, conversation = _place(view.kind, view.address, names)
@@ -121,6 +188,7 @@ async def _rows(session: AsyncSession, actor: Actor, items: list[Deployment]) ->
             "client_config": client_config(view.endpoint_url, getattr(target, "name", "")) if view.endpoint_url else "",
             "desktop_config": desktop_config(view.endpoint_url, getattr(target, "name", ""))
             if view.endpoint_url else "",
+            **own_app_fields(deployment),
         })
     return rows
 
@@ -197,11 +265,14 @@ class SmithDeploymentsState(AuthState):
     async def _offers(self, session: AsyncSession, actor: Actor) -> list[dict[str, str]]:
         offers = []
         for kind, cls in REGISTRY.items():
-            mode = link_mode(kind)
+            mode = link_mode(kind) or ("provision" if address_factory(cls) else None)
             if mode is None:
                 continue
             integration = await integrations.find_integration(session, project_id=actor.project_id, kind=kind)
             public = integration.public if integration else {}
+            if mode == "provision":  # an address of the smith's own (an email inbox on the connected domain)
+                offers.append(address_offer(cls, public, connected=integration is not None))
+                continue
             via = f"via @{public['bot_username']}" if public.get("bot_username") else ""
             if integration is not None and cls.per_installation:
                 installed = [row.name or row.external_id
@@ -300,8 +371,12 @@ class SmithDeploymentsState(AuthState):
             return rx.toast.error(describe(exc))
         return rx.toast.success("New link created; the previous one no longer works")
 
+    def _row(self, deployment_id: str) -> dict[str, str]:
+        return next((row for row in self.items if row["id"] == deployment_id), {})
+
     @rx.event
     async def remove(self, deployment_id: str) -> Any:
+        row = self._row(deployment_id)
         try:
             async with self.signed_in() as (session, actor):
                 await deployments.delete_deployment(session, actor=actor, deployment_id=deployment_id)
@@ -311,7 +386,8 @@ class SmithDeploymentsState(AuthState):
         except DomainError as exc:
             return rx.toast.error(describe(exc))
         self._clear_link()
-        return rx.toast.success("Deployment removed")
+        done = REMOVED.get(row.get("kind", ""), "Deployment removed")
+        return rx.toast.success(done.format(address=row.get("address", "")))
 
 
 def _snapshot_without_one_time_links(self: SmithDeploymentsState, include_computed: bool = True,

@@ -8,7 +8,7 @@ Reflex vars must be serialisable, so each card is a plain dict of strings, boole
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -20,12 +20,13 @@ from app.services.errors import DomainError
 from app.services.runtime import get_runtime
 from app.services.tenant_setup import IntegrationStatus
 from app.state.auth import AuthState, NotSignedIn, describe
+from app.state.deployments import takes_factory_token
 from app.state.slack_apps import FACTORY_DETAILS, factory_summary
 from channels import REGISTRY
-from channels.apps import AppFactory
 from channels.base import Channel
 from models.types import utcnow
 
+Rows = list[dict[str, str]]
 # How each receiving mode reads in the console.
 MODE_LABELS = {"webhook": "webhook", "polling": "long polling (no public HTTPS URL)",
                "socket_mode": "Socket Mode (no public URL needed)"}
@@ -36,6 +37,30 @@ DETAIL_LABELS = {"display_phone_number": "Phone number", "team": "Workspace", "t
 RENEWAL_ERROR = "credentials_error"
 # Where a channel whose guide is an app manifest has its apps created (no declaration says so yet).
 APP_CONSOLES = {"slack": "api.slack.com/apps"}
+# Channels whose server gives the provider its URLs itself (email: the Email Worker it deploys holds them):
+# the card's words over them, instead of "What to give …" and "To paste at …".
+URLS_HEADINGS = {"email": ("Where mail arrives", "The Email Worker (deployed when you connect) posts each message to")}
+
+
+def email_facts(public: Mapping[str, Any]) -> Rows:
+    """Email on Cloudflare (CON-4) in plain words: Email Routing on the domain, and the Worker it routes to."""
+    if "routing_enabled" not in public:  # not connected (yet)
+        return []
+    domain = str(public.get("domain") or "")
+    status = str(public.get("routing_status") or "")
+    routing = f"On for {domain}" if public.get("routing_enabled") else f"Off for {domain}: enable it in Cloudflare"
+    if public.get("routing_enabled") and status not in ("", "ready"):
+        routing += f" (Cloudflare reports it as {status}: check Email → Email Routing → Settings, DNS records)"
+    facts = [{"label": "Email Routing", "value": routing}]
+    if public.get("worker_name"):
+        facts.append({"label": "Email Worker", "value": f"{public['worker_name']}, deployed on your account"})
+    return facts
+
+
+# Channels whose setup details read better as a few sentences: the details they replace, and the sentences.
+PLAIN_DETAILS: dict[str, tuple[frozenset[str], Callable[[Mapping[str, Any]], Rows]]] = {
+    "email": (frozenset({"zone_id", "worker_name", "routing_status", "routing_enabled"}), email_facts),
+}
 
 
 def _when(iso: str | None) -> str:
@@ -70,9 +95,6 @@ def _hint(value: Any) -> str:
     return f"set, ends in …{value['last4']}" if value.get("last4") else "set"
 
 
-Rows = list[dict[str, str]]
-
-
 def setup_details(cls: type[Channel], status: IntegrationStatus) -> tuple[Rows, Rows]:
     """The public details the channel learnt or made at setup, as (facts to show, values to paste at the
     provider). A detail named like one of the channel's secrets is a shared secret the channel published
@@ -80,11 +102,13 @@ def setup_details(cls: type[Channel], status: IntegrationStatus) -> tuple[Rows, 
     The others are what the provider says about the account (WhatsApp's verified name); only text is
     shown (ids and flags are for the API), and the form's fields, the URLs, the headline and the app
     factory's details (its own block, ``factory_of``) have their own place."""
-    facts: Rows = []
+    public = status.model_extra or {}
+    replaced, plain = PLAIN_DETAILS.get(cls.kind, (frozenset(), lambda _: []))
+    facts: Rows = plain(public)
     handover: Rows = []
-    for name, value in (status.model_extra or {}).items():
+    for name, value in public.items():
         if (not isinstance(value, str) or not value or name in status.urls or name in cls.Put.model_fields
-                or name == RENEWAL_ERROR or name in FACTORY_DETAILS):
+                or name == RENEWAL_ERROR or name in FACTORY_DETAILS or name in replaced):
             continue
         label = DETAIL_LABELS.get(name, _url_label(name))
         if name.endswith("_at"):
@@ -106,12 +130,13 @@ def _manifest_intro(cls: type[Channel]) -> str:
 
 
 def factory_of(cls: type[Channel], status: IntegrationStatus, now: datetime) -> dict[str, Any]:
-    """The "Dedicated apps" block of a channel that can mint a smith its own app (Slack's app factory, issue
-    17): shown once connected; its token in plain words, and the workspace its apps are created in."""
+    """The "Dedicated apps" block of a channel that mints a smith its own app with a configuration token
+    (Slack's app factory, issue 17; not email, whose inboxes need nothing more than the connection): shown
+    once connected; its token in plain words, and the workspace its apps are created in."""
     public = status.model_extra or {}
     team_id = str(public.get("factory_team_id") or "")
     workspace = next((row.name for row in status.installations if row.external_id == team_id and row.name), team_id)
-    return {"factory_block": status.configured and issubclass(cls, AppFactory),
+    return {"factory_block": status.configured and takes_factory_token(cls),
             "factory_summary": factory_summary(public, now, failing=bool(public.get(RENEWAL_ERROR))),
             "factory_workspace": workspace}
 
@@ -151,6 +176,9 @@ def card_of(cls: type[Channel], status: IntegrationStatus, now: datetime | None 
         "facts": facts + details,
         "fields": fields,
         "urls": [{"name": name, "label": _url_label(name), "url": url} for name, url in status.urls.items()],
+        # The folded block's title, and the heading over the URLs.
+        "setup_title": URLS_HEADINGS.get(cls.kind, (f"What to give {cls.display_name}", ""))[0],
+        "urls_heading": URLS_HEADINGS.get(cls.kind, ("", f"To paste at {cls.display_name}"))[1],
         "handover": handover,
         # What to paste at the provider stays unfolded once connected while the provider has yet to call
         # (WhatsApp: the callback URL and verify token go into Meta's dashboard after connecting).

@@ -1,7 +1,8 @@
-"""A smith's own Slack app (issue 17): the dialog that has the server mint one from a manifest, renaming the
-app in place on its row, and removing it with or without the app; and how the app factory's configuration
-token reads on Settings → Integrations. Thin over ``app.services.deployments``: the service checks the
-values and talks to Slack, the console only gathers them and shows the outcome."""
+"""A smith's own app on its Deployments tab: renaming it in place on its row, whatever the kind (a dedicated
+Slack app, an email inbox's From name: ``OwnAppState``); and for Slack (issue 17) the dialog that has the
+server mint one from a manifest, removing it with or without the app, and how the app factory's
+configuration token reads on Settings → Integrations. Thin over ``app.services.deployments``: the service
+checks the values and talks to the provider, the console only gathers them and shows the outcome."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from app.services import deployments
 from app.services.deployments import DeploymentCreate, DeploymentUpdate, Target
 from app.services.errors import DomainError
 from app.state.auth import NotSignedIn, describe
-from app.state.deployments import SmithDeploymentsState, from_now
+from app.state.deployments import OWN_APPS, SmithDeploymentsState, from_now
 from channels.slack_apps import MAX_GREETING, MAX_NAME, MAX_PROMPT_TITLE, MAX_PROMPTS
 
 # Slack's limits, for the dialog's inputs and counter (the service checks them again).
@@ -80,7 +81,56 @@ def prompts_of(form: Mapping[str, Any]) -> list[str]:
     return [str(form.get(f"prompt_{number}") or "") for number in range(1, PROMPTS_MAX + 1)]
 
 
-class SlackAppState(SmithDeploymentsState):
+class OwnAppState(SmithDeploymentsState):
+    """Renaming a smith's own app in place on its row (REN-1): the server renames a dedicated Slack app at
+    Slack, or changes the From name an email inbox writes with. A substate of the tab's state, so the list
+    refreshes; the channels' own parts (Slack's dialog, the email inbox's) are substates of this one."""
+
+    renaming_id: str = ""  # the row whose name is being edited
+    rename_error: str = ""
+
+    async def _update(self, deployment_id: str, body: DeploymentUpdate) -> str:
+        """Change one of the tab's deployments and refresh the list: "" when done, else why not in words.
+        Raises NotSignedIn for a dead session."""
+        try:
+            async with self.signed_in() as (session, actor):
+                await deployments.update_deployment(session, actor=actor, deployment_id=deployment_id, body=body)
+                await self._refresh(session, actor)
+        except DomainError as exc:
+            return describe(exc)
+        return ""
+
+    @rx.event
+    def start_rename(self, deployment_id: str) -> None:
+        self.renaming_id, self.rename_error = deployment_id, ""
+
+    @rx.event
+    def cancel_rename(self) -> None:
+        self.renaming_id, self.rename_error = "", ""
+
+    @rx.event
+    async def save_rename(self, form: dict[str, Any]) -> Any:
+        """The row's Save; the toast says what changed (for an inbox: the name its mail goes out as)."""
+        name = str(form.get("display_name") or "").strip()
+        row = self._row(self.renaming_id)
+        if not name:
+            self.rename_error = "Give it a name: people see it."
+            return None
+        try:
+            self.rename_error = await self._update(self.renaming_id, DeploymentUpdate(display_name=name))
+        except NotSignedIn:
+            return rx.redirect("/login")
+        except ValidationError as exc:
+            self.rename_error = describe(exc)
+        if self.rename_error:
+            return None
+        self.renaming_id = ""
+        words = OWN_APPS.get(row.get("kind", ""))
+        return rx.toast.success(words.renamed.format(name=name, address=row.get("address", "")) if words
+                                else f"Renamed to “{name}”")
+
+
+class SlackAppState(OwnAppState):
     """The Deployments tab's dedicated-app parts. A substate of the tab's state, so an app's install link
     lands in the tab's own link card (shown once, like every one-time link) and the list refreshes."""
 
@@ -89,8 +139,6 @@ class SlackAppState(SmithDeploymentsState):
     assistant: bool = True
     form_error: str = ""
     creating: bool = False
-    renaming_id: str = ""  # the row whose app name is being edited
-    rename_error: str = ""
     delete_app: bool = True  # the removal dialog's "Also delete the Slack app"
 
     @rx.event
@@ -139,34 +187,6 @@ class SlackAppState(SmithDeploymentsState):
                                    "installs it")
         finally:
             self.creating = False
-
-    @rx.event
-    def start_rename(self, deployment_id: str) -> None:
-        self.renaming_id, self.rename_error = deployment_id, ""
-
-    @rx.event
-    def cancel_rename(self) -> None:
-        self.renaming_id, self.rename_error = "", ""
-
-    @rx.event
-    async def save_rename(self, form: dict[str, Any]) -> Any:
-        """The row's Save: the server renames the Slack app (Slack shows the new name at once)."""
-        self.rename_error = ""
-        try:
-            body = DeploymentUpdate(display_name=str(form.get("display_name") or "").strip() or None)
-            if body.display_name is None:
-                self.rename_error = "Give the app a name."
-                return None
-            async with self.signed_in() as (session, actor):
-                await deployments.update_deployment(session, actor=actor, deployment_id=self.renaming_id, body=body)
-                await self._refresh(session, actor)
-        except NotSignedIn:
-            return rx.redirect("/login")
-        except (ValidationError, DomainError) as exc:
-            self.rename_error = describe(exc)
-            return None
-        self.renaming_id = ""
-        return rx.toast.success(f"Slack app renamed to “{body.display_name}”")
 
     @rx.event
     def ask_remove(self) -> None:

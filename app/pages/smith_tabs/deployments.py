@@ -1,5 +1,6 @@
 """A smith's Deployments tab (CON-2): one-time links (a Telegram deep link, an Add-to-Slack install link, a
-dedicated Slack app's install link) with a copy button and a QR code, MCP endpoints, and the smith's bindings."""
+dedicated Slack app's install link) with a copy button and a QR code, email inboxes, MCP endpoints, and the
+smith's bindings; a smith's own app (a dedicated Slack app, an inbox) is renamed in place on its row."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from app.components.badges import status_badge
 from app.components.caller_tokens import caller_tokens_button, caller_tokens_dialog
 from app.components.channel_card import kind_icon
 from app.components.deployment_address import address_cell
-from app.components.layout import confirm_delete, copy_button
-from app.components.slack_app_form import app_name_cell, app_offer, remove_with_app, slack_app_dialog
+from app.components.email_inbox_form import email_inbox_dialog, inbox_offer, owner_email_cell
+from app.components.layout import confirm_delete, copy_button, form_error
+from app.components.slack_app_form import app_offer, remove_with_app, slack_app_dialog
 from app.state.deployments import LINK_DAYS
 from app.state.deployments import SmithDeploymentsState as S
+from app.state.slack_apps import OwnAppState as O
 
 GRAY = rx.color("gray", 11)
 
@@ -89,28 +92,65 @@ def _offer(offer: rx.Var) -> rx.Component:
     )
 
 
+def own_app_name(row: rx.Var) -> rx.Component:
+    """A smith's own app's name on its row (a dedicated Slack app's; an inbox's From name); the pencil turns
+    it into an input with Save and Cancel."""
+    return rx.cond(
+        O.renaming_id == row["id"],
+        rx.form(
+            rx.vstack(
+                rx.hstack(
+                    rx.input(name="display_name", default_value=row["name"], max_length=row["name_max"].to(int),
+                             size="1", auto_focus=True, aria_label=row["rename_label"], id=row["rename_id"]),
+                    rx.button("Save", size="1", type="submit", id=row["rename_id"].to(str) + "-save"),
+                    rx.button("Cancel", size="1", type="button", variant="soft", color_scheme="gray",
+                              on_click=O.cancel_rename),
+                    align="center", spacing="1",
+                ),
+                form_error(O.rename_error),
+                spacing="1",
+            ),
+            on_submit=O.save_rename,
+            reset_on_submit=False,
+        ),
+        rx.hstack(
+            rx.cond(row["name_label"] != "", rx.text(row["name_label"], size="1", color=GRAY), rx.fragment()),
+            rx.text(row["name"], size="2", weight="medium", class_name="own-app-name"),
+            rx.icon_button(rx.icon("pencil", size=12), size="1", variant="ghost", title=row["rename_label"],
+                           aria_label=row["rename_label"], on_click=O.start_rename(row["id"])),
+            align="center", spacing="1",
+        ),
+    )
+
+
+def _address(row: rx.Var) -> rx.Component:
+    """An MCP endpoint's URL, or where the deployment answers; an inbox's address can be copied."""
+    return rx.cond(
+        row["endpoint_url"] != "",
+        rx.hstack(rx.code(row["endpoint_url"], size="1", word_break="break-all"),
+                  copy_button(row["endpoint_url"], "Copy URL"), align="center"),
+        rx.cond(row["kind"] == "email",
+                rx.hstack(address_cell(row), copy_button(row["address"], "Copy address"), align="center"),
+                address_cell(row)),
+    )
+
+
 def _row(row: rx.Var) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.vstack(
             rx.text(row["kind"], size="2"),
-            rx.cond(row["slack_app_id"] != "", app_name_cell(row), rx.fragment()),
+            rx.cond(row["renamable"] != "", own_app_name(row), rx.fragment()),
             spacing="1")),
         rx.table.cell(status_badge(row["status"])),
-        rx.table.cell(rx.cond(
-            row["endpoint_url"] != "",
-            rx.hstack(rx.code(row["endpoint_url"], size="1", word_break="break-all"),
-                      copy_button(row["endpoint_url"], "Copy URL"), align="center"),
-            address_cell(row),
-        )),
-        rx.table.cell(rx.text(row["owner"], size="2")),
+        rx.table.cell(_address(row)),
+        rx.table.cell(rx.cond(row["kind"] == "email", owner_email_cell(row), rx.text(row["owner"], size="2"))),
         rx.table.cell(rx.hstack(
             rx.cond(row["status"] == "pending",
                     rx.button(rx.icon("refresh-cw", size=14), "New link", size="1", variant="soft",
                               on_click=S.new_link(row["id"])),
                     rx.fragment()),
             rx.cond(row["slack_app_id"] != "", remove_with_app(row),
-                    confirm_delete("Remove this deployment?", "The smith stops answering on this surface.",
-                                   S.remove(row["id"]), "Remove")),
+                    confirm_delete("Remove this deployment?", row["remove_text"], S.remove(row["id"]), "Remove")),
             spacing="2")),
         align="center",
     )
@@ -154,7 +194,7 @@ def deployments_tab() -> rx.Component:
                     color=rx.color("gray", 10)),
             align="center",
         ),
-        rx.foreach(S.offers, _offer),
+        rx.foreach(S.offers, lambda offer: rx.cond(offer["mode"] == "provision", inbox_offer(offer), _offer(offer))),
         _link_card(),
         rx.cond(
             S.items.length() > 0,
@@ -169,5 +209,6 @@ def deployments_tab() -> rx.Component:
         rx.foreach(S.items, _mcp_card),
         caller_tokens_dialog(),
         slack_app_dialog(),
+        email_inbox_dialog(),
         spacing="4", width="100%",
     )
