@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from app.services.deployments import DeploymentUpdate
 from app.services.errors import Conflict, Invalid
 from app.services.tenant_setup import IntegrationStatus
-from app.state.deployments import OWN_APPS, address_factory, address_offer, app_factory, own_app_fields
+from app.state.deployment_rows import OWN_APPS, address_factory, address_offer, app_factory, own_app_fields
 from app.state.email_inboxes import in_words, inbox_body, owner_email_problem
 from app.state.integrations import card_of, email_facts
 from channels.email import EmailChannel

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from app.services.installations import InstallationView
 from app.services.tenant_setup import IntegrationStatus
-from app.state.deployments import _place, app_factory
+from app.state.deployment_rows import _place, app_factory
 from app.state.integrations import card_of
 from app.state.slack_apps import factory_summary, prompts_of, provision_body
 from channels.slack import SlackChannel

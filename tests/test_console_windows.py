@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from app.services.deployments import DeploymentView, Target
-from app.state.deployments import reply_window
+from app.state.deployment_rows import reply_window
 
 NOW = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
 

@@ -20,7 +20,7 @@ from app.services.errors import DomainError
 from app.services.runtime import get_runtime
 from app.services.tenant_setup import IntegrationStatus
 from app.state.auth import AuthState, NotSignedIn, describe
-from app.state.deployments import takes_factory_token
+from app.state.deployment_rows import takes_factory_token
 from app.state.slack_apps import FACTORY_DETAILS, factory_summary
 from channels import REGISTRY
 from channels.base import Channel

@@ -17,7 +17,8 @@ from app.services import deployments
 from app.services.deployments import DeploymentCreate, DeploymentUpdate, Target
 from app.services.errors import DomainError
 from app.state.auth import NotSignedIn, describe
-from app.state.deployments import OWN_APPS, SmithDeploymentsState, from_now
+from app.state.deployment_rows import OWN_APPS, from_now
+from app.state.deployments import SmithDeploymentsState
 from channels.slack_apps import MAX_GREETING, MAX_NAME, MAX_PROMPT_TITLE, MAX_PROMPTS
 
 # Slack's limits, for the dialog's inputs and counter (the service checks them again).

@@ -13,7 +13,7 @@ from app.components.deployment_address import address_cell
 from app.components.email_inbox_form import email_inbox_dialog, inbox_offer, owner_email_cell
 from app.components.layout import confirm_delete, copy_button, form_error
 from app.components.slack_app_form import app_offer, remove_with_app, slack_app_dialog
-from app.state.deployments import LINK_DAYS
+from app.state.deployment_rows import LINK_DAYS
 from app.state.deployments import SmithDeploymentsState as S
 from app.state.slack_apps import OwnAppState as O
 
