@@ -36,7 +36,7 @@ from app.services.background import background  # noqa: E402
 from app.services.runtime import Runtime  # noqa: E402
 from app.services.schedule_firing import new_scheduler  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from jobs import scheduler as scheduler_module  # noqa: E402
+from jobs import scheduler_fire as scheduler_module  # noqa: E402
 from jobs.cron import next_fires  # noqa: E402
 from jobs.scheduler import ScaledClock  # noqa: E402
 from models import Run, Schedule  # noqa: E402
@@ -153,6 +153,6 @@ if __name__ == "__main__":
     parser.add_argument("--schedules", type=int, default=10_000)
     parser.add_argument("--speed", type=float, default=1440.0, help="simulated seconds per real second")
     parser.add_argument("--workers", type=int, default=0, help="also run this many run workers in-process")
-    parser.add_argument("--batch", type=int, default=0, help="override jobs.scheduler.FIRE_BATCH")
+    parser.add_argument("--batch", type=int, default=0, help="override jobs.scheduler_fire.FIRE_BATCH")
     parser.add_argument("--fire-workers", type=int, default=0, help="override the scheduler's fire workers")
     asyncio.run(main(parser.parse_args()))

@@ -33,22 +33,17 @@ import logging
 import os
 import socket
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any, Literal, Protocol, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from jobs.cron import CronError, CronExpression, TimezoneError, next_fires
+from jobs.cron import CronError, TimezoneError
 from jobs.db_thread import DatabaseThread, Sessions
-from jobs.runner import wake_workers
 from jobs.schedule_time import (
     CLOCK_ENV,
     Clock,
@@ -62,8 +57,9 @@ from jobs.schedule_time import (
     plan_next,
     zone_named,
 )
-from models import Run, Schedule
-from models.db import session_scope
+from jobs.scheduler_fire import FireWorkers
+from jobs.scheduler_values import Entry, FireRequest, FireResult, ScheduleHooks, SchedulerStats, Work
+from models import Schedule
 
 __all__ = ["CLOCK_ENV", "Clock", "FireRequest", "FireResult", "ManualClock", "Missed", "Plan", "ScaledClock",
            "ScheduleHooks", "Scheduler", "SystemClock", "clock_from_env", "plan_next"]
@@ -80,85 +76,7 @@ SYNC_OVERLAP = timedelta(seconds=10)
 # Concurrent fire transactions. SQLite has one writer: several would only queue on its lock, and its
 # busy handler sleeps up to 100 ms between tries (measured: commit p99 2 s with 4, 0.2 s with 1).
 FIRE_WORKERS = {"sqlite": 1, "postgresql": 4}
-# Fires already queued go out together, one transaction and one multi-row INSERT per table: on SQLite
-# each statement is a round trip to aiosqlite's thread, the main cost of a fire.
-FIRE_BATCH = 100
 RETRY_MAX_S = 30.0
-
-
-# -- what the service layer provides ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FireRequest:
-    schedule_id: str
-    slot: datetime
-    coalesced: int = 0  # earlier slots (inside the grace window) folded into this one
-    catch_up: bool = False  # fired after downtime or delay, not on time
-
-
-@dataclass(frozen=True)
-class FireResult:
-    run_id: str | None
-    status: Literal["fired", "gone", "paused", "handled"]  # handled: the row is already past this slot
-    next_fire_at: datetime | None = None  # the row's first unhandled slot afterwards
-
-
-class ScheduleHooks(Protocol):
-    async def fire(self, session: AsyncSession, *, requests: list[FireRequest], now: datetime,
-                   fired_by: str) -> list[FireResult]:
-        """One result per request, in order; each fired request's run is in ``session``."""
-        ...
-
-    async def missed(self, session: AsyncSession, *, schedule_id: str, expected: datetime, missed: Missed,
-                     resume_at: datetime, now: datetime) -> bool:
-        """Record the miss and move next_fire_at from ``expected`` to ``resume_at``; False if the row
-        no longer says ``expected`` (someone else handled it)."""
-        ...
-
-
-# -- the scheduler ----------------------------------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class _Entry:
-    id: str
-    cron: CronExpression
-    zone: tzinfo
-    grace_seconds: int
-    slot: datetime | None = None
-    coalesced: int = 0
-    catch_up: bool = False
-    timer: bool = False
-    attempts: int = 0
-
-
-@dataclass(frozen=True)
-class _Work:
-    kind: Literal["fire", "missed"]
-    schedule_id: str
-    slot: datetime
-    coalesced: int = 0
-    catch_up: bool = False
-    expected: datetime | None = None
-    missed: Missed | None = None
-
-
-def _samples() -> deque[float]:
-    return deque(maxlen=100_000)
-
-
-@dataclass
-class SchedulerStats:
-    fired: int = 0
-    duplicates: int = 0  # IntegrityError on (schedule_id, scheduled_for): the slot already had its run
-    skipped: int = 0  # the row was gone, paused or already past the slot
-    missed_events: int = 0
-    errors: int = 0
-    load_seconds: float = 0.0
-    dispatch_ms: deque[float] = field(default_factory=_samples)  # timer callback minus the slot
-    start_ms: deque[float] = field(default_factory=_samples)  # fire transaction start minus the slot
-    commit_ms: deque[float] = field(default_factory=_samples)  # run committed minus the slot
 
 
 _COLUMNS = (Schedule.id, Schedule.cron, Schedule.timezone, Schedule.enabled, Schedule.grace_seconds,
@@ -173,7 +91,7 @@ def _reader(stmt: Any) -> Callable[[Sessions], Awaitable[list[Any]]]:
     return read
 
 
-class Scheduler:
+class Scheduler(FireWorkers):
     """One leader's scheduler. ``run`` is the leader's work; tests may drive start/sync/fire directly."""
 
     def __init__(self, sessions: Sessions, hooks: ScheduleHooks, *, database_url: str | None = None,
@@ -201,10 +119,10 @@ class Scheduler:
     def _reset(self) -> None:
         """A fresh plan: each won leadership starts from the rows, never from what it knew before."""
         self.stats = SchedulerStats()
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, Entry] = {}
         self._versions: dict[str, datetime] = {}
         self._last_sync: datetime | None = None
-        self._queue: asyncio.Queue[_Work] = asyncio.Queue()
+        self._queue: asyncio.Queue[Work] = asyncio.Queue()
         self._queued: set[tuple[str, datetime]] = set()
 
     # lifecycle
@@ -321,7 +239,7 @@ class Scheduler:
             return
         entry = self._entries.get(row.id)
         if entry is None:
-            entry = self._entries[row.id] = _Entry(row.id, cron, zone, row.grace_seconds)
+            entry = self._entries[row.id] = Entry(row.id, cron, zone, row.grace_seconds)
         else:
             entry.cron, entry.zone, entry.grace_seconds = cron, zone, row.grace_seconds
         self._replan(entry, row.next_fire_at)
@@ -341,7 +259,7 @@ class Scheduler:
 
     # planning
 
-    def _replan(self, entry: _Entry, first_unhandled: datetime | None) -> None:
+    def _replan(self, entry: Entry, first_unhandled: datetime | None) -> None:
         now = self.clock.now()
         try:
             plan = plan_next(entry.cron, entry.zone, entry.grace_seconds, first_unhandled, now)
@@ -353,12 +271,12 @@ class Scheduler:
             # Nothing fires until the miss is on record and next_fire_at moved past it.
             self._unschedule(entry)
             entry.slot = None
-            self._queue.put_nowait(_Work("missed", entry.id, plan.slot, plan.coalesced, plan.slot <= now,
+            self._queue.put_nowait(Work("missed", entry.id, plan.slot, plan.coalesced, plan.slot <= now,
                                          expected=first_unhandled, missed=plan.missed))
             return
         self._set_slot(entry, plan.slot, plan.coalesced, catch_up=plan.slot <= now)
 
-    def _set_slot(self, entry: _Entry, slot: datetime, coalesced: int, *, catch_up: bool) -> None:
+    def _set_slot(self, entry: Entry, slot: datetime, coalesced: int, *, catch_up: bool) -> None:
         entry.slot, entry.coalesced, entry.catch_up = slot, coalesced, catch_up
         if slot <= self.clock.now():
             self._unschedule(entry)
@@ -371,7 +289,7 @@ class Scheduler:
                           replace_existing=True)
         entry.timer = True
 
-    def _unschedule(self, entry: _Entry) -> None:
+    def _unschedule(self, entry: Entry) -> None:
         if entry.timer and self._aps is not None:
             with contextlib.suppress(JobLookupError):
                 self._aps.remove_job(entry.id)
@@ -392,13 +310,13 @@ class Scheduler:
             entry.timer = False
             self._put_fire(entry)
 
-    def _put_fire(self, entry: _Entry) -> None:
+    def _put_fire(self, entry: Entry) -> None:
         assert entry.slot is not None
         key = (entry.id, entry.slot)
         if key in self._queued:
             return
         self._queued.add(key)
-        self._queue.put_nowait(_Work("fire", entry.id, entry.slot, entry.coalesced, entry.catch_up))
+        self._queue.put_nowait(Work("fire", entry.id, entry.slot, entry.coalesced, entry.catch_up))
 
     def _retry_later(self, schedule_id: str, first_unhandled: datetime) -> None:
         entry = self._entries.get(schedule_id)
@@ -417,139 +335,3 @@ class Scheduler:
 
         handle = asyncio.get_running_loop().call_later(delay, retry)
         self._retries.add(handle)
-
-    # firing
-
-    async def _worker(self) -> None:
-        while True:
-            items = [await self._queue.get()]
-            while len(items) < FIRE_BATCH:
-                try:
-                    items.append(self._queue.get_nowait())
-                except asyncio.QueueEmpty:
-                    break
-            fires: list[FireRequest] = []
-            try:
-                for work in items:
-                    if work.kind == "missed":
-                        await self._record_missed(work)
-                        continue
-                    self._queued.discard((work.schedule_id, work.slot))
-                    entry = self._entries.get(work.schedule_id)
-                    if entry is not None and entry.slot == work.slot:  # else re-planned since
-                        fires.append(FireRequest(work.schedule_id, work.slot, work.coalesced, work.catch_up))
-                if fires:
-                    await self._fire(fires)
-            except Exception:
-                # Whatever broke, these schedules must not be left planned with nothing to wake them.
-                log.exception("scheduler: unexpected error while firing; retrying those schedules")
-                for request in fires:
-                    self._retry_later(request.schedule_id, request.slot)
-            finally:
-                for _ in items:
-                    self._queue.task_done()
-
-    async def fire(self, schedule_id: str, slot: datetime, *, coalesced: int = 0, catch_up: bool = False) -> str:
-        """Fire one slot now. Returns fired, duplicate, handled, gone, paused or error."""
-        return (await self._fire([FireRequest(schedule_id, slot, coalesced, catch_up)]))[0]
-
-    async def _fire(self, requests: list[FireRequest]) -> list[str]:
-        for request in requests:
-            self._lateness(self.stats.start_ms, request)
-        now = self.clock.now()
-
-        async def transaction(sessions: Sessions) -> list[FireResult]:
-            async with session_scope(sessions) as session:
-                return await self.hooks.fire(session, requests=requests, now=now, fired_by=self.name)
-
-        try:
-            results = await self._transaction(transaction)
-        except IntegrityError:
-            if len(requests) > 1:  # one of them was fired elsewhere: the others must still go out
-                return [(await self._fire([request]))[0] for request in requests]
-            return [await self._integrity_error(requests[0])]
-        except Exception:
-            self.stats.errors += len(requests)
-            log.exception("firing %d slot(s) failed; retrying", len(requests))
-            for request in requests:
-                self._retry_later(request.schedule_id, request.slot)
-            return ["error"] * len(requests)
-        if any(result.run_id for result in results):
-            wake_workers()  # this process's workers; others poll
-        for request, result in zip(requests, results, strict=True):
-            self._after_fire(request, result)
-        return [result.status for result in results]
-
-    async def _transaction(self, work: Callable[[Sessions], Awaitable[T]]) -> T:
-        """Every database step of the scheduler goes through here (the firing thread if any)."""
-        if self._firing is None:
-            return await work(self.sessions)
-        return await self._firing.run(work)
-
-    async def _integrity_error(self, request: FireRequest) -> str:
-        async def lookup(sessions: Sessions) -> Any:
-            async with sessions() as session:
-                return (await session.execute(select(Run.id).where(
-                    Run.schedule_id == request.schedule_id, Run.scheduled_for == request.slot).limit(1))).first()
-
-        ran = await self._transaction(lookup)
-        entry = self._entries.get(request.schedule_id)
-        if ran is None:  # not the unique key: some other constraint; back off, never spin
-            self.stats.errors += 1
-            log.error("schedule %s: slot %s broke a database constraint; retrying later", request.schedule_id,
-                      request.slot.isoformat())
-            self._retry_later(request.schedule_id, request.slot)
-            return "error"
-        # The unique (schedule_id, scheduled_for) key: another scheduler already fired this slot.
-        self.stats.duplicates += 1
-        log.warning("schedule %s: slot %s already had its run; not firing it twice", request.schedule_id,
-                    request.slot.isoformat())
-        if entry is not None:
-            self._replan(entry, next_fires(entry.cron, entry.zone, request.slot, 1)[0])
-        return "duplicate"
-
-    def _after_fire(self, request: FireRequest, result: FireResult) -> None:
-        if result.run_id:
-            self.stats.fired += 1
-            self._lateness(self.stats.commit_ms, request)
-        else:
-            self.stats.skipped += 1
-        entry = self._entries.get(request.schedule_id)
-        if result.status in ("gone", "paused"):
-            self._forget(request.schedule_id)
-        elif entry is not None:
-            entry.attempts = 0
-            self._replan(entry, result.next_fire_at)
-
-    def _lateness(self, samples: deque[float], request: FireRequest) -> None:
-        real = self.clock.real_time_of(request.slot)
-        if real is not None and not request.catch_up:
-            samples.append((datetime.now(UTC) - real).total_seconds() * 1000)
-
-    async def _record_missed(self, work: _Work) -> None:
-        entry = self._entries.get(work.schedule_id)
-        if entry is None or work.missed is None or work.expected is None:
-            return
-        expected, missed, now = work.expected, work.missed, self.clock.now()
-
-        async def transaction(sessions: Sessions) -> bool:
-            async with session_scope(sessions) as session:
-                return await self.hooks.missed(session, schedule_id=work.schedule_id, expected=expected,
-                                               missed=missed, resume_at=work.slot, now=now)
-
-        try:
-            recorded = await self._transaction(transaction)
-        except Exception:
-            self.stats.errors += 1
-            log.exception("schedule %s: recording missed fires failed; retrying", work.schedule_id)
-            self._retry_later(work.schedule_id, work.expected)
-            return
-        if not recorded:
-            await self._reload(work.schedule_id)
-            return
-        self.stats.missed_events += 1
-        log.warning("schedule %s: %s%d fires between %s and %s were missed (older than its grace window)",
-                    work.schedule_id, "at least " if work.missed.at_least else "", work.missed.count,
-                    work.missed.first.isoformat(), work.missed.last.isoformat())
-        if self._entries.get(work.schedule_id) is entry:
-            self._set_slot(entry, work.slot, work.coalesced, catch_up=work.catch_up)
