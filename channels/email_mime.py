@@ -27,6 +27,7 @@ from typing import TypeVar
 import authres
 import authres.dmarc
 
+from channels.email_limits import bounded
 from channels.email_text import clean_line, decode_text, fix_surrogates, html_to_text, new_part, tidy
 
 MAX_DEPTH = 30  # nested multiparts beyond this are not read (a crafted message can nest thousands deep)
@@ -64,9 +65,9 @@ class ParsedMail:
 
 
 def parse_mail(raw: bytes, *, authserv_id: str = "mx.cloudflare.net") -> ParsedMail:
-    problems: list[str] = []
+    raw, cuts = bounded(bytes(raw))  # the standard library's parser is quadratic in places: never give it worse
+    problems: list[str] = list(cuts)
     try:
-        raw = bytes(raw)
         message = BytesParser(policy=email.policy.default).parsebytes(raw)
         body_readable = True
     except Exception as exc:  # the parser is lenient; this is for the truly unexpected (a multipart nested

@@ -114,8 +114,11 @@ class _ReadableHtml2Text(html2text.HTML2Text):
         super().handle_data(data, entity_char=True)
 
 
+MAX_HTML = 512 * 1024  # html2text takes about 5 s a megabyte of markup: a longer HTML part is read this far
+
+
 def html_to_text(html: str) -> str:
-    text = _ReadableHtml2Text().handle(html)
+    text = _ReadableHtml2Text().handle(html[:MAX_HTML])
     return tidy(re.sub(r"(?m)^\* \* \*$", "---", text))  # html2text's <hr>, as a plain rule
 
 

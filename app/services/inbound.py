@@ -7,6 +7,7 @@ approval decision. The provider gets its 200 as soon as that transaction commits
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -96,6 +97,9 @@ _INTEGRATION_OF_TENANT = Hot(
 REFUSED = "the request could not be verified"
 
 
+PARSE_ON_THREAD_BYTES = 64 * 1024
+
+
 def _refused() -> Unauthorized:
     return Unauthorized(REFUSED, code="invalid_signature")
 
@@ -128,19 +132,29 @@ async def receive_webhook(runtime: Runtime, *, kind: str, tenant: str, raw: RawR
         return await _receive(runtime, kind, tenant, raw, found.channel)
 
 
+async def _parse(channel: Channel, kind: str, raw: RawRequest) -> list[Inbound]:
+    """A large body (an email with its attachments) is parsed on a thread: the event loop keeps serving."""
+    try:
+        if len(raw.body) > PARSE_ON_THREAD_BYTES:
+            return await asyncio.to_thread(channel.parse, raw)
+        return channel.parse(raw)
+    except MalformedPayload as exc:
+        raise DomainError(f"malformed {kind} payload: {exc}", code="malformed_payload") from exc
+
+
 async def _receive(runtime: Runtime, kind: str, tenant: str, raw: RawRequest, verified_by: Channel) -> Answer:
+    # Parsed before the transaction begins: on SQLite an open transaction holds the one writer.
+    items = await _parse(verified_by, kind, raw)
     async with runtime.transaction() as session:
         row = await _INTEGRATION_OF_TENANT.first(session, {"tenant": tenant, "kind": kind})
         channel = None if row is None else await get_hub(runtime).for_stamp(session, row[0], row[3])
         if row is None or channel is None:  # deleted since it was cached
             raise _refused()
-        if channel is not verified_by and channel.verify(raw).kind != "accept":  # changed since it was cached
-            raise _refused()
+        if channel is not verified_by:  # changed since it was cached: its own verdict and reading count
+            if channel.verify(raw).kind != "accept":
+                raise _refused()
+            items = await _parse(channel, kind, raw)
         integration = Source(row[0], row[1], row[2])
-        try:
-            items = channel.parse(raw)
-        except MalformedPayload as exc:
-            raise DomainError(f"malformed {kind} payload: {exc}", code="malformed_payload") from exc
         afters = [after for item in items if (after := await _store(session, integration, channel, item))]
     channel.learn(items)
     await _after_commit(channel, afters)
