@@ -4,7 +4,7 @@ The JSONL files are the corpus (the test reads only them); this script is how th
 a category's hundred variations are one loop here rather than a hundred hand-typed lines, and so that
 adding a variation to every kind is one edit. It is deterministic: running it again rewrites the same
 bytes. An entry the product fails (a known finding, see README.md) carries ``finding`` with the reason;
-none does today.
+today only email's NUL entries do (generate_email.py).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ LIMIT = 1_000_000  # IC_MAX_WEBHOOK_BYTES' default
 CODES = {401: "invalid_signature", 403: "verification_failed", 404: "unknown_kind", 413: "payload_too_large",
          400: "malformed_payload"}
 
-# Entries the product fails today carry ``finding`` (README.md, "Findings"): none at the moment.
+# Entries the product fails today carry ``finding`` (README.md, "Findings"): email's NULs (generate_email.py).
 
 
 def dumps(value: Any) -> str:
@@ -40,6 +40,8 @@ class Profile:
     body_bound: bool = True  # the signature covers the body (Slack, Meta); Telegram's secret does not
     text_only_bodies: bool = False  # the signature is computed over the body as text (slack_sdk)
     key_length: int = 32
+    limit: int = LIMIT  # the webhook's body limit (IC_MAX_EMAIL_BYTES for email)
+    body_format: str = "JSON"  # what a body must be, for the notes
     not_applicable: dict[str, str] = field(default_factory=dict)  # required category -> why it cannot apply
 
 
@@ -149,12 +151,13 @@ def replays_with_previous_key(c: Corpus, bodies: list[tuple[str, str]]) -> None:
 
 
 def oversized(c: Corpus) -> None:
+    limit, body_format = c.profile.limit, c.profile.body_format
     pad = len('{"pad":""}')
-    big = [['{"pad":"', 1], ["x", LIMIT + 1 - pad], ['"}', 1]]
-    at_limit = [["x", LIMIT]]
+    big = [['{"pad":"', 1], ["x", limit + 1 - pad], ['"}', 1]]
+    at_limit = [["x", limit]]
     signed = c.sign()
     c.add("oversized", "Content-Length one byte over the limit, no body sent: refused before reading",
-          expect=413, body="", framing={"content_length": LIMIT + 1}, sign=signed)
+          expect=413, body="", framing={"content_length": limit + 1}, sign=signed)
     for declared in (50_000_000, 2**31, 2**63 - 1):
         c.add("oversized", f"Content-Length {declared}, no body sent", expect=413, body="",
               framing={"content_length": declared}, sign=signed)
@@ -164,13 +167,13 @@ def oversized(c: Corpus) -> None:
     c.add("oversized", "a body of limit + 1 bytes, unsigned", expect=413, body_parts=big)
     c.add("oversized", "limit + 1 bytes, chunked (no Content-Length): cut off while counting", expect=413,
           body_parts=big, framing={"chunked": 65536}, sign=signed)
-    c.add("oversized", "2.5 MB chunked and unsigned", expect=413, body_parts=[["y", 2_500_000]],
+    c.add("oversized", f"{limit * 2.5 / 1e6:g} MB chunked and unsigned", expect=413, body_parts=[["y", limit * 5 // 2]],
           framing={"chunked": 262144})
     c.add("oversized", "over the limit to an unknown tenant: the size is checked first", expect=413,
-          path=c.path.replace("{tenant}", "nobody"), body="", framing={"content_length": LIMIT + 1}, sign=signed)
-    c.add("oversized", "exactly the limit, signed, not JSON: read, then refused as malformed", expect=400,
+          path=c.path.replace("{tenant}", "nobody"), body="", framing={"content_length": limit + 1}, sign=signed)
+    c.add("oversized", f"exactly the limit, signed, not {body_format}: read, then refused as malformed", expect=400,
           body_parts=at_limit, sign=signed)
-    c.add("oversized", "exactly the limit, chunked, signed, not JSON", expect=400, body_parts=at_limit,
+    c.add("oversized", f"exactly the limit, chunked, signed, not {body_format}", expect=400, body_parts=at_limit,
           framing={"chunked": 65536}, sign=signed)
 
 
@@ -199,13 +202,15 @@ def lying_lengths(c: Corpus) -> None:
           framing={"chunked": 7, "content_length": 3}, sign=c.sign(signed_body=c.next_message()))
 
 
+JSON_SYNTAX = ["", " ", "\t\n", "{", "}", "[", "{]", '{"a":}', '{"a":1,}', "{'a':1}", '{"a":1}{"b":2}', "nul", "tru",
+               '"unterminated', "1 2", '{"a":1} trailing', "null", "true", "0", "[]", "[{}]", '"a string"', "NaN",
+               "1e400", "-"]
+
+
 def malformed(c: Corpus, shapes: list[tuple[str, str]]) -> None:
     """Bodies no provider sends, correctly signed (so only the body is wrong): 400 malformed_payload."""
     signed = c.sign()
-    syntax = ["", " ", "\t\n", "{", "}", "[", "{]", '{"a":}', '{"a":1,}', "{'a':1}", '{"a":1}{"b":2}', "nul",
-              "tru", '"unterminated', "1 2", '{"a":1} trailing', "null", "true", "0", "[]", "[{}]", '"a string"',
-              "NaN", "1e400", "-"]
-    for body in syntax:
+    for body in JSON_SYNTAX:
         c.add("malformed_json", f"not a JSON object: {body[:20]!r}", expect=400, body=body, sign=signed)
     for body, note in shapes:
         c.add("malformed_json", note, expect=400, body=body, sign=signed)
@@ -275,9 +280,10 @@ def common(c: Corpus) -> None:
 
 
 def main() -> None:
+    from tests.attacks.generate_email import email
     from tests.attacks.generate_kinds import BUILDERS
 
-    for build in BUILDERS:
+    for build in (*BUILDERS, email):
         corpus = build()
         print(f"{corpus.profile.kind}: {corpus.write()} entries")
 

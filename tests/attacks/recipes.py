@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import string
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -193,11 +194,65 @@ def meta_verify_token(spec: Mapping[str, Any], key: str, body: bytes, now: int) 
     return [], [(spec.get("param", "hub.verify_token"), value)]
 
 
+# The fake Cloudflare's domain (tests/fakes/cloudflare.DOMAIN): an inbox the kit's catch-all answers.
+EMAIL_INBOX = "pa@acme.example"
+EMAIL_BASESTRING = "{version}\n{ts}\n{from}\n{to}\n{body}"
+_PLACEHOLDER = re.compile(r"\{(version|ts|from|to)\}")
+
+
+def _email_stamps(spec: Mapping[str, Any], now: int) -> tuple[str, list[str]]:
+    """The signed timestamp, and the X-IC-Timestamp values sent (none, one, or several)."""
+    stamp = str(spec["timestamp_literal"]) if "timestamp_literal" in spec else str(now + int(spec.get("timestamp", 0)))
+    if spec.get("omit_timestamp"):
+        return stamp, []
+    if "timestamp_header" in spec:
+        return stamp, [str(spec["timestamp_header"])]
+    if "timestamp_header_deltas" in spec:  # duplicate headers, in this order
+        return stamp, [str(int(stamp) + int(delta)) for delta in spec["timestamp_header_deltas"]]
+    if "timestamp_header_delta" in spec:
+        return stamp, [str(int(stamp) + int(spec["timestamp_header_delta"]))]
+    return stamp, [stamp]
+
+
+def ic_email_v1(spec: Mapping[str, Any], key: str, body: bytes, now: int) -> tuple[Pairs, Pairs]:
+    """Our Email Worker's signature (channels/email_signature.py): ``v1=`` + HMAC-SHA256(webhook secret,
+    ``v1\\n{ts}\\n{envelope from}\\n{envelope to}\\n`` + raw message), with X-IC-Timestamp,
+    X-IC-Envelope-From and X-IC-Envelope-To. The envelope values signed and those sent may differ
+    (``envelope_from`` / ``envelope_to`` signed, ``*_header`` or ``envelope_to_headers`` sent)."""
+    stamp, stamps = _email_stamps(spec, now)
+    version = str(spec.get("version", "v1"))
+    envelope_from, envelope_to = str(spec.get("envelope_from", "")), str(spec.get("envelope_to", EMAIL_INBOX))
+    template = str(spec.get("basestring", EMAIL_BASESTRING))
+    prefix, found, suffix = template.partition("{body}")
+    if not found:
+        raise RecipeError("basestring must hold {body}")
+    fill = {"version": version, "ts": stamp, "from": envelope_from, "to": envelope_to}
+
+    def filled(text: str) -> bytes:  # one pass: a value holding "{to}" stays as it is
+        return _PLACEHOLDER.sub(lambda m: fill[m.group(1)], text).encode("utf-8", "surrogatepass")
+
+    raw = hmac.new(key.encode(), filled(prefix) + body + filled(suffix), _digest(spec.get("digest", "sha256"))).digest()
+    encoded = base64.b64encode(raw).decode() if spec.get("encoding") == "base64" else raw.hex()
+    signature = f"{version}={encoded}"
+    headers: Pairs = [("X-IC-Timestamp", value) for value in stamps]
+    if not spec.get("omit_envelope_from"):
+        headers.append(("X-IC-Envelope-From", str(spec.get("envelope_from_header", envelope_from))))
+    if not spec.get("omit_envelope_to"):
+        sent_to = spec.get("envelope_to_headers", [spec.get("envelope_to_header", envelope_to)])
+        headers += [("X-IC-Envelope-To", str(value)) for value in sent_to]
+    if not spec.get("omit_signature"):
+        name = spec.get("header", "X-IC-Signature")
+        for steps in spec.get("signature_headers", [spec.get("mutate", [])]):  # several: in this order
+            headers.append((name, mutate(signature, steps) if steps else signature))
+    return headers, []
+
+
 RECIPES: dict[str, Callable[[Mapping[str, Any], str, bytes, int], tuple[Pairs, Pairs]]] = {
     "telegram_secret_token": telegram_secret_token,
     "slack_v0": slack_v0,
     "meta_sha256": meta_sha256,
     "meta_verify_token": meta_verify_token,
+    "ic_email_v1": ic_email_v1,
 }
 # Options each recipe reads (besides recipe, key, key_mutate, mutate, signed_body*): an entry naming
 # any other is refused when the corpus loads, so a typo cannot silently sign the genuine way.
@@ -207,6 +262,11 @@ OPTIONS: dict[str, frozenset[str]] = {
                            "omit_timestamp", "omit_signature", "basestring", "version", "digest", "header"}),
     "meta_sha256": frozenset({"digest", "construction", "encoding", "prefix", "header"}),
     "meta_verify_token": frozenset({"placement", "param"}),
+    "ic_email_v1": frozenset({"timestamp", "timestamp_literal", "timestamp_header", "timestamp_header_delta",
+                              "timestamp_header_deltas", "omit_timestamp", "envelope_from", "envelope_to",
+                              "envelope_from_header", "envelope_to_header", "envelope_to_headers",
+                              "omit_envelope_from", "omit_envelope_to", "omit_signature", "signature_headers",
+                              "basestring", "version", "digest", "encoding", "header"}),
 }
 COMMON_OPTIONS = frozenset({"recipe", "key", "key_mutate", "mutate", "signed_body", "signed_body_from"})
 
