@@ -13,6 +13,7 @@ empty and named in ``problems``. The pieces:
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import email.utils
@@ -90,7 +91,7 @@ def parse_mail(raw: bytes, *, authserv_id: str = "mx.cloudflare.net") -> ParsedM
     problems.extend(body.problems)
     full_text = guarded("body text", "", lambda: tidy(body.readable()).strip())
     text = guarded("reply text", full_text, lambda: new_part(full_text)) or full_text
-    return ParsedMail(
+    return _storable(ParsedMail(
         message_id=guarded("Message-ID", None, lambda: _first_id(_raw_values(message, "message-id"), wrap=True)),
         in_reply_to=guarded("In-Reply-To", None, lambda: _first_id(_raw_values(message, "in-reply-to"))),
         references=guarded("References", (), lambda: _all_ids(_raw_values(message, "references"))),
@@ -105,7 +106,35 @@ def parse_mail(raw: bytes, *, authserv_id: str = "mx.cloudflare.net") -> ParsedM
         dmarc_pass=guarded("Authentication-Results", False,
                            lambda: _dmarc_pass(message, from_address, authserv_id, problems)),
         problems=tuple(dict.fromkeys(problems)),
-    )
+    ))
+
+
+def _storable(mail: ParsedMail) -> ParsedMail:
+    """The mail with every text storable: a NUL (quoted-printable ``=00`` decodes to one) is dropped, since
+    PostgreSQL refuses it in text, and half a surrogate pair (undecodable header bytes) becomes "?"."""
+    def clean(value: str) -> str:
+        if "\x00" in value:
+            value = value.replace("\x00", "")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", "replace").decode("utf-8")
+        return value
+
+    changed: dict[str, object] = {}
+    for name in ParsedMail.__slots__:
+        value = getattr(mail, name)
+        if isinstance(value, str):
+            new: object = clean(value)
+        elif isinstance(value, tuple) and value and all(isinstance(item, str) for item in value):
+            new = tuple(clean(item) for item in value)
+        else:
+            continue
+        if new != value:
+            changed[name] = new
+    if any(clean(a.filename) != a.filename for a in mail.attachments):
+        changed["attachments"] = tuple(Attachment(clean(a.filename), a.content_type, a.size) for a in mail.attachments)
+    return dataclasses.replace(mail, **changed) if changed else mail  # type: ignore[arg-type]
 
 
 def _unreadable(problem: str) -> ParsedMail:

@@ -12,7 +12,6 @@ be a refusal: ``EmailKit`` in kits.py checks those when the channel is armed.
 
 from __future__ import annotations
 
-import base64
 import gzip
 
 from tests.attacks.generate import (
@@ -32,9 +31,6 @@ from tests.attacks.recipes import EMAIL_INBOX
 
 OWNER = "dana@example.com"  # the kit's genuine sender: DMARC passes, the catch-all minted her smith
 DATE = "Thu, 01 Jan 2026 00:00:00 +0000"
-PG_NUL = ("PostgreSQL text fields cannot contain NUL (0x00) bytes: the insert fails and the webhook answers 500 "
-          "(the Worker then temp-fails, and the sender's server retries it for days)")
-SQLITE_NUL = "answered 200 and the NUL stored"
 
 
 def mail(serial: int, text: str = "hello from an attacker", *, sender: str = "mallory@evil.example",
@@ -320,24 +316,6 @@ def hostile_mime(c: Corpus) -> None:
                               (f"{EMAIL_INBOX},ceo@acme.example", "two recipients")):
         c.add("malformed_mime", f"a mail signed for an envelope recipient that is {note}", expect=400, body=mail(850),
               sign=c.sign(envelope_to=envelope_to))
-    nul_findings(c)
-
-
-def nul_findings(c: Corpus) -> None:
-    """A NUL reaching a stored text: the JSON channels answer 400 (channels.base.parse_json); email does not."""
-    nul_id = {"sqlite": f"{SQLITE_NUL} in inbound_delivery", "postgres+redis": PG_NUL}
-    c.add("malformed_mime", "a stranger's mail whose Message-ID holds a NUL byte", expect=400,
-          body=mail(900, message_id="<atk\u0000900@evil.example>"), sign=c.sign(), finding=nul_id)
-    nul_text = {"sqlite": f"{SQLITE_NUL} in the run's message", "postgres+redis": PG_NUL}
-    c.add("malformed_mime", "the owner's mail whose text holds a NUL byte", expect=400,
-          body=mail(901, "hello \u0000 there", sender=OWNER, name="Dana Reyes"), sign=c.sign(), finding=nul_text)
-    qp = mail(902, "hello =00 there", sender=OWNER, name="Dana Reyes").replace("8bit", "quoted-printable")
-    c.add("malformed_mime", "the owner's quoted-printable mail whose text decodes to a NUL (=00)", expect=400,
-          body=qp, sign=c.sign(), finding=nul_text)
-    encoded = base64.b64encode(b"hello \x00 there").decode()
-    c.add("malformed_mime", "the owner's base64 mail whose text decodes to a NUL", expect=400,
-          body=mail(903, encoded, sender=OWNER, name="Dana Reyes").replace("8bit", "base64"), sign=c.sign(),
-          finding=nul_text)
 
 
 def paths(c: Corpus) -> None:

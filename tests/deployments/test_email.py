@@ -20,7 +20,7 @@ from app.services.integrations import find_integration, open_secrets
 from app.services.runtime import Runtime
 from app.settings import Settings
 from channels.email_signature import sign
-from models import InboundDelivery, Project, Run
+from models import InboundDelivery, Message, Project, Run
 from tests.conftest import bearer
 from tests.deployments.conftest import PUBLIC_HTTPS, wait_until
 from tests.fakes import cloudflare as fake_cf
@@ -257,3 +257,21 @@ async def test_the_catch_all_takes_the_domains_other_addresses_and_mints_per_sen
 def created_worker(cloudflare: FakeCloudflare) -> str:
     [name] = cloudflare.scripts
     return str(name)
+
+
+async def test_a_nul_in_a_mail_is_dropped_and_the_mail_is_answered(
+    api: httpx.AsyncClient, admin_token: str, cloudflare: FakeCloudflare, runtime: Runtime, running: None
+) -> None:  # issue 18 bad input: a malformed body yields a run with what could be read (PostgreSQL refuses NULs)
+    await inbox(api, admin_token)
+    raw = mail("hello =00 there", message_id="<nul\x00id@example.com>").replace(
+        b"Content-Transfer-Encoding: 7bit", b"Content-Transfer-Encoding: quoted-printable")
+    assert b"quoted-printable" in raw and b"\x00" in raw
+    answer = await post_mail(api, runtime, raw)
+    assert answer.status_code == 200, answer.text
+    sent = await wait_until(lambda: cloudflare.sent[0] if cloudflare.sent else None, "the reply")
+    assert sent["headers"]["In-Reply-To"] == "<nulid@example.com>"
+    async with runtime.read() as session:
+        keys = (await session.execute(select(InboundDelivery.dedupe_key))).scalars().all()
+        texts = (await session.execute(select(Message.content).where(Message.role == "user"))).scalars().all()
+    assert keys == ["mid:<nulid@example.com>"]
+    assert len(texts) == 1 and "hello  there" in texts[0] and "\x00" not in texts[0]
