@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from channels.base import SetupError
+from channels.errors import SetupError
 
 
 @dataclass(frozen=True, slots=True)

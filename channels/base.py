@@ -10,20 +10,17 @@ returns is what ``edit_approval`` needs later.
 
 from __future__ import annotations
 
-import ipaddress
-import json
-import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from channels.redact import redact
+from channels.errors import ChannelError, SetupError
+from channels.payloads import split_text
 from channels.types import (
     ApprovalPrompt,
     Capabilities,
@@ -41,29 +38,6 @@ from channels.types import (
 
 APPROVAL_TEXT_PROMPT = "Reply YES to approve or NO to reject."
 Deliver = Callable[[list[Inbound]], Awaitable[object]]  # stores pulled items (app.services.inbound.handle)
-
-
-class ChannelError(Exception):
-    """A channel problem with a stable ``code`` the services map to an HTTP answer."""
-
-    code = "channel_error"
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(redact(message))  # provider errors may quote a URL with the bot token
-        if code is not None:
-            self.code = code
-
-
-class MalformedPayload(ChannelError):
-    """The request is not valid JSON or not the provider's shape: the receiver answers 400."""
-
-    code = "malformed_payload"
-
-
-class SetupError(ChannelError):
-    """Onboarding failed (bad token, provider refused the webhook, provider unreachable)."""
-
-    code = "setup_failed"
 
 
 class _Model(BaseModel):
@@ -101,6 +75,10 @@ class Channel(ABC):
     class Put(_Model):
         """The body of ``PUT /v1/tenant/{kind}``: fields named like ``Secrets`` fields are stored
         encrypted, the others are public (``Config``)."""
+
+    # ``PATCH /v1/tenant/{kind}``'s body: public settings changed on their own, without the secrets
+    # (LinkedIn's messaging switch); None: the kind has no such route.
+    Patch: ClassVar[type[BaseModel] | None] = None
 
     # What the console's form says about each field of ``Put`` (label, help), in form order.
     put_help: ClassVar[dict[str, tuple[str, str]]] = {}
@@ -160,6 +138,22 @@ class Channel(ABC):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    @classmethod
+    def carried_over(cls, before: Mapping[str, Any], put: Mapping[str, Any]) -> tuple[dict[str, Any], frozenset[str]]:
+        """What a new ``PUT`` keeps of the integration as it was (``before``: its public fields), besides the
+        secrets the form leaves empty: the public fields it carries over (LinkedIn's consent, which no form
+        can give again) and the stored secrets it drops (tokens of a consent that no longer applies)."""
+        return {}, frozenset()
+
+    def settings_problem(self) -> ChannelError | None:
+        """Why these settings cannot be stored as they are (messaging switched on before any consent)."""
+        return None
+
+    def blocked(self) -> ChannelError | None:
+        """Why no message may move now (LI-3: LinkedIn's approval gate), or None; new deployments of the
+        kind are refused with its code."""
+        return None
+
     # -- binding -----------------------------------------------------------------------------------
 
     @classmethod
@@ -172,6 +166,12 @@ class Channel(ABC):
     def address_problem(cls, address: str) -> str | None:
         """Why ``address`` cannot name a conversation on this provider (an admin's literal binding),
         or None when it can."""
+        return None
+
+    @classmethod
+    def owner_from_setup(cls, setup: Mapping[str, Any]) -> str | None:
+        """The owner identity a deployment's ``setup`` names, for channels whose conversations prove no owner
+        (LinkedIn's ``owner_member``); ``ValueError`` says what is wrong with it."""
         return None
 
     @classmethod
@@ -347,98 +347,6 @@ class Channel(ABC):
         """An agent catch-all was created (or removed): route what nobody else answers here (EM-4: the
         domain's catch-all rule), or stop. ``SetupError`` when the provider refuses."""
         return None
-
-
-def publicly_reachable(url: str) -> bool:
-    """Whether a provider on the internet could call this URL: HTTPS and a public host (not localhost,
-    a private address or a LAN name). Otherwise a channel that can pull does so instead."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError:
-        return False
-    host = (parts.hostname or "").lower()
-    if parts.scheme != "https" or not host:
-        return False
-    try:
-        return ipaddress.ip_address(host).is_global
-    except ValueError:
-        pass
-    private_suffixes = (".localhost", ".local", ".internal", ".lan", ".home.arpa", ".test", ".invalid")
-    return "." in host and host != "localhost" and not host.endswith(private_suffixes)
-
-
-def load_json(raw: RawRequest) -> Any:
-    """The body as JSON, or ``MalformedPayload``."""
-    return parse_json(raw.body)
-
-
-# What a JSON text needs to hold a NUL or half a surrogate pair: only then is the parsed value walked.
-_NUL_ESCAPE = b"\\u0000"
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def parse_json(text: bytes | str) -> Any:
-    """JSON a provider sent, or ``MalformedPayload`` for anything the product cannot store as text: not
-    JSON, nested too deeply to parse, a NUL character (PostgreSQL refuses it in text) or half a surrogate
-    pair (not encodable as UTF-8). The checks cost a byte scan unless the text holds such an escape."""
-    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise MalformedPayload(f"body is not JSON: {type(exc).__name__}") from exc
-    try:
-        if _NUL_ESCAPE in raw and _holds_nul(data):
-            raise MalformedPayload("a text holds a NUL character")
-        if _SURROGATE_ESCAPE.search(raw):
-            json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise MalformedPayload("a text holds half a surrogate pair (not UTF-8)") from exc
-    except RecursionError as exc:
-        raise MalformedPayload("body is nested too deeply") from exc
-    return data
-
-
-def _holds_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(item) for item in value)
-    return False
-
-
-def split_text(text: str, limit: int, measure: Callable[[str], int] = len) -> list[str]:
-    """Split into pieces each within ``limit``, preferring paragraph, line, then word breaks."""
-    chunks: list[str] = []
-    rest = text
-    while rest:
-        if measure(rest) <= limit:
-            chunks.append(rest)
-            break
-        cut = _longest_prefix(rest, limit, measure)
-        window = rest[:cut]
-        for sep in ("\n\n", "\n", " "):
-            at = window.rfind(sep)
-            if at >= cut // 2:  # a break too early would make many tiny messages
-                cut = at + len(sep)
-                break
-        chunk, rest = rest[:cut].rstrip(), rest[cut:]
-        if chunk:
-            chunks.append(chunk)
-    return chunks
-
-
-def _longest_prefix(text: str, limit: int, measure: Callable[[str], int]) -> int:
-    lo, hi = 1, len(text)  # at least one character, so splitting always advances
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if measure(text[:mid]) <= limit:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
 
 
 def _append(text: str, extra: str) -> str:

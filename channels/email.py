@@ -25,10 +25,12 @@ from pydantic import Field
 
 from app.settings import get_settings
 from channels.apps import AppFactory, AppSpec, MintedApp
-from channels.base import Channel, MalformedPayload, SetupError, publicly_reachable
+from channels.base import Channel
 from channels.email_cloudflare import Cloudflare, CloudflareError, worker_name
 from channels.email_mime import ParsedMail, parse_mail
 from channels.email_signature import FROM_HEADER, TO_HEADER, problem
+from channels.errors import MalformedPayload, SetupError
+from channels.payloads import publicly_reachable
 from channels.types import Capabilities, Inbound, InboundMessage, Outbound, RawRequest, SendResult, SetupInfo, Verdict
 
 log = logging.getLogger("channels.email")

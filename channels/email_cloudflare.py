@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from channels.base import SetupError
+from channels.errors import SetupError
 
 # What each call needs of an API token (Cloudflare's permission names, as its token editor shows them).
 ZONE_READ = "Zone → Zone → Read"

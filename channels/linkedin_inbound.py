@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from channels.base import MalformedPayload
+from channels.errors import MalformedPayload
 from channels.types import InboundMessage, RawRequest, Verdict
 
 log = logging.getLogger("channels.linkedin")

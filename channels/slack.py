@@ -25,7 +25,9 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from channels import slack_tools
-from channels.base import Channel, Deliver, MalformedPayload, parse_json
+from channels.base import Channel, Deliver
+from channels.errors import MalformedPayload
+from channels.payloads import parse_json
 from channels.slack_apps import SlackAppFactory
 from channels.slack_errors import classify
 from channels.slack_factory import (

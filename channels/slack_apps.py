@@ -20,7 +20,8 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.apps import AppFactory, AppRefused, AppSpec, MintedApp
-from channels.base import SetupError, publicly_reachable
+from channels.errors import SetupError
+from channels.payloads import publicly_reachable
 from channels.slack_factory import INVALID_CODE, REFUSED
 from channels.slack_manifest import dedicated_manifest
 from channels.types import Inbound, InboundMessage, ProviderEvent, RawRequest

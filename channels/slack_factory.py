@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from channels.base import SetupError
+from channels.errors import SetupError
 
 CONFIG_TOKEN_PATTERN = r"^xoxe\.xoxp-[A-Za-z0-9-]+$"
 REFRESH_TOKEN_PATTERN = r"^xoxe-[A-Za-z0-9-]+$"

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.base import MalformedPayload, parse_json
+from channels.errors import MalformedPayload
+from channels.payloads import parse_json
 from channels.types import Inbound, InboundAction, InboundMessage, ProviderEvent
 
 log = logging.getLogger("channels.slack")

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from channels.base import SetupError, publicly_reachable
+from channels.errors import SetupError
+from channels.payloads import publicly_reachable
 from channels.slack_factory import due, rotate
 from channels.types import Renewed, SetupInfo
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
-from channels.base import ChannelError
+from channels.errors import ChannelError
 from channels.types import ToolSpec
 
 if TYPE_CHECKING:

@@ -43,7 +43,9 @@ from telegram.error import (
 from telegram.warnings import PTBDeprecationWarning
 
 from channels import types as t
-from channels.base import Channel, Deliver, MalformedPayload, SetupError, load_json, publicly_reachable
+from channels.base import Channel, Deliver
+from channels.errors import MalformedPayload, SetupError
+from channels.payloads import load_json, publicly_reachable
 from channels.ptb_aiohttp import AiohttpRequest
 from channels.types import (
     ApprovalPrompt,

@@ -22,7 +22,9 @@ from urllib.parse import quote
 import httpx
 from pydantic import Field
 
-from channels.base import Channel, SetupError, load_json, publicly_reachable, split_text
+from channels.base import Channel
+from channels.errors import SetupError
+from channels.payloads import load_json, publicly_reachable, split_text
 from channels.types import (
     ApprovalPrompt,
     Capabilities,

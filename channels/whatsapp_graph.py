@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from channels import types as t
-from channels.base import SetupError
+from channels.errors import SetupError
 from channels.types import SendResult
 
 # Throttling, with how long to wait when Graph gives no Retry-After: app-level (4, 80007), the number's

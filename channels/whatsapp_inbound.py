@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from channels.base import MalformedPayload
+from channels.errors import MalformedPayload
 from channels.types import DELIVERY_STATUS, Inbound, InboundAction, InboundMessage, ProviderEvent
 from channels.whatsapp_graph import status_failure
 

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.services.channel_hub import ChannelHub
 from app.services.routing import SendTarget, delivery_conversation, deployment_kind, send_targets
 from channels import REGISTRY
-from channels.base import Channel, ChannelError
+from channels.base import Channel
+from channels.errors import ChannelError
 from channels.types import ApprovalPrompt, Outbound, ToolSpec
 from jobs.delivery import enqueue_send
 from jobs.tools import Tool, ToolContext, ToolError, chip_labels

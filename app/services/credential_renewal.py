@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 
 from app.services.integrations import store_renewed
 from app.services.runtime import Runtime
-from channels.base import Channel, ChannelError
+from channels.base import Channel
+from channels.errors import ChannelError
 from jobs.events import append_event
 from models import Integration
 from models.types import utcnow

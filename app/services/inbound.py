@@ -24,7 +24,8 @@ from app.services.routing import conversation_owner
 from app.services.runs import OUTCOME_TEXT, Decision, InputMessage, enqueue_run_id, submit_decision
 from app.services.runtime import Runtime, get_runtime
 from app.services.text_decisions import decide_by_text
-from channels.base import Channel, MalformedPayload
+from channels.base import Channel
+from channels.errors import MalformedPayload
 from channels.types import (
     DELIVERY_STATUS,
     Inbound,

@@ -30,7 +30,8 @@ from app.services.runtime import Runtime, get_runtime
 from app.services.tenant_setup import end_transaction
 from channels import REGISTRY
 from channels.apps import AppFactory, AppRefused, AppSpec, MintedApp
-from channels.base import Channel, SetupError
+from channels.base import Channel
+from channels.errors import SetupError
 from models import Deployment, Integration, Project, ProviderApp, Smith
 from models.types import new_id, utcnow
 

@@ -24,7 +24,7 @@ from app.services.installations import save_installation
 from app.services.provider_apps import live_app, provisioned
 from app.services.routing import bind_start_token, hash_start_token
 from app.services.runtime import Runtime
-from channels.base import SetupError
+from channels.errors import SetupError
 from channels.slack import SlackChannel
 from channels.slack_inbound import address_of, installation_key
 from channels.slack_manifest import ASSISTANT_SCOPES, BOT_SCOPES, USER_SCOPES

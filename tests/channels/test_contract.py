@@ -20,7 +20,9 @@ import pytest
 from pydantic import BaseModel
 
 from channels import REGISTRY, get_channel_class
-from channels.base import Channel, MalformedPayload, parse_json
+from channels.base import Channel
+from channels.errors import MalformedPayload
+from channels.payloads import parse_json
 from channels.types import (
     ApprovalPrompt,
     Capabilities,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from channels.base import ChannelError
+from channels.errors import ChannelError
 from channels.slack import SlackChannel
 from channels.types import ApprovalPrompt, InboundMessage, Outbound, RawRequest
 from tests.fakes import slack as fake_slack

@@ -16,7 +16,7 @@ from telegram import Bot
 from telegram.error import Conflict
 
 from channels import telegram as tgmod
-from channels.base import MalformedPayload, SetupError
+from channels.errors import MalformedPayload, SetupError
 from channels.ptb_aiohttp import AiohttpRequest
 from channels.telegram import TelegramChannel, deep_link, webhook_possible
 from channels.types import ApprovalPrompt, InboundAction, InboundMessage, Outbound, RawRequest, TapAnswer

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from channels.base import SetupError
+from channels.errors import SetupError
 from channels.types import ApprovalPrompt, InboundAction, InboundMessage, Outbound, ProviderEvent, RawRequest, TapAnswer
 from channels.whatsapp import MAX_BUTTON_BODY, MAX_TEXT, WhatsAppChannel
 from channels.whatsapp_inbound import connect_code
