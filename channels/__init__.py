@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from channels.base import Channel
 from channels.email import EmailChannel
+from channels.linkedin import LinkedInChannel
 from channels.slack import SlackChannel
 from channels.telegram import TelegramChannel
 from channels.whatsapp import WhatsAppChannel
@@ -14,6 +15,7 @@ REGISTRY: dict[str, type[Channel]] = {
     SlackChannel.kind: SlackChannel,
     WhatsAppChannel.kind: WhatsAppChannel,
     EmailChannel.kind: EmailChannel,
+    LinkedInChannel.kind: LinkedInChannel,
 }
 
 

@@ -9,7 +9,8 @@ API is partner-only and member-initiated). So this module mixes two kinds of cod
   and the error envelope (channels/linkedin_rest.py).
 - ASSUMED, our own invention to be replaced when LinkedIn grants the use case: the inbound Page-message
   payload (``PAGE_MESSAGE``) and the outbound resource ``POST {api_url}/rest/organizationMessages`` with
-  ``{"organization", "thread", "text"}``, answered ``201`` with ``x-restli-id``. Both are exercised only
+  ``{"organization", "thread" or "recipient" (a member's urn), "text"}``, answered ``201`` with
+  ``x-restli-id``. Both are exercised only
   against the fake (tests/fakes/linkedin.py).
 
 LI-3: nothing moves, in or out, while ``messaging_problem()`` names a reason (no admin consent yet, or
@@ -19,22 +20,25 @@ LI-3: nothing moves, in or out, while ``messaging_problem()`` names a reason (no
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
 import httpx
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from channels.base import Channel, SetupError, load_json, publicly_reachable
-from channels.linkedin_inbound import THREAD_RE, parse_body, verify_request
-from channels.linkedin_rest import send_failure, token_request, transport_failure
+from channels.base import Channel
+from channels.errors import ChannelError, SetupError
+from channels.linkedin_inbound import KIND, MEMBER_URN_RE, THREAD_RE, parse_body, verify_request
+from channels.linkedin_rest import page_admin, send_failure, token_request, transport_failure
+from channels.payloads import load_json, publicly_reachable
 from channels.types import Capabilities, Inbound, RawRequest, Renewed, SendResult, SetupInfo, Verdict
 
 log = logging.getLogger("channels.linkedin")
 
 OAUTH_URL = "https://www.linkedin.com"  # authorization and token endpoints (the API is on api.linkedin.com)
+API_URL = "https://api.linkedin.com"
 # Marketing versions live about a year: 202511 sunset on 2026-11-16 (migrations page); 202607 was the
 # newest seen when this was written. Kept in the integration's config so an admin can move it on.
 API_VERSION = "202607"
@@ -49,6 +53,9 @@ CONSENT_SCOPES: tuple[str, ...] = ("rw_organization_admin",)
 MAX_TEXT = 8000
 RENEW_BEFORE = timedelta(days=7)  # access tokens live about 60 days (unverified); renewed a week ahead
 DISABLED_CODE = "linkedin_messaging_disabled"
+CONSENT_REQUIRED_CODE = "linkedin_consent_required"
+# Kept across a new PUT of the same app and Page: the consent cannot be given again from a form.
+CONSENT_FIELDS = ("consent_member", "access_token_expires_at")
 PAGE_URN_PATTERN = r"^urn:li:organization:[0-9]{1,20}$"
 
 
@@ -58,7 +65,9 @@ class LinkedInChannel(Channel):
     capabilities: ClassVar[Capabilities] = Capabilities(max_chips=0, max_chip_label=75, max_text=MAX_TEXT,
                                                         native_approvals=False)
     send_tool: ClassVar[str] = "linkedin_send_message"
-    setup_modes: ClassVar[frozenset[str]] = frozenset()  # LI-2: only the agent catch-all is used
+    setup_modes: ClassVar[frozenset[str]] = frozenset()  # LI-2: the agent catch-all, or a conversation by address
+    # No conversation proves who owns it (no deep link reaches a Page's inbox): an admin names the owner.
+    setup_keys: ClassVar[frozenset[str]] = frozenset({"mode", "owner_member"})
 
     class Config(Channel.Config):
         client_id: str = Field(default="", max_length=64)
@@ -68,12 +77,13 @@ class LinkedInChannel(Channel):
         # The Page admin who completed the consent ("" until then).
         consent_member: str = Field(default="", pattern=r"^(urn:li:(person|member):[A-Za-z0-9_-]{1,64})?$")
         access_token_expires_at: str = ""  # ISO, from the token answer: when the renewal is due
-        oauth_url: str = ""  # tests point the OAuth endpoints at a fake; empty: www.linkedin.com
+        oauth_url: str = ""  # empty: www.linkedin.com, or the API's URL when that is not LinkedIn's (a fake)
 
     class Secrets(Channel.Secrets):
         client_secret: str = Field(min_length=1, max_length=200)  # also signs every webhook
         access_token: str = Field(default="", max_length=2000)  # the admin's 3-legged token ("" before consent)
         refresh_token: str = Field(default="", max_length=2000)  # only for apps LinkedIn enabled for refresh
+        consent_link_hash: str = Field(default="", max_length=64)  # the open consent link's (linkedin_consent)
 
     class Put(Channel.Put):
         client_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9]+$",
@@ -85,6 +95,13 @@ class LinkedInChannel(Channel):
         messaging_enabled: bool | None = Field(default=None, description=(
             "Whether Page messages may move; leave off until LinkedIn approved the app for them."))
 
+    class MessagingSwitch(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        messaging_enabled: bool = Field(description=(
+            "Switch Page messages on (needs a Page admin's consent first) or off (nothing moves in or out)."))
+
+    Patch = MessagingSwitch
+
     put_help: ClassVar[dict[str, tuple[str, str]]] = {
         "client_id": ("Client ID", "linkedin.com/developers/apps → your app → Auth → Application credentials: "
                       "Client ID."),
@@ -92,9 +109,6 @@ class LinkedInChannel(Channel):
                           "LinkedIn posts here, so paste it again whenever you rotate it."),
         "page_urn": ("Page URN", "urn:li:organization:<digits>: the digits are in your Page's admin address, "
                      "linkedin.com/company/<digits>/admin/."),
-        "messaging_enabled": ("Messaging enabled", "Leave off until LinkedIn has approved your app for Page "
-                              "messages and a Page admin has completed the consent. While off, no message moves "
-                              "in or out."),
     }
     field_errors: ClassVar[dict[str, tuple[str, str, str]]] = {
         "linkedin_invalid_client": ("invalid_client_credentials", "client_secret",
@@ -115,7 +129,9 @@ class LinkedInChannel(Channel):
 
     @property
     def oauth_url(self) -> str:
-        return (self.config.oauth_url or OAUTH_URL).rstrip("/")
+        """LinkedIn's OAuth host; when IC_LINKEDIN_API_URL points elsewhere (a fake, a proxy), that serves it too."""
+        default = OAUTH_URL if self.api_url == API_URL else self.api_url
+        return (self.config.oauth_url or default).rstrip("/")
 
     # -- the approval gate (LI-3) -----------------------------------------------------------------------
 
@@ -129,6 +145,38 @@ class LinkedInChannel(Channel):
             return ("LinkedIn messaging is switched off: it needs LinkedIn's approval of the app for Page "
                     "messages, then an admin switches it on")
         return None
+
+    def blocked(self) -> ChannelError | None:
+        problem = self.messaging_problem()
+        return None if problem is None else ChannelError(problem, code=DISABLED_CODE)
+
+    def settings_problem(self) -> ChannelError | None:
+        if self.config.messaging_enabled and not (self.secrets.access_token and self.config.consent_member):
+            return ChannelError("messaging can be switched on only after a Page admin has completed LinkedIn's "
+                                "consent (Settings → Integrations → LinkedIn → consent link)",
+                                code=CONSENT_REQUIRED_CODE)
+        return None
+
+    @classmethod
+    def carried_over(cls, before: Mapping[str, Any], put: Mapping[str, Any]) -> tuple[dict[str, Any], frozenset[str]]:
+        """The same app and Page keep the consent and the messaging switch (unless the PUT sets it); another
+        app or Page drops the tokens, since the consent was given to the old one."""
+        same = all(before.get(name) == put.get(name) for name in ("client_id", "page_urn"))
+        if not same:
+            return {}, frozenset({"access_token", "refresh_token"})
+        kept = {name: before[name] for name in CONSENT_FIELDS if before.get(name)}
+        if put.get("messaging_enabled") is None and "messaging_enabled" in before:
+            kept["messaging_enabled"] = bool(before["messaging_enabled"])
+        return kept, frozenset()
+
+    @classmethod
+    def owner_from_setup(cls, setup: Mapping[str, Any]) -> str | None:
+        member = setup.get("owner_member")
+        if member is None:
+            return None
+        if not isinstance(member, str) or not MEMBER_URN_RE.match(member):
+            raise ValueError("setup.owner_member: a member as urn:li:person:<id>")
+        return f"{KIND}:{member}"
 
     # -- onboarding ------------------------------------------------------------------------------------
 
@@ -152,7 +200,8 @@ class LinkedInChannel(Channel):
             steps.insert(0, f"LinkedIn cannot reach {webhook_url}: set IC_PUBLIC_URL to this server's public https "
                             "address and connect again.")
         return SetupInfo(mode="webhook", webhook_url=webhook_url, steps=steps,
-                         details={"messaging_enabled": self.config.messaging_enabled})
+                         details={"messaging_enabled": self.config.messaging_enabled,
+                                  "consent_member": self.config.consent_member})
 
     # -- the admin's consent (3-legged OAuth, documented) -----------------------------------------------
 
@@ -173,6 +222,12 @@ class LinkedInChannel(Channel):
             "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
             "client_id": self.config.client_id, "client_secret": self.secrets.client_secret},
             what="the consent's code")
+
+    async def page_admin(self, access_token: str) -> str:
+        """The member whose consent gave ``access_token``, checked to be an APPROVED ADMINISTRATOR of the Page
+        (documented: organizationAcls by role assignee). ``SetupError`` when they are not, or LinkedIn refuses."""
+        return await page_admin(self.http, self.api_url, access_token, self.config.page_urn,
+                                version=self.config.api_version)
 
     def credentials_due(self, now: datetime) -> bool:
         if not (self.secrets.refresh_token and self.config.access_token_expires_at):
@@ -224,8 +279,10 @@ class LinkedInChannel(Channel):
         problem = self.messaging_problem()
         if problem is not None:  # LI-3: refused before LinkedIn is asked
             return SendResult.failed(DISABLED_CODE, problem, retryable=False)
-        # ASSUMED request shape (see the module docstring).
-        message = {"organization": self.config.page_urn, "thread": address, "text": str(payload.get("text") or "")}
+        # ASSUMED request shape (see the module docstring). A smith the catch-all minted writes first to its
+        # member (the address is then their urn): the Page's conversation with that member.
+        to = {"recipient": address} if MEMBER_URN_RE.match(address) else {"thread": address}
+        message = {"organization": self.config.page_urn, **to, "text": str(payload.get("text") or "")}
         try:
             response = await self.http.post(f"{self.api_url}{MESSAGES_PATH}", json=message, headers=self._headers())
         except httpx.HTTPError as exc:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from channels import types as t
-from channels.base import SetupError
+from channels.errors import SetupError
 from channels.types import SendResult
 
 DEFAULT_RETRY_AFTER_S = 60.0  # LinkedIn's throttles are per day and per minute; its 429 may carry no Retry-After
@@ -122,3 +122,44 @@ def _token_refusal(status: int, body: dict[str, Any], what: str) -> SetupError:
     if status >= 500:
         return SetupError(said, code="linkedin_unavailable")
     return SetupError(said, code="linkedin_token_refused")
+
+
+# -- who consented (documented: Community Management, organization access control) ----------------------
+
+ACLS_PATH = "/rest/organizationAcls"
+
+
+async def page_admin(http: httpx.AsyncClient, api_url: str, access_token: str, page_urn: str, *,
+                     version: str) -> str:
+    """The member urn of the token's owner, from their APPROVED ADMINISTRATOR role on ``page_urn``
+    (``GET /rest/organizationAcls?q=roleAssignee``: the roles of the authenticated member). LinkedIn's token
+    answer names nobody, and this check is the one a Page needs anyway. ``SetupError`` codes:
+    linkedin_not_page_admin, linkedin_unreachable, linkedin_unavailable, linkedin_token_refused."""
+    try:
+        response = await http.get(f"{api_url}{ACLS_PATH}", params={
+            "q": "roleAssignee", "role": "ADMINISTRATOR", "state": "APPROVED", "count": "100"}, headers={
+            "Authorization": f"Bearer {access_token}", "LinkedIn-Version": version,
+            "X-Restli-Protocol-Version": "2.0.0"})
+    except httpx.HTTPError as exc:
+        raise SetupError(f"LinkedIn could not be reached to check the Page role: {type(exc).__name__}",
+                         code="linkedin_unreachable") from exc
+    if response.status_code != 200:
+        error = LinkedInError.of(response).describe()
+        code = "linkedin_unavailable" if response.status_code >= 500 else "linkedin_token_refused"
+        raise SetupError(f"LinkedIn refused the Page role lookup: {error}", code=code)
+    try:
+        elements = response.json().get("elements")
+    except (ValueError, AttributeError):
+        elements = None
+    for element in elements if isinstance(elements, list) else []:
+        if not isinstance(element, dict):
+            continue
+        # ``organization`` in current versions; ``organizationTarget`` / ``organizationalTarget`` in older ones.
+        target = element.get("organization") or element.get("organizationTarget") or element.get("organizationalTarget")
+        member = element.get("roleAssignee")
+        if (target == page_urn and element.get("role") == "ADMINISTRATOR" and element.get("state") == "APPROVED"
+                and isinstance(member, str) and member.startswith(("urn:li:person:", "urn:li:member:"))):
+            return member[:100]
+    raise SetupError(f"the LinkedIn member who consented is not an administrator of the Page {page_urn}: ask one of "
+                     "its admins (Page → Admin tools → Manage admins) to open the consent link",
+                     code="linkedin_not_page_admin")

@@ -7,7 +7,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
-from app.api import contract, mcp, slack_oauth, webhooks
+from app.api import contract, linkedin_oauth, mcp, slack_oauth, webhooks
 from app.api.deps import authorized, check_api_version
 from app.api.errors import error_response, install_error_handlers
 from app.api.v1 import (
@@ -68,6 +68,7 @@ def build_api() -> FastAPI:
     # Webhooks first: providers call them most, and routes are matched in order.
     api.include_router(webhooks.router)
     api.include_router(slack_oauth.router)  # a person's browser follows these: no API token
+    api.include_router(linkedin_oauth.router)
     # Scopes before bodies: who calls, and may they touch what the path names (app.api.access).
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_api_version), Depends(authorized)])
     for module in (agents, smiths, schedules, runs, deployments, caller_tokens, tenant, tokens, events, integrations):

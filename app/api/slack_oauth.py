@@ -5,29 +5,17 @@ No API token: a person's browser follows these. Both answer a redirect or a smal
 
 from __future__ import annotations
 
-import html
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from app.api.browser_pages import COOKIE_AGE_S, HTML, REDIRECT, page
 from app.services import slack_install
 from app.services.runtime import get_runtime
 
 router = APIRouter(tags=["browser"])  # no bearer token: a person's browser follows these
 COOKIE_PATH = "/v1/slack/oauth"
-COOKIE_AGE_S = 15 * 60
-_HTML = {"text/html": {"schema": {"type": "string"}}}
-_REDIRECT = {"Location": {"description": "Where the browser goes next.", "required": True,
-                          "schema": {"type": "string"}}}
-
-
-def _page(title: str, message: str, status: int = 200) -> HTMLResponse:
-    body = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'></head>"
-            "<body style='font-family: system-ui, sans-serif; max-width: 32rem; margin: 4rem auto; padding: 0 1rem'>"
-            f"<h1 id='result'>{html.escape(title)}</h1><p id='message'>{html.escape(message)}</p></body></html>")
-    return HTMLResponse(body, status_code=status, headers={"cache-control": "no-store"})
 
 
 def _with_result(url: str, result: str) -> str:
@@ -40,13 +28,13 @@ def _with_result(url: str, result: str) -> str:
             summary="Open a smith's Add-to-Slack link",
             description="Redirects to Slack's consent page; a used or expired link answers a page saying so.",
             responses={302: {"description": "To Slack's consent page, with the install's state cookie.",
-                             "headers": _REDIRECT},
-                       404: {"description": "A page: the link is unknown, used or expired.", "content": _HTML}})
+                             "headers": REDIRECT},
+                       404: {"description": "A page: the link is unknown, used or expired.", "content": HTML}})
 async def install(token: str, request: Request) -> Response:
     try:
         url = await slack_install.begin(get_runtime(), token)
     except slack_install.InstallProblem as problem:
-        return _page("Link not valid", problem.message, status=404)
+        return page("Link not valid", problem.message, status=404)
     response = RedirectResponse(url, status_code=302)
     response.set_cookie(slack_install.STATE_COOKIE, slack_install.state_cookie(token), max_age=COOKIE_AGE_S,
                         path=COOKIE_PATH, httponly=True, samesite="lax",
@@ -59,8 +47,8 @@ async def install(token: str, request: Request) -> Response:
                         "redirects to the deployment's return_url with ?slack=connected|cancelled|error, or answers "
                         "a page.",
             responses={302: {"description": "To the deployment's return_url with ?slack=connected|cancelled|error.",
-                             "headers": _REDIRECT},
-                       400: {"description": "A page: Slack's answer could not be used.", "content": _HTML}})
+                             "headers": REDIRECT},
+                       400: {"description": "A page: Slack's answer could not be used.", "content": HTML}})
 async def callback(request: Request, state: str = Query(default="", max_length=200),
                    code: str | None = Query(default=None, max_length=500),
                    error: str | None = Query(default=None, max_length=200)) -> Response:
@@ -70,7 +58,7 @@ async def callback(request: Request, state: str = Query(default="", max_length=2
         response: Response = RedirectResponse(_with_result(outcome.return_url, outcome.result), status_code=302)
     else:
         titles = {"connected": "Slack connected", "cancelled": "Install cancelled", "error": "Slack not connected"}
-        response = _page(titles[outcome.result], outcome.message, status=400 if outcome.result == "error" else 200)
+        response = page(titles[outcome.result], outcome.message, status=400 if outcome.result == "error" else 200)
     if outcome.result != "cancelled":
         response.delete_cookie(slack_install.STATE_COOKIE, path=COOKIE_PATH)
     return response

@@ -30,7 +30,8 @@ from app.services.smiths import get_smith
 from app.services.tenant_setup import end_transaction
 from app.services.tokens import revoke_deployment_tokens
 from channels import REGISTRY
-from channels.base import Channel, SetupError
+from channels.base import Channel
+from channels.errors import SetupError
 from jobs.reply_window import last_inbound_of
 from models import Deployment
 from models.types import new_id, utcnow
@@ -56,6 +57,14 @@ def setup_modes(kind: str) -> frozenset[str]:
     return channel_class.setup_modes if channel_class else frozenset()
 
 
+def _owner_named(kind: str, setup: dict[str, Any]) -> str | None:
+    """The owner a deployment's setup names, where the conversation cannot prove one (LinkedIn)."""
+    channel_class = REGISTRY.get(kind)
+    try:
+        return channel_class.owner_from_setup(setup) if channel_class else None
+    except ValueError as exc:
+        field = str(exc).split(":", 1)[0] if ":" in str(exc) else "setup"
+        raise Invalid(str(exc), code="invalid_setup", field=field) from exc
 
 
 def _return_url(value: Any) -> str:
@@ -186,6 +195,10 @@ async def create_deployment(session: AsyncSession, *, actor: Actor,
         raise Conflict(f"connect {display_name(body.kind)} first (Settings → Integrations, or "
                        f"PUT /v1/tenant/{body.kind})",
                        code="integration_not_configured")
+    if needs_integration:  # LI-3: while LinkedIn's gate is closed nothing may be deployed on it
+        blocked = (await get_hub(get_runtime()).for_project(session, actor.project_id, body.kind)).blocked()
+        if blocked is not None:
+            raise Conflict(str(blocked), code=blocked.code)
     if body.target.type == "agent":
         existing = await find_catch_all(session, project_id=actor.project_id, kind=body.kind)
         if existing is not None:
@@ -218,6 +231,12 @@ async def create_deployment(session: AsyncSession, *, actor: Actor,
     if body.address and body.target.type == "smith" and needs_integration:
         owner = await check_literal_address(session, actor=actor, project_id=actor.project_id, kind=body.kind,
                                             address=body.address)
+    named = _owner_named(body.kind, setup)
+    if named is not None:
+        if not (body.address and body.target.type == "smith"):
+            raise Invalid("an owner is named for a smith's conversation: give its address too", code="invalid_setup",
+                          field="setup.owner_member")
+        owner = named
     deployment = Deployment(
         id=new_id("dep"), project_id=actor.project_id, kind=body.kind, target_type=body.target.type,
         target_id=body.target.id, provider_metadata=body.provider_metadata, setup={"mode": mode} if mode else {},

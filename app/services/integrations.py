@@ -62,14 +62,13 @@ async def save_integration(
     session: AsyncSession, *, actor: Actor, box: SecretBox, kind: str, secrets: dict[str, str],
     public: dict[str, Any], status: str = "configured",
 ) -> Integration:
-    """Create or replace the kind's integration; the secrets are merged (unset keys kept)."""
+    """Create or replace the kind's integration with exactly these secrets (the caller merged in those it
+    keeps: app.services.tenant_setup.connect)."""
     actor.require_admin()
     integration = await find_integration(session, project_id=actor.project_id, kind=kind)
     if integration is None:
         integration = Integration(id=new_id("int"), project_id=actor.project_id, kind=kind)
-        merged = dict(secrets)
-    else:
-        merged = {**open_secrets(box, integration), **secrets}
+    merged = dict(secrets)
     integration.secrets_ciphertext = box.encrypt(json.dumps(merged), bound_to=_bound_to(integration))
     integration.public = public
     integration.status = status
@@ -83,13 +82,19 @@ async def save_integration(
     return integration
 
 
+def reseal(box: SecretBox, integration: Integration, changes: dict[str, str], removed: frozenset[str] = frozenset()
+           ) -> None:
+    """Seal the integration's secrets again with ``changes`` merged in and ``removed`` taken out."""
+    merged = {k: v for k, v in {**open_secrets(box, integration), **changes}.items() if k not in removed}
+    integration.secrets_ciphertext = box.encrypt(json.dumps(merged), bound_to=_bound_to(integration))
+
+
 async def store_renewed(session: AsyncSession, *, box: SecretBox, integration: Integration,
                         secrets: dict[str, str], public: dict[str, Any]) -> None:
     """Credentials the channel renewed on its own (a rotated token and its new refresh token): merged into
     the sealed secrets in the caller's transaction, with the public details; every process's channel hub
     rebuilds on the new ``updated_at``."""
-    merged = {**open_secrets(box, integration), **secrets}
-    integration.secrets_ciphertext = box.encrypt(json.dumps(merged), bound_to=_bound_to(integration))
+    reseal(box, integration, secrets)
     integration.public = {**integration.public, **public}
     integration.updated_at = utcnow()
     await record_event(session, project_id=integration.project_id, type="integration.credentials_renewed",

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.actors import Actor
 from app.services.channel_hub import api_url_for, get_hub
-from app.services.errors import DomainError, Invalid, NotFound
+from app.services.errors import Conflict, DomainError, Invalid, NotFound
 from app.services.events import record_event
 from app.services.installations import InstallationView, list_installations, save_installation
 from app.services.integrations import (
@@ -28,8 +28,10 @@ from app.services.integrations import (
 )
 from app.services.runtime import Runtime
 from channels import REGISTRY
-from channels.base import Channel, SetupError
+from channels.base import Channel
+from channels.errors import SetupError
 from models import Installation, Integration, Project, ProviderApp
+from models.types import utcnow
 
 
 class IntegrationStatus(BaseModel):
@@ -123,13 +125,19 @@ async def connect(session: AsyncSession, *, actor: Actor, runtime: Runtime, kind
     kept = open_secrets(runtime.secrets, existing) if existing else {}
     urls = urls_for(runtime, project, kind)
     public, secrets = split_put(cls, body)
-    secrets = {**cls.generated_secrets(), **kept, **secrets}
+    carried, dropped = cls.carried_over(dict(existing.public), public) if existing else ({}, frozenset())
+    public = {**carried, **public}
+    secrets = {**cls.generated_secrets(), **{k: v for k, v in kept.items() if k not in dropped}, **secrets}
     await end_transaction(session)
     try:
         channel = cls({k: v for k, v in {**public, **urls}.items() if k in cls.Config.model_fields}, secrets,
                       api_url=api_url_for(runtime, kind))
     except ValueError as exc:  # a secret the form left empty that the channel needs
         raise Invalid(f"incomplete {cls.display_name} settings: {exc}", code="invalid_settings") from exc
+    problem = channel.settings_problem()
+    if problem is not None:
+        await channel.aclose()
+        raise Conflict(str(problem), code=problem.code)
     try:
         info = await channel.setup(webhook_url=urls.get("webhook_url") or urls.get("events_url", ""))
     except SetupError as exc:
@@ -153,6 +161,31 @@ async def connect(session: AsyncSession, *, actor: Actor, runtime: Runtime, kind
                                 public=dict(info.installation.get("public") or {}),
                                 secrets=dict(info.installation.get("secrets") or {}))
     get_hub(runtime).forget_tenants()
+    rows = await list_installations(session, integration_id=integration.id)
+    return status_of(kind, integration, runtime, project, rows)
+
+
+async def update(session: AsyncSession, *, actor: Actor, runtime: Runtime, kind: str,
+                 body: BaseModel) -> IntegrationStatus:
+    """``PATCH /v1/tenant/{kind}``: change public settings on their own (the channel's ``Patch``), checked by
+    the channel as a PUT would be; nothing is asked of the provider and the secrets stay as they are."""
+    actor.require_admin()
+    cls = channel_class(kind)
+    integration = await get_integration(session, actor=actor, kind=kind)
+    public = {**integration.public, **body.model_dump(exclude_none=True)}
+    channel = cls({k: v for k, v in public.items() if k in cls.Config.model_fields},
+                  open_secrets(runtime.secrets, integration), api_url=api_url_for(runtime, kind))
+    problem = channel.settings_problem()
+    await channel.aclose()
+    if problem is not None:
+        raise Conflict(str(problem), code=problem.code)
+    integration.public = public
+    integration.updated_at = utcnow()  # the hub builds the channel again
+    await record_event(session, project_id=actor.project_id, type="integration.updated",
+                       data={"kind": kind, "changed": body.model_dump(exclude_none=True)})
+    get_hub(runtime).forget_tenants()
+    project = await session.get(Project, actor.project_id)
+    assert project is not None
     rows = await list_installations(session, integration_id=integration.id)
     return status_of(kind, integration, runtime, project, rows)
 

@@ -15,7 +15,8 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from channels.base import APPROVAL_TEXT_PROMPT, MalformedPayload, SetupError
+from channels.base import APPROVAL_TEXT_PROMPT
+from channels.errors import MalformedPayload, SetupError
 from channels.linkedin import API_VERSION, DISABLED_CODE, LinkedInChannel
 from channels.linkedin_inbound import challenge_response, signature
 from channels.types import ApprovalPrompt, InboundMessage, Outbound, RawRequest
@@ -246,7 +247,9 @@ async def test_send_to_an_unreachable_linkedin_is_retryable() -> None:
 # -- the admin's consent (documented OAuth) -------------------------------------------------------------
 
 def test_consent_url() -> None:
-    url = channel(consented=False, oauth_url="").consent_url(REDIRECT, "st-1")
+    url = LinkedInChannel({"client_id": fake_li.CLIENT_ID, "page_urn": fake_li.PAGE_URN},
+                          {"client_secret": fake_li.CLIENT_SECRET}, api_url="https://api.linkedin.com"
+                          ).consent_url(REDIRECT, "st-1")
     parts = urlsplit(url)
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == "https://www.linkedin.com/oauth/v2/authorization"
     assert parse_qs(parts.query) == {"response_type": ["code"], "client_id": [fake_li.CLIENT_ID],
@@ -336,11 +339,13 @@ async def test_setup_stores_without_calling_linkedin() -> None:
     webhook = "https://ingram.example/v1/linkedin/webhook/acme"
     async with channel(enabled=False, consented=False) as ch:  # nothing listens at its api_url
         info = await ch.setup(webhook_url=webhook)
-    assert (info.mode, info.webhook_url, info.details) == ("webhook", webhook, {"messaging_enabled": False})
+    assert (info.mode, info.webhook_url, info.details) == ("webhook", webhook, {"messaging_enabled": False,
+                                                                                "consent_member": ""})
     steps = " ".join(info.steps)
     assert webhook in steps and REDIRECT in steps and "consent" in steps and "approves" in steps
     local = await channel().setup(webhook_url="http://localhost:8000/v1/linkedin/webhook/acme")
-    assert "IC_PUBLIC_URL" in local.steps[0] and local.details == {"messaging_enabled": True}
+    assert "IC_PUBLIC_URL" in local.steps[0]
+    assert local.details == {"messaging_enabled": True, "consent_member": fake_li.ADMIN_URN}
     assert fake_li.ADMIN_URN in " ".join(local.steps)
 
 

@@ -134,14 +134,19 @@ async def test_our_own_echo_wakes_nobody(
 
 
 async def test_a_non_owners_approval_tap_is_refused(
-    api: httpx.AsyncClient, admin_token: str, flow: Flow, running: None
+    api: httpx.AsyncClient, admin_token: str, flow: Flow, runtime: Runtime, running: None
 ) -> None:  # APR-3, ID-3
     smith_id, _ = await bound(api, admin_token, flow, approval_required_tools=["memory_write"])
     assert (await flow.message(0, "/remember plan = launch").send(api)).status_code == 200
     prompt = await wait_until(lambda: flow.prompt(0), f"{flow.kind}: the approval prompt")
+    deliveries = (await counts(runtime))[0]
     assert (await flow.tap(1, prompt).send(api)).status_code == 200
-    if flow.approves_in_words:  # email: a stranger's "yes" is a message like any other
+    if flow.approves_in_words and flow.stranger_reaches_the_smith:  # email: a "yes" like any other message
         await wait_until(lambda: flow.replies(1), f"{flow.kind}: the smith's answer to the stranger")
+    elif flow.approves_in_words:  # LinkedIn: taken in, in the stranger's own conversation, which nobody serves
+        async def taken_in() -> bool:
+            return (await counts(runtime))[0] > deliveries
+        await wait_until(taken_in, f"{flow.kind}: the stranger's message taken in")
     else:
         await wait_until(lambda: any("Only the owner can decide." in text for text in flow.refusals(1)),
                          f"{flow.kind}: the stranger's refusal")

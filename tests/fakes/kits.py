@@ -78,6 +78,9 @@ class Flow(ABC):
     # Approvals answered in words ("yes" by mail, APR-3) rather than by a tap on a button: a stranger's "yes"
     # is then an ordinary message, with no refusal to show.
     approves_in_words: ClassVar[bool] = False
+    # Whether a stranger writes where the bound smith hears them (email's shared inbox), or only in a
+    # conversation of their own that nobody serves (a LinkedIn conversation is one member's).
+    stranger_reaches_the_smith: ClassVar[bool] = True
 
     @classmethod
     @abstractmethod

@@ -12,9 +12,10 @@ It serves, on 127.0.0.1 (uvicorn in a background thread, like the other fakes), 
 - DOCUMENTED shapes: ``GET /oauth/v2/authorization`` (the admin's consent: redirects back with ``code`` and
   ``state``, or ``error``), ``POST /oauth/v2/accessToken`` (form; ``authorization_code`` and
   ``refresh_token`` grants; OAuth errors as ``{"error", "error_description"}``), REST errors in LinkedIn's
-  envelope ``{"status", "serviceErrorCode", "code", "message"}``, the version headers.
+  envelope ``{"status", "serviceErrorCode", "code", "message"}``, the version headers, and
+  ``GET /rest/organizationAcls?q=roleAssignee`` (who consented: the Pages the token's member administers).
 - ASSUMED (our own contract, LinkedIn has no public Page-message API): ``POST /rest/organizationMessages``
-  with ``{"organization", "thread", "text"}`` answered ``201`` with ``x-restli-id``, and the inbound
+  with ``{"organization", "thread" or "recipient", "text"}`` answered ``201`` with ``x-restli-id``, and the inbound
   ``PAGE_MESSAGE`` webhook body built by ``page_message``.
 
 ``signed_webhook`` gives a body and its ``X-LI-Signature`` (documented) as LinkedIn would post them.
@@ -59,6 +60,7 @@ SCOPE = "rw_organization_admin"
 ACCESS_TTL_S = 5_184_000  # 60 days
 REFRESH_TTL_S = 31_536_000  # 365 days
 MESSAGES_PATH = "/rest/organizationMessages"  # ASSUMED
+ACLS_PATH = "/rest/organizationAcls"  # documented: the authenticated member's roles on organizations
 MAX_TEXT = 8000  # ASSUMED, as channels/linkedin.py
 _ids = itertools.count(1)
 
@@ -103,6 +105,7 @@ class FakeLinkedIn:
             Route("/oauth/v2/authorization", self._authorize, methods=["GET"]),
             Route("/oauth/v2/accessToken", self._token, methods=["POST"]),
             Route(MESSAGES_PATH, self._message, methods=["POST"]),
+            Route(ACLS_PATH, self._acls, methods=["GET"]),
         ])
 
     # -- test controls ---------------------------------------------------------------------------
@@ -135,7 +138,8 @@ class FakeLinkedIn:
         self.tokens.pop(token, None)
 
     def sent_to(self, thread: str) -> list[dict[str, Any]]:
-        return [m for m in self.sent if m.get("thread") == thread]
+        """What was sent into a conversation, named by its thread or (written first) by its member."""
+        return [m for m in self.sent if thread in (m.get("thread"), m.get("recipient"))]
 
     # -- OAuth (documented shapes) ---------------------------------------------------------------
 
@@ -183,6 +187,20 @@ class FakeLinkedIn:
         return JSONResponse({"access_token": access, "expires_in": ACCESS_TTL_S, "refresh_token": refresh,
                              "refresh_token_expires_in": REFRESH_TTL_S, "scope": SCOPE})
 
+    async def _acls(self, request: Request) -> Response:
+        """``q=roleAssignee``: the token's member's APPROVED roles (filtered by ``role``), one element per Page."""
+        auth = request.headers.get("authorization", "")
+        member = self.tokens.get(auth.removeprefix("Bearer ")) if auth.startswith("Bearer ") else None
+        if member is None:
+            return rest_error(401, "INVALID_ACCESS_TOKEN", "Invalid access token", 65600)
+        if request.query_params.get("q") != "roleAssignee":
+            return rest_error(400, "ILLEGAL_ARGUMENT", "Unsupported finder", 100)
+        role = request.query_params.get("role", "ADMINISTRATOR")
+        elements = [{"roleAssignee": member, "organization": page, "role": "ADMINISTRATOR", "state": "APPROVED"}
+                    for page, admins in sorted(self.admins.items()) if member in admins and role == "ADMINISTRATOR"]
+        return JSONResponse({"paging": {"start": 0, "count": 100, "total": len(elements), "links": []},
+                             "elements": elements})
+
     # -- the ASSUMED messaging resource ------------------------------------------------------------
 
     async def _message(self, request: Request) -> Response:
@@ -208,9 +226,10 @@ class FakeLinkedIn:
                               retry_after=failure.retry_after)
         if not isinstance(body, dict) or member not in self.admins.get(str(body.get("organization")), set()):
             return rest_error(403, "ACCESS_DENIED", "Not enough permissions to act for this organization", 100)
-        thread, text = body.get("thread"), body.get("text")
-        if not isinstance(thread, str) or not thread:
-            return rest_error(422, "FIELD_VALIDATION_ERROR", "/thread is required")
+        thread, recipient, text = body.get("thread"), body.get("recipient"), body.get("text")
+        to_member = isinstance(recipient, str) and recipient.startswith("urn:li:person:") and thread is None
+        if not to_member and (not isinstance(thread, str) or not thread):  # ASSUMED: a thread, or a member
+            return rest_error(422, "FIELD_VALIDATION_ERROR", "/thread or /recipient is required")
         if not isinstance(text, str) or not 0 < len(text) <= MAX_TEXT:
             return rest_error(422, "FIELD_VALIDATION_ERROR", f"/text must be 1 to {MAX_TEXT} characters")
         message_id = f"urn:li:organizationMessage:{next(_ids)}"

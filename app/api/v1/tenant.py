@@ -7,8 +7,9 @@ from app.api.access import ADMIN_ONLY
 from app.api.deps import CurrentActor, Session
 from app.api.errors import error_responses
 from app.api.v1.common import Cursor, Limit, ListResponse
-from app.services import deliveries, tenant_setup
+from app.services import deliveries, linkedin_consent, tenant_setup
 from app.services.deliveries import DeliveryView
+from app.services.linkedin_consent import ConsentLink
 from app.services.runtime import get_runtime
 from app.services.tenant_setup import IntegrationStatus
 from channels import REGISTRY
@@ -44,8 +45,32 @@ def _tenant_routes(kind: str, put_model: type[BaseModel], display: str) -> None:
                   summary=f"Disconnect {display}", responses=error_responses(404))(delete)  # not connected
 
 
+def _patch_route(kind: str, patch_model: type[BaseModel], display: str) -> None:
+    """PATCH /v1/tenant/{kind}: public settings changed on their own (channels.base.Channel.Patch)."""
+
+    async def patch(body: BaseModel, actor: CurrentActor, session: Session) -> IntegrationStatus:
+        return await tenant_setup.update(session, actor=actor, runtime=get_runtime(), kind=kind, body=body)
+
+    patch.__annotations__ = {**patch.__annotations__, "body": patch_model}
+    router.patch(f"/tenant/{kind}", response_model=IntegrationStatus, openapi_extra=ADMIN_ONLY,
+                 operation_id=f"patch_{kind}", summary=f"Change {display} settings",
+                 description="Change settings that need no new credentials; the secrets stay as they are.",
+                 responses=error_responses(404, 409))(patch)
+
+
 for _kind, _channel in REGISTRY.items():
     _tenant_routes(_kind, _channel.Put, _channel.display_name)
+    if _channel.Patch is not None:
+        _patch_route(_kind, _channel.Patch, _channel.display_name)
+
+
+@router.post("/tenant/linkedin/consent", response_model=ConsentLink, status_code=201, openapi_extra=ADMIN_ONLY,
+             operation_id="linkedin_consent_link", summary="Make a LinkedIn consent link",
+             description="A one-time link (7 days) for an administrator of the Page: it leads to LinkedIn's consent "
+                         "screen, and the tokens LinkedIn gives are stored encrypted. An earlier link stops working.",
+             responses=error_responses(404))  # LinkedIn not connected
+async def linkedin_consent_link(actor: CurrentActor, session: Session) -> ConsentLink:
+    return await linkedin_consent.issue_link(session, actor=actor, runtime=get_runtime())
 
 
 @router.get("/deliveries", response_model=ListResponse[DeliveryView], tags=["deliveries"], openapi_extra=ADMIN_ONLY)
