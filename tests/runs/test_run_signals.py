@@ -1,6 +1,7 @@
 """Waiters are woken by a run's committed change, not a timer (issue 19 §1, jobs/run_signals.py): heard
 after the commit and never for a rollback; on PostgreSQL also from another connection (another process)
-through LISTEN/NOTIFY."""
+through LISTEN/NOTIFY. A waiter still times out at its limit, and a lost notification delays it by at most
+the safety-net poll."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
+from app.services.mcp import RunWatcher, watcher_for
 from app.services.runtime import Runtime
 from jobs import run_signals
 from tests.conftest import bearer
@@ -92,3 +94,42 @@ async def test_a_run_queued_here_wakes_idle_workers_of_other_processes(
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await listener
+
+
+async def _queued_run(api: httpx.AsyncClient, admin_token: str) -> str:
+    """A run nobody executes (no workers in these tests): it stays queued until the test changes it."""
+    agent = (await api.post("/v1/agents", json={"name": "A"}, headers=bearer(admin_token))).json()
+    smith = (await api.post("/v1/smiths", json={"agent_id": agent["id"], "name": "S"},
+                            headers=bearer(admin_token))).json()
+    created = await api.post(f"/v1/smiths/{smith['id']}/runs", headers=bearer(admin_token),
+                             json={"input": [{"role": "user", "content": "hello"}]})
+    assert created.status_code in (200, 201, 202), created.text
+    return str(created.json()["id"])
+
+
+async def test_a_waiter_whose_run_never_finishes_times_out_at_its_limit(
+    api: httpx.AsyncClient, admin_token: str, runtime: Runtime
+) -> None:  # issue 19, bad input: waking on events never makes a waiter wait forever
+    run_id = await _queued_run(api, admin_token)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await watcher_for(runtime.sessions).wait(run_id, timeout_s=0.6) is None
+    waited = loop.time() - started
+    assert 0.6 <= waited < 0.6 + 1.0, waited
+
+
+async def test_a_lost_notification_delays_a_waiter_by_at_most_the_safety_poll(
+    api: httpx.AsyncClient, admin_token: str, runtime: Runtime
+) -> None:  # issue 19, bad input: a process killed between its commit and its notify
+    run_id = await _queued_run(api, admin_token)
+    watcher = watcher_for(runtime.sessions)
+    waiting = asyncio.create_task(watcher.wait(run_id, timeout_s=30))
+    await asyncio.sleep(0.2)  # the waiter is registered and has read the run once (queued)
+    loop = asyncio.get_running_loop()
+    async with runtime.transaction() as session:  # the change commits, and no signal follows it
+        await session.execute(text("UPDATE run SET status = 'completed' WHERE id = :id"), {"id": run_id})
+    changed_at = loop.time()
+    run = await asyncio.wait_for(waiting, 30)
+    late = loop.time() - changed_at
+    assert run is not None and run.status == "completed"
+    assert late <= RunWatcher.SAFETY_S + 0.5, late  # found by the safety-net read, not never
