@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from app.services.tenant_setup import IntegrationStatus
-from app.state.integrations import card_of
+from app.state.integration_cards import card_of
 from channels.slack import SlackChannel
 
 

@@ -13,7 +13,7 @@ from app.services.errors import Conflict, Invalid
 from app.services.tenant_setup import IntegrationStatus
 from app.state.deployment_rows import OWN_APPS, address_factory, address_offer, app_factory, own_app_fields
 from app.state.email_inboxes import in_words, inbox_body, owner_email_problem
-from app.state.integrations import card_of, email_facts
+from app.state.integration_cards import card_of, email_facts
 from channels.email import EmailChannel
 from channels.slack import SlackChannel
 from channels.telegram import TelegramChannel

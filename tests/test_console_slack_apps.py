@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from app.services.installations import InstallationView
 from app.services.tenant_setup import IntegrationStatus
 from app.state.deployment_rows import _place, app_factory
-from app.state.integrations import card_of
+from app.state.integration_cards import card_of
 from app.state.slack_apps import factory_summary, prompts_of, provision_body
 from channels.slack import SlackChannel
 from channels.telegram import TelegramChannel

@@ -1,5 +1,5 @@
 """One channel's card on Settings → Integrations, rendered from the dict IntegrationsState builds
-out of the channel's declarations (app/state/integrations.py ``card_of``); and each kind's icon."""
+out of the channel's declarations (app/state/integration_cards.py ``card_of``); and each kind's icon."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import reflex as rx
 
 from app.components.layout import copy_button, form_error
+from app.components.messaging_gate import messaging_gate
 from app.state.integrations import IntegrationsState as S
 
 KIND_ICONS = {"telegram": "send", "slack": "hash", "whatsapp": "message-circle", "email": "mail",
@@ -218,6 +219,7 @@ def channel_card(card: rx.Var) -> rx.Component:
         rx.cond(configured, _status(card), rx.fragment()),
         rx.cond(card["per_installation"].to(bool) & configured, _installations(card), rx.fragment()),
         rx.cond(card["factory_block"].to(bool), _factory(card), rx.fragment()),
+        rx.cond(card["gate_block"].to(bool), messaging_gate(card), rx.fragment()),
         # Once connected, what was given to the provider folds away (still there to check or copy again),
         # unless there is still something to paste there and the provider has not called yet.
         rx.cond(configured,

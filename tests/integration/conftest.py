@@ -19,6 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.conftest import create_postgres_database
+from tests.fakes.linkedin import FakeLinkedIn, serve_fake_linkedin
 from tests.fakes.slack import FakeSlack, serve_fake_slack
 from tests.fakes.telegram import FakeTelegram, serve_fake_telegram
 from tests.fakes.whatsapp import FakeGraph, serve_fake_graph
@@ -36,6 +37,7 @@ class Server:
     telegram: FakeTelegram | None = None
     slack: FakeSlack | None = None
     graph: FakeGraph | None = None
+    linkedin: FakeLinkedIn | None = None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -119,14 +121,22 @@ def fake_graph() -> Iterator[FakeGraph]:
         yield fake
 
 
+@pytest.fixture(scope="session")
+def fake_linkedin() -> Iterator[FakeLinkedIn]:
+    """LinkedIn's OAuth and REST hosts in one (IC_LINKEDIN_API_URL), for the servers below."""
+    with serve_fake_linkedin() as fake:
+        yield fake
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgres+redis"])
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-           fake_telegram: FakeTelegram, fake_slack: FakeSlack, fake_graph: FakeGraph) -> Iterator[Server]:
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, fake_telegram: FakeTelegram,
+           fake_slack: FakeSlack, fake_graph: FakeGraph, fake_linkedin: FakeLinkedIn) -> Iterator[Server]:
     """The embedded default (SQLite, one worker), and the scale-out shape: PostgreSQL, Reflex
     state in Redis and two granian workers behind one port."""
     tmp = tmp_path_factory.mktemp("server")
     env = {"IC_TELEGRAM_API_URL": fake_telegram.url, "IC_SLACK_API_URL": fake_slack.api_url,
-           "IC_SLACK_OAUTH_URL": fake_slack.authorize_url, "IC_GRAPH_API_URL": fake_graph.url}
+           "IC_SLACK_OAUTH_URL": fake_slack.authorize_url, "IC_GRAPH_API_URL": fake_graph.url,
+           "IC_LINKEDIN_API_URL": fake_linkedin.url}
     drop = None
     if request.param != "sqlite":
         url, drop = create_postgres_database("ic_server")
@@ -134,6 +144,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         env.update({"IC_DATABASE_URL": url, "REFLEX_REDIS_URL": redis_url, "GRANIAN_WORKERS": "2"})
     running = start_server(tmp, env)
     running.telegram, running.slack, running.graph = fake_telegram, fake_slack, fake_graph
+    running.linkedin = fake_linkedin
     yield running
     stop_server(running)
     if drop:
