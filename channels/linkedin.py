@@ -92,12 +92,12 @@ class LinkedInChannel(Channel):
                                    description="The app's Primary Client Secret: it also signs every webhook.")
         page_urn: str = Field(max_length=41, pattern=PAGE_URN_PATTERN,
                               description="The Company Page, as urn:li:organization:<digits>.")
-        messaging_enabled: bool | None = Field(default=None, description=(
+        messaging_enabled: bool | None = Field(default=None, strict=True, description=(
             "Whether Page messages may move; leave off until LinkedIn approved the app for them."))
 
     class MessagingSwitch(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        messaging_enabled: bool = Field(description=(
+        messaging_enabled: bool = Field(strict=True, description=(
             "Switch Page messages on (needs a Page admin's consent first) or off (nothing moves in or out)."))
 
     Patch = MessagingSwitch

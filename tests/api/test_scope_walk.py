@@ -40,6 +40,9 @@ VALID: dict[tuple[str, str], Any] = {
                                      "app_secret": "walk0secret0123456789abcdef"},
     ("PUT", "/v1/tenant/email"): {"account_id": "0" * 32, "api_token": "walk-cloudflare-token-0123",
                                   "domain": "walk.example"},
+    ("PUT", "/v1/tenant/linkedin"): {"client_id": "86walkClient", "client_secret": "walk-linkedin-secret",
+                                     "page_urn": "urn:li:organization:1"},
+    ("PATCH", "/v1/tenant/linkedin"): {"messaging_enabled": False},
     ("POST", "/v1/tokens"): {"subject": "walk"},
 }
 # What a smith token may call without naming a resource (the answer is filtered to its own smith).

@@ -287,8 +287,8 @@ async def test_scopes_and_validation(api: httpx.AsyncClient, admin_token: str, t
     missing = await api.post("/v1/deployments", json={**target, "target": {"type": "smith", "id": "smt_nope"}},
                              headers=bearer(admin_token))
     assert missing.status_code == 404
-    later = await api.post("/v1/deployments", json={**target, "kind": "linkedin"}, headers=bearer(admin_token))
-    assert later.status_code == 422 and later.json()["error"]["code"] == "kind_not_available"
+    unconnected = await api.post("/v1/deployments", json={**target, "kind": "linkedin"}, headers=bearer(admin_token))
+    assert unconnected.status_code == 409 and unconnected.json()["error"]["code"] == "integration_not_configured"
     listed = (await api.get("/v1/deployments", params={"kind": "telegram"}, headers=bearer(admin_token))).json()
     assert [d["id"] for d in listed["data"]] == [ok.json()["id"]]
 

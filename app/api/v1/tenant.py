@@ -37,7 +37,8 @@ def _tenant_routes(kind: str, put_model: type[BaseModel], display: str) -> None:
     router.put(path, response_model=IntegrationStatus, openapi_extra=ADMIN_ONLY, operation_id=f"put_{kind}",
                summary=f"Connect {display}",
                description=f"Validate the {display} credentials with the provider, store the secrets "
-                           "encrypted and register what can be registered.")(put)
+                           "encrypted and register what can be registered.",
+               responses=error_responses(409))(put)  # settings the channel refuses as given (settings_problem)
     router.get(path, response_model=IntegrationStatus, openapi_extra=ADMIN_ONLY, operation_id=f"get_{kind}",
                summary=f"Show the {display} integration",
                description="Its status and the URLs to give the provider; never a secret.")(get)
