@@ -343,6 +343,9 @@ class Channel(ABC):
         """Undo ``setup`` at the provider (e.g. delete the webhook)."""
         return None
 
+    # Whether the provider must be told when an agent catch-all comes or goes (``catch_all_changed``).
+    catch_all_at_provider: ClassVar[bool] = False
+
     async def catch_all_changed(self, active: bool) -> None:
         """An agent catch-all was created (or removed): route what nobody else answers here (EM-4: the
         domain's catch-all rule), or stop. ``SetupError`` when the provider refuses."""

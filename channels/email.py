@@ -52,6 +52,7 @@ class EmailChannel(AppFactory, Channel):
                                                         native_approvals=False)
     send_tool: ClassVar[str] = "email_send"
     setup_keys: ClassVar[frozenset[str]] = frozenset({"mode", "handle", "display_name", "owner_email"})
+    catch_all_at_provider: ClassVar[bool] = True  # EM-4: the domain's catch-all rule
     setup_modes: ClassVar[frozenset[str]] = frozenset({"provision"})
     sends_per_second: ClassVar[float] = 2.0
     send_burst: ClassVar[int] = 5

@@ -30,7 +30,6 @@ from app.services.smiths import get_smith
 from app.services.tenant_setup import end_transaction
 from app.services.tokens import revoke_deployment_tokens
 from channels import REGISTRY
-from channels.base import Channel
 from channels.errors import SetupError
 from jobs.reply_window import last_inbound_of
 from models import Deployment
@@ -367,7 +366,7 @@ async def _catch_all_at_provider(session: AsyncSession, project_id: str, kind: s
     """EM-4: a catch-all may need the provider to route everything else here (email's catch-all rule). The
     provider is asked with no transaction open; a refusal changes nothing here."""
     channel_class = REGISTRY.get(kind)
-    if channel_class is None or channel_class.catch_all_changed is Channel.catch_all_changed:
+    if channel_class is None or not channel_class.catch_all_at_provider:
         return  # nothing to tell the provider (most channels)
     channel = await get_hub(get_runtime()).for_project(session, project_id, kind)
     if channel is None:
