@@ -16,7 +16,9 @@ reply received by the fake, on the machine's one monotonic clock: replies/s, p50
 duplicated replies, whether each chat's replies came in order, and the CPU per update of the server (all its
 processes), the fake and this load driver. Then each server's figures against ptb-16's and ptb-1's, and the
 issue's targets for the product (end to end at 50 ms >= 1.5x ptb-16 with each chat in order, nothing lost or
-duplicated; server CPU per update <= 2x ptb-16's). Figures only: nothing here asserts.
+duplicated; server CPU per update <= 2x ptb-16's). Before the product's burst: its CPU with no traffic and at
+steady rates (bench/steady.py; targets: idle under 1% of a core, CPU per update at 50/s no higher than in the
+burst). Figures only: nothing here asserts.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 import httpx
 
 from bench.drive import Conversations, Record, drive, own_process, process_cpu, show, verdict, you_said
+from bench.steady import idle_cpu, paced, show_paced
 from tests.conftest import create_postgres_database
 from tests.fakes.telegram import FAKE_TOKEN, private_message
 from tests.integration.conftest import free_port, start_server, stop_server
@@ -47,14 +50,15 @@ Chats = Conversations
 SENT = Record("/_bench/sent", "sent")  # what the fake's sendMessage received
 
 
-def chats_of(count: int, per_chat: int) -> Chats:
-    """Each chat's updates as (text, JSON body): the same bytes go to every server."""
-    base_chat = 700_000_000 + int(time.time()) % 1_000_000 * 100
+def chats_of(count: int, per_chat: int, series: int = 0) -> Chats:
+    """Each chat's updates as (text, JSON body): the same bytes go to every server. Another ``series`` gives other
+    chats (and texts), so a steady round's updates are never taken for the burst's."""
+    base_chat = 700_000_000 + int(time.time()) % 10_000 * 100_000 + series * 10_000
     chats = []
     for index in range(count):
         updates = []
         for k in range(per_chat):
-            text = f"m-{index}-{k}"
+            text = f"m{series}-{index}-{k}"
             update = {"update_id": (base_chat + index) * 1000 + k,
                       **private_message(text, user_id=base_chat + index, first_name=f"U{index}")}
             updates.append((text, json.dumps(update, separators=(",", ":")).encode()))
@@ -88,6 +92,16 @@ def report_targets(rounds: dict[float, dict[str, dict[str, Any]]]) -> None:
               f"{'kept' if product['in_order'] else 'BROKEN'} -> {verdict(met)}")
     else:
         print("end-to-end throughput at 50 ms: not measured (needs latency 50 and ptb-16)")
+    for latency, results in rounds.items():
+        product = results["product"]
+        if "idle_pct" in product:
+            print(f"idle server CPU at {latency:g} ms: {product['idle_pct']:.2f}% of a core (target < 1%) -> "
+                  f"{verdict(product['idle_pct'] < 1.0)}")
+        for steady in product.get("steady", []):
+            burst = product["cpu_ms_server"]
+            print(f"CPU per update at a steady {steady['rate']:g}/s, {latency:g} ms: {steady['cpu_ms_server']:.2f} ms "
+                  f"against {burst:.2f} ms in the burst = {steady['cpu_ms_server'] / burst:.2f}x (target <= 1x at "
+                  f"50/s) -> {verdict(steady['cpu_ms_server'] <= burst) if steady['rate'] == 50 else 'figure only'}")
     products = [results["product"] for results in rounds.values()]
     lost, duplicated = (sum(r[key] for r in products) for key in ("lost", "duplicated"))
     print(f"lost {lost}, duplicated {duplicated} (target 0 and 0) -> {verdict(lost == 0 and duplicated == 0)}")
@@ -126,12 +140,14 @@ async def bench_product(fake_url: str, fake_pid: int, chats: Chats, args: argpar
                 stdout=asyncio.subprocess.DEVNULL)
             await asyncio.sleep(1.0)  # py-spy attaches
         try:
-            return await drive(f"{server.url}/v1/telegram/webhook/default", chats,
+            quiet = await measure_quiet(server.process.pid, fake_url, secret, server.url, args)
+            result = await drive(f"{server.url}/v1/telegram/webhook/default", chats,
                                headers_of=lambda _: {"X-Telegram-Bot-Api-Secret-Token": secret},
                                concurrency=args.concurrency, fake_url=fake_url, record=SENT, reply_of=you_said,
                                settle_s=args.settle, cpu_of={"server": process_cpu(server.process.pid),
                                                              "fake": process_cpu(fake_pid),
                                                              "driver": time.process_time})
+            return {**result, **quiet}
         finally:
             if profiler is not None:
                 profiler.send_signal(signal.SIGINT)
@@ -140,6 +156,24 @@ async def bench_product(fake_url: str, fake_pid: int, chats: Chats, args: argpar
         stop_server(server)
         if drop:
             drop()
+
+
+async def measure_quiet(pid: int, fake_url: str, secret: str, server_url: str,
+                        args: argparse.Namespace) -> dict[str, Any]:
+    """Before the burst: the server's CPU with no traffic, then at each steady rate (issue 19 §2)."""
+    quiet: dict[str, Any] = {"steady": []}
+    if args.idle_seconds > 0:
+        await asyncio.sleep(5.0)  # the start's own work (the first channel build, the leader's first rounds) ends
+        quiet["idle_pct"] = await idle_cpu(process_cpu(pid), args.idle_seconds)
+        print(f"  idle: {quiet['idle_pct']:.2f}% of a core over {args.idle_seconds:g} s", flush=True)
+    for series, rate in enumerate((float(x) for x in args.steady.split(",") if x), start=1):
+        chats = chats_of(max(1, round(rate * args.steady_seconds / args.per_chat)), args.per_chat, series)
+        result = await paced(f"{server_url}/v1/telegram/webhook/default", chats, rate=rate,
+                             headers_of=lambda _: {"X-Telegram-Bot-Api-Secret-Token": secret}, fake_url=fake_url,
+                             record=SENT, reply_of=you_said, settle_s=args.settle, cpu_of=process_cpu(pid))
+        show_paced(result)
+        quiet["steady"].append(result)
+    return quiet
 
 
 async def bench_baseline(name: str, fake_url: str, fake_pid: int, chats: Chats, args: argparse.Namespace,
@@ -170,6 +204,9 @@ async def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="run the product on PostgreSQL + Redis")
     parser.add_argument("--granian-workers", type=int, default=2, help="server processes with --postgres")
     parser.add_argument("--only-product", action="store_true", help="skip the baselines (for profiling)")
+    parser.add_argument("--steady", default="10,50", help="steady rates (updates/s) before the burst; '' for none")
+    parser.add_argument("--steady-seconds", type=float, default=20.0, help="how long each steady rate lasts")
+    parser.add_argument("--idle-seconds", type=float, default=20.0, help="CPU sampled with no traffic (0: skip)")
     parser.add_argument("--py-spy", metavar="FILE", help="record the product's stacks with py-spy (collapsed format)")
     args = parser.parse_args()
     print(f"{args.chats} chats x {args.per_chat} updates, concurrency {args.concurrency}, {os.cpu_count()} CPUs, "
