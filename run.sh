@@ -51,4 +51,6 @@ case " $* " in
   *) set -- --backend-port 8000 "$@" ;;
 esac
 echo "==> starting on ${IC_PUBLIC_URL:-http://localhost:8000}"
-exec reflex run --env prod --single-port "$@"
+# `reflex run --env prod --single-port "$@"`, without building the console again when nothing it is built
+# from changed since the last build (app/launch.py).
+exec python -m app.launch "$@"
