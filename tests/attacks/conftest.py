@@ -18,6 +18,7 @@ from sqlmodel import SQLModel
 import models  # noqa: F401 - registers every table in SQLModel.metadata
 from tests.conftest import create_postgres_database
 from tests.fakes.cloudflare import FakeCloudflare, serve_fake_cloudflare
+from tests.fakes.linkedin import FakeLinkedIn, serve_fake_linkedin
 from tests.fakes.slack import FakeSlack, serve_fake_slack
 from tests.fakes.telegram import FakeTelegram, serve_fake_telegram
 from tests.fakes.whatsapp import FakeGraph, serve_fake_graph
@@ -35,6 +36,7 @@ class AttackServer:
     slack: FakeSlack
     graph: FakeGraph
     cloudflare: FakeCloudflare
+    linkedin: FakeLinkedIn
     host: str = field(init=False)
     port: int = field(init=False)
 
@@ -55,24 +57,27 @@ class AttackServer:
     def outbound(self) -> dict[str, int]:
         """Calls every fake provider received (sends, lookups, read marks, response_urls)."""
         return {"telegram": len(self.telegram.calls), "slack": len(self.slack.calls) + len(self.slack.responded),
-                "whatsapp": len(self.graph.calls), "email": len(self.cloudflare.requests)}
+                "whatsapp": len(self.graph.calls), "email": len(self.cloudflare.requests),
+                "linkedin": len(self.linkedin.calls) + len(self.linkedin.token_calls)}
 
 
 @pytest.fixture(scope="session")
-def attack_fakes() -> Iterator[tuple[FakeTelegram, FakeSlack, FakeGraph, FakeCloudflare]]:
+def attack_fakes() -> Iterator[tuple[FakeTelegram, FakeSlack, FakeGraph, FakeCloudflare, FakeLinkedIn]]:
     with (serve_fake_telegram() as telegram, serve_fake_slack() as slack, serve_fake_graph() as graph,
-          serve_fake_cloudflare() as cloudflare):
-        yield telegram, slack, graph, cloudflare
+          serve_fake_cloudflare() as cloudflare, serve_fake_linkedin() as linkedin):
+        yield telegram, slack, graph, cloudflare, linkedin
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres+redis"])
 def attack_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-                  attack_fakes: tuple[FakeTelegram, FakeSlack, FakeGraph, FakeCloudflare]) -> Iterator[AttackServer]:
-    telegram, slack, graph, cloudflare = attack_fakes
+                  attack_fakes: tuple[FakeTelegram, FakeSlack, FakeGraph, FakeCloudflare, FakeLinkedIn]
+                  ) -> Iterator[AttackServer]:
+    telegram, slack, graph, cloudflare, linkedin = attack_fakes
     tmp = tmp_path_factory.mktemp("attack-server")
     env = {"IC_TELEGRAM_API_URL": telegram.url, "IC_SLACK_API_URL": slack.api_url,
            "IC_SLACK_OAUTH_URL": slack.authorize_url, "IC_GRAPH_API_URL": graph.url,
-           "IC_CLOUDFLARE_API_URL": cloudflare.api_url, "IC_PUBLIC_URL": PUBLIC_URL,
+           "IC_CLOUDFLARE_API_URL": cloudflare.api_url, "IC_LINKEDIN_API_URL": linkedin.url,
+           "IC_PUBLIC_URL": PUBLIC_URL,
            # Hundreds of refusals come from one address on purpose: the per-client throttle (429 after
            # IC_REFUSAL_LIMIT, tests/api/test_limits.py) would otherwise answer most of them. It still
            # counts every refusal; it just never trips.
@@ -87,7 +92,7 @@ def attack_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     running = start_server(Path(tmp), env)
     engine = create_engine(database_url)
     try:
-        yield AttackServer(request.param, running, engine, telegram, slack, graph, cloudflare)
+        yield AttackServer(request.param, running, engine, telegram, slack, graph, cloudflare, linkedin)
     finally:
         engine.dispose()
         stop_server(running)

@@ -282,8 +282,9 @@ def common(c: Corpus) -> None:
 def main() -> None:
     from tests.attacks.generate_email import email
     from tests.attacks.generate_kinds import BUILDERS
+    from tests.attacks.generate_linkedin import linkedin
 
-    for build in (*BUILDERS, email):
+    for build in (*BUILDERS, email, linkedin):
         corpus = build()
         print(f"{corpus.profile.kind}: {corpus.write()} entries")
 

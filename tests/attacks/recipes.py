@@ -194,6 +194,30 @@ def meta_verify_token(spec: Mapping[str, Any], key: str, body: bytes, now: int) 
     return [], [(spec.get("param", "hub.verify_token"), value)]
 
 
+def li_sha256(spec: Mapping[str, Any], key: str, body: bytes, now: int) -> tuple[Pairs, Pairs]:
+    """LinkedIn's X-LI-Signature: hex HMAC-SHA256(client secret, ``hmacsha256=`` + raw body), no label."""
+    digest = _digest(spec.get("digest", "sha256"))
+    signed = spec.get("signed_prefix", "hmacsha256=").encode() + body
+    construction = spec.get("construction", "hmac")
+    if construction == "hmac":
+        raw = hmac.new(key.encode(), signed, digest).digest()
+    elif construction == "plain":
+        raw = digest(signed).digest()
+    elif construction == "prefix":
+        raw = digest(key.encode() + signed).digest()
+    else:
+        raise RecipeError(f"unknown construction {construction!r}")
+    encoded = base64.b64encode(raw).decode() if spec.get("encoding") == "base64" else raw.hex()
+    value = mutate(spec.get("prefix", "") + encoded, spec.get("mutate", []))
+    return [(spec.get("header", "X-LI-Signature"), value)], []
+
+
+def li_challenge(spec: Mapping[str, Any], key: str, body: bytes, now: int) -> tuple[Pairs, Pairs]:
+    """LinkedIn's validation GET carries no secret: ``challengeCode`` (and ``applicationId``) in the query. The
+    key, mutated, is sent as the challenge, so an entry can try challenges built from the secret."""
+    return [], [(spec.get("param", "challengeCode"), mutate(key, spec.get("mutate", [])))]
+
+
 # The fake Cloudflare's domain (tests/fakes/cloudflare.DOMAIN): an inbox the kit's catch-all answers.
 EMAIL_INBOX = "pa@acme.example"
 EMAIL_BASESTRING = "{version}\n{ts}\n{from}\n{to}\n{body}"
@@ -253,6 +277,8 @@ RECIPES: dict[str, Callable[[Mapping[str, Any], str, bytes, int], tuple[Pairs, P
     "meta_sha256": meta_sha256,
     "meta_verify_token": meta_verify_token,
     "ic_email_v1": ic_email_v1,
+    "li_sha256": li_sha256,
+    "li_challenge": li_challenge,
 }
 # Options each recipe reads (besides recipe, key, key_mutate, mutate, signed_body*): an entry naming
 # any other is refused when the corpus loads, so a typo cannot silently sign the genuine way.
@@ -267,6 +293,8 @@ OPTIONS: dict[str, frozenset[str]] = {
                               "envelope_from_header", "envelope_to_header", "envelope_to_headers",
                               "omit_envelope_from", "omit_envelope_to", "omit_signature", "signature_headers",
                               "basestring", "version", "digest", "encoding", "header"}),
+    "li_sha256": frozenset({"digest", "signed_prefix", "construction", "encoding", "prefix", "header"}),
+    "li_challenge": frozenset({"param"}),
 }
 COMMON_OPTIONS = frozenset({"recipe", "key", "key_mutate", "mutate", "signed_body", "signed_body_from"})
 

@@ -29,7 +29,8 @@ from channels import REGISTRY
 from tests.attacks import corpus
 from tests.attacks.conftest import AttackServer
 from tests.attacks.corpus import Attack, Context, CorpusError
-from tests.attacks.kits import KITS, Kit, admin_client
+from tests.attacks.kit_registry import KITS
+from tests.attacks.kits import Kit, admin_client
 from tests.attacks.wire import Answer
 
 KINDS = sorted(REGISTRY)
@@ -209,7 +210,7 @@ DOCUMENT = build_api().openapi()
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_channel_has_a_corpus(kind: str) -> None:
-    assert kind in KITS, f"{kind} has no kit in tests/attacks/kits.py (how to connect and sign it)"
+    assert kind in KITS, f"{kind} has no kit in tests/attacks/kit_registry.py (how to connect and sign it)"
     attacks = corpus.load(kind)  # CorpusError names the file, line and field
     assert len(attacks) >= corpus.MIN_ENTRIES, f"{kind}: {len(attacks)} attacks, fewer than {corpus.MIN_ENTRIES}"
     covered = Counter(a.category for a in attacks)
