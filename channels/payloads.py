@@ -49,7 +49,9 @@ def parse_json(text: bytes | str) -> Any:
     pair (not encodable as UTF-8). The checks cost a byte scan unless the text holds such an escape."""
     raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
     try:
-        data = json.loads(raw)
+        # Decoded strictly: json.loads would decode bytes with "surrogatepass", letting half a surrogate pair
+        # sent as raw bytes (ED A0 80) through to where a text is used or stored (a 500 there).
+        data = json.loads(raw.decode(json.detect_encoding(raw)))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise MalformedPayload(f"body is not JSON: {type(exc).__name__}") from exc
     try:

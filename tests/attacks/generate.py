@@ -230,6 +230,9 @@ def malformed(c: Corpus, shapes: list[tuple[str, str]]) -> None:
           body=c.next_message("lone \ud800 surrogate"), sign=signed)
     c.add("malformed_json", "a message whose text holds NUL", expect=400, body=c.next_message("nul \u0000 inside"),
           sign=signed)
+    raw_surrogate = c.next_message("lone SURROGATE here").encode().replace(b"SURROGATE", b"\xed\xa0\x80")
+    c.add("malformed_json", "a message whose text holds half a surrogate pair as raw UTF-8 bytes (ED A0 80)",
+          expect=bad_utf8, body_b64=b64(raw_surrogate), sign=signed)
 
 
 FORM_TYPE = "application/x-www-form-urlencoded"

@@ -237,6 +237,8 @@ def test_inbound_values_are_frozen() -> None:
 @pytest.mark.parametrize("body", [
     b"[" * 100_000 + b"]" * 100_000,  # RecursionError inside json.loads
     b'{"text": "lone \\ud800 surrogate"}',
+    b'{"text": "lone \xed\xa0\x80 surrogate as raw bytes"}',  # json.loads alone would let it through
+    b'{"text": "\xed\xbf\xbf"}',
     b'{"text": "a \\u0000 in it"}',
     b'{"a\\u0000": 1}',
     b"{not json", b"\xff\xfe",
@@ -244,6 +246,10 @@ def test_inbound_values_are_frozen() -> None:
 def test_provider_json_that_cannot_be_stored_as_text_is_malformed(body: bytes) -> None:
     with pytest.raises(MalformedPayload):
         parse_json(body)
+
+
+def test_provider_json_in_utf8_with_a_bom_or_raw_emoji_parses() -> None:
+    assert parse_json("\ufeff{\"text\": \"hi \U0001f600\"}".encode()) == {"text": "hi \U0001f600"}
 
 
 def test_provider_json_with_escaped_emoji_and_backslashes_parses() -> None:
