@@ -70,8 +70,31 @@ def main(arguments: list[str]) -> int:
     else:
         STAMP.unlink(missing_ok=True)  # a build that fails halfway leaves no stamp behind
         build.setup_frontend_prod = _stamped(build.setup_frontend_prod, digest)
+    _serve_in_this_process_when_one_worker()
     sys.argv = ["reflex", "run", "--env", "prod", "--single-port", *arguments]
     return int(reflex_cli.cli() or 0)
+
+
+def _serve_in_this_process_when_one_worker() -> None:
+    """With one worker, serve from this process rather than a supervisor and a forked worker
+    (``app/embedded_server.py``)."""
+    from reflex.utils import exec as reflex_exec
+
+    from app import embedded_server
+
+    multi_process = reflex_exec.run_granian_backend_prod
+
+    def serve(host: str, port: int, loglevel: object, app_target: str | None = None) -> None:
+        workers = int(os.getenv("GRANIAN_WORKERS", str(reflex_exec._get_backend_workers())))
+        if app_target is not None or not embedded_server.wanted(workers):
+            multi_process(host, port, loglevel, app_target)  # type: ignore[arg-type]
+            return
+        level = os.getenv("GRANIAN_LOG_LEVEL", getattr(loglevel, "value", str(loglevel)))
+        embedded_server.serve(
+            reflex_exec.get_app_instance_from_file(), host, port, level, reflex_exec._granian_log_dictconfig()
+        )
+
+    reflex_exec.run_granian_backend_prod = serve  # type: ignore[assignment]
 
 
 def _stamped(setup_frontend_prod: Callable[[Path], None], digest: str) -> Callable[[Path], None]:
