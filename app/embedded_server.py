@@ -13,6 +13,7 @@ granian marks the embedded server experimental; ``IC_SINGLE_PROCESS=0`` goes bac
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from collections.abc import Callable
@@ -43,6 +44,8 @@ def serve(target: str, host: str, port: int, log_level: str, log_dictconfig: dic
         log_level=LogLevels(log_level),
         log_dictconfig=log_dictconfig,
     )
+    # Said above and in ARCHITECTURE.md; a warning at every start would only alarm the person running it.
+    logging.getLogger("_granian").addFilter(lambda record: "experimental" not in record.getMessage())
     asyncio.run(_serve_until_signalled(server.serve, server.stop))
 
 
