@@ -65,6 +65,10 @@ class Channel(ABC):
     # How long after a person's last message the channel may still write to them freely (WhatsApp's
     # 24 hours, WA-4); None: no such limit. With one, the outbox checks it before every send.
     reply_window: ClassVar[timedelta | None] = None
+    # The ``Settings`` field holding the provider's base URL (a proxy, or a fake provider in tests).
+    api_url_setting: ClassVar[str] = ""
+    # True when ``blocked`` may ever refuse (LinkedIn's gate): only then is the channel built to ask it.
+    can_block: ClassVar[bool] = False
 
     class Config(_Model):
         """The integration's public fields (shown in the console and the API)."""

@@ -47,6 +47,7 @@ NOT_ENTITLED = frozenset({10102, 10105, 10203})  # sending not enabled for the a
 
 class EmailChannel(AppFactory, Channel):
     kind: ClassVar[str] = "email"
+    api_url_setting: ClassVar[str] = "cloudflare_api_url"
     display_name: ClassVar[str] = "Email"
     capabilities: ClassVar[Capabilities] = Capabilities(max_chips=0, max_chip_label=75, max_text=MAX_TEXT,
                                                         native_approvals=False)

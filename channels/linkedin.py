@@ -61,6 +61,8 @@ PAGE_URN_PATTERN = r"^urn:li:organization:[0-9]{1,20}$"
 
 class LinkedInChannel(Channel):
     kind: ClassVar[str] = "linkedin"
+    api_url_setting: ClassVar[str] = "linkedin_api_url"
+    can_block: ClassVar[bool] = True  # messaging stays off until switched on after consent (LI-3)
     display_name: ClassVar[str] = "LinkedIn"
     capabilities: ClassVar[Capabilities] = Capabilities(max_chips=0, max_chip_label=75, max_text=MAX_TEXT,
                                                         native_approvals=False)

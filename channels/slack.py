@@ -77,6 +77,7 @@ class _ChannelClock(Clock):
 
 class SlackChannel(SlackOnboarding, SlackAppFactory, Channel):
     kind: ClassVar[str] = "slack"
+    api_url_setting: ClassVar[str] = "slack_api_url"
     display_name: ClassVar[str] = "Slack"
     capabilities: ClassVar[Capabilities] = Capabilities(
         max_chips=0, max_chip_label=MAX_CHIP_LABEL, max_text=MAX_TEXT, native_approvals=True)

@@ -85,6 +85,7 @@ CHAT_ID_RE = re.compile(r"^(-?[1-9][0-9]{0,19}|@[A-Za-z][A-Za-z0-9_]{4,31})$")
 
 class TelegramChannel(Channel):
     kind: ClassVar[str] = "telegram"
+    api_url_setting: ClassVar[str] = "telegram_api_url"
     display_name: ClassVar[str] = "Telegram"
     capabilities: ClassVar[Capabilities] = Capabilities(
         max_chips=MAX_CHIPS, max_chip_label=MAX_CHIP_LABEL, max_text=MAX_TEXT, native_approvals=True

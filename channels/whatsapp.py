@@ -59,6 +59,7 @@ APPROVE_LABEL, REJECT_LABEL, EDIT_LABEL = "Approve", "Reject", "Edit"
 
 class WhatsAppChannel(Channel):
     kind: ClassVar[str] = "whatsapp"
+    api_url_setting: ClassVar[str] = "graph_api_url"
     display_name: ClassVar[str] = "WhatsApp"
     capabilities: ClassVar[Capabilities] = Capabilities(
         max_chips=MAX_BUTTONS, max_chip_label=MAX_BUTTON_TITLE, max_text=MAX_TEXT, native_approvals=True)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,10 +45,12 @@ class TenantChannel(NamedTuple):
     channel: Channel
 
 
-def api_url_for(runtime: Runtime, kind: str) -> str:
-    s = runtime.settings
-    return {"telegram": s.telegram_api_url, "slack": s.slack_api_url, "whatsapp": s.graph_api_url,
-            "email": s.cloudflare_api_url, "linkedin": s.linkedin_api_url}.get(kind, "")
+def channel_from(runtime: Runtime, kind: str, public: Mapping[str, Any], secrets: Mapping[str, Any]) -> Channel:
+    """A kind's channel from an integration's public fields (those its ``Config`` knows) and open secrets,
+    talking to the provider at the base URL its settings name."""
+    cls = get_channel_class(kind)
+    api_url = getattr(runtime.settings, cls.api_url_setting, "") if cls.api_url_setting else ""
+    return cls({k: v for k, v in public.items() if k in cls.Config.model_fields}, secrets, api_url=api_url)
 
 
 class ChannelHub:
@@ -59,10 +62,8 @@ class ChannelHub:
         self._tenants: dict[tuple[str, str], tuple[float, TenantChannel | None, float]] = {}
 
     def build(self, integration: Integration) -> Channel:
-        cls = get_channel_class(integration.kind)
-        config = {k: v for k, v in integration.public.items() if k in cls.Config.model_fields}
-        return cls(config, open_secrets(self.runtime.secrets, integration),
-                   api_url=api_url_for(self.runtime, integration.kind))
+        return channel_from(self.runtime, integration.kind, integration.public,
+                            open_secrets(self.runtime.secrets, integration))
 
     async def for_integration(self, integration: Integration, session: AsyncSession | None = None) -> Channel:
         """The integration's channel with its installations attached (built again when the integration's

@@ -194,7 +194,7 @@ async def create_deployment(session: AsyncSession, *, actor: Actor,
         raise Conflict(f"connect {display_name(body.kind)} first (Settings → Integrations, or "
                        f"PUT /v1/tenant/{body.kind})",
                        code="integration_not_configured")
-    if needs_integration:  # LI-3: while LinkedIn's gate is closed nothing may be deployed on it
+    if needs_integration and REGISTRY[body.kind].can_block:  # LI-3: while LinkedIn's gate is closed
         blocked = (await get_hub(get_runtime()).for_project(session, actor.project_id, body.kind)).blocked()
         if blocked is not None:
             raise Conflict(str(blocked), code=blocked.code)

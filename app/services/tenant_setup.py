@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.actors import Actor
-from app.services.channel_hub import api_url_for, get_hub
+from app.services.channel_hub import channel_from, get_hub
 from app.services.errors import Conflict, DomainError, Invalid, NotFound
 from app.services.events import record_event
 from app.services.installations import InstallationView, list_installations, save_installation
@@ -130,8 +130,7 @@ async def connect(session: AsyncSession, *, actor: Actor, runtime: Runtime, kind
     secrets = {**cls.generated_secrets(), **{k: v for k, v in kept.items() if k not in dropped}, **secrets}
     await end_transaction(session)
     try:
-        channel = cls({k: v for k, v in {**public, **urls}.items() if k in cls.Config.model_fields}, secrets,
-                      api_url=api_url_for(runtime, kind))
+        channel = channel_from(runtime, kind, {**public, **urls}, secrets)
     except ValueError as exc:  # a secret the form left empty that the channel needs
         raise Invalid(f"incomplete {cls.display_name} settings: {exc}", code="invalid_settings") from exc
     problem = channel.settings_problem()
@@ -170,11 +169,10 @@ async def update(session: AsyncSession, *, actor: Actor, runtime: Runtime, kind:
     """``PATCH /v1/tenant/{kind}``: change public settings on their own (the channel's ``Patch``), checked by
     the channel as a PUT would be; nothing is asked of the provider and the secrets stay as they are."""
     actor.require_admin()
-    cls = channel_class(kind)
+    channel_class(kind)  # an unknown kind is refused before anything is read
     integration = await get_integration(session, actor=actor, kind=kind)
     public = {**integration.public, **body.model_dump(exclude_none=True)}
-    channel = cls({k: v for k, v in public.items() if k in cls.Config.model_fields},
-                  open_secrets(runtime.secrets, integration), api_url=api_url_for(runtime, kind))
+    channel = channel_from(runtime, kind, public, open_secrets(runtime.secrets, integration))
     problem = channel.settings_problem()
     await channel.aclose()
     if problem is not None:

@@ -255,3 +255,14 @@ def test_provider_json_in_utf8_with_a_bom_or_raw_emoji_parses() -> None:
 def test_provider_json_with_escaped_emoji_and_backslashes_parses() -> None:
     assert parse_json(b'{"text": "hi \\ud83d\\ude00 and \\\\u0000 typed literally"}') == {
         "text": "hi \U0001f600 and \\u0000 typed literally"}
+
+
+@pytest.mark.parametrize("kind", sorted(REGISTRY))
+def test_each_kind_names_the_setting_of_its_provider_url(kind: str) -> None:
+    """The hub builds every channel through one function (``channel_hub.channel_from``): the provider's
+    base URL comes from the ``Settings`` field the channel names, so a new kind edits no table elsewhere."""
+    from app.settings import Settings
+
+    cls = get_channel_class(kind)
+    assert cls.api_url_setting in {field.name for field in dataclasses.fields(Settings)}
+    assert cls.api_url_setting.endswith("_api_url")
