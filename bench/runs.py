@@ -7,7 +7,7 @@ directory; PostgreSQL from IC_BENCH_POSTGRES_URL, default
 postgresql+psycopg://postgres@127.0.0.1:5432/test: a new database is created, migrated and dropped),
 creates an agent and a smith through the services, starts the run workers
 (``app.services.background``), then enqueues N runs through ``app.services.runs.enqueue_run``, one
-transaction each, each in its own thread, waking the workers after each commit as the API does. The
+transaction each, each in its own thread; each commit wakes the workers (jobs.commit_hooks). The
 producer and the workers share one event loop, as they do in a server process.
 
 ``--rate 0`` (the default) enqueues as fast as the producer can: a burst, so queue latency includes
@@ -47,7 +47,6 @@ from app.services.background import background
 from app.services.runtime import Runtime, set_runtime
 from app.settings import Settings
 from bench.stats import pct
-from jobs.runner import wake_workers
 from jobs.runstate import TERMINAL
 from models import Run
 from models.db import migrate
@@ -138,7 +137,6 @@ async def one_round(database: str, url: str, data_dir: Path, *, workers: int, co
                 async with runtime.transaction() as session:
                     await runs.enqueue_run(session, smith=smith, source="api", sender=sender,
                                            messages=[runs.InputMessage(role="user", content=f"bench run {index}")])
-                wake_workers()  # after the commit, as the API does
                 if index % 20 == 19:
                     await asyncio.sleep(0)  # let the workers in even when no await above yielded
             enqueue_seconds = time.perf_counter() - started

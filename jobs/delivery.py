@@ -26,6 +26,7 @@ from sqlalchemy.orm import aliased
 from channels.base import Channel
 from channels.redact import redact
 from channels.types import UNAUTHORIZED, SendResult
+from jobs import commit_hooks
 from jobs.events import append_run_event
 from jobs.outcomes import finish_entry, mark_integration_failing
 from jobs.reply_window import last_inbound_at
@@ -45,14 +46,6 @@ COALESCE_S = 0.003
 
 ChannelFor = Callable[[AsyncSession, str, str], Awaitable[Channel | None]]  # (session, project id, kind)
 
-_wakeups: set[asyncio.Event] = set()
-
-
-def wake_deliverers() -> None:
-    for event in list(_wakeups):
-        event.set()
-
-
 async def enqueue_send(
     session: AsyncSession, *, project_id: str, kind: str, address: str, payload: dict[str, Any],
     idempotency_key: str, run_id: str | None = None, deployment_id: str | None = None,
@@ -65,6 +58,7 @@ async def enqueue_send(
               "last_error": None, "provider_message_id": None, "sent_at": None, "receipt": None,
               "receipt_at": None}
     await flush_pending(session)  # the run or deployment it refers to may be new in this transaction
+    commit_hooks.on_commit(session, commit_hooks.OUTBOX_ADDED)  # the deliverers look once this commits
     return bool(await _INSERT_ONCE.all(session, values))
 
 
@@ -152,7 +146,7 @@ class Deliverer:
                      .order_by(OutboxEntry.id).limit(concurrency))
 
     async def run_forever(self) -> None:
-        _wakeups.add(self._wake)
+        stop_hearing = commit_hooks.subscribe(commit_hooks.OUTBOX_ADDED, self._wake.set)
         try:
             next_recovery = 0.0
             while True:
@@ -175,7 +169,7 @@ class Deliverer:
                     # Let deliveries finishing together wake one claim, not one each.
                     await asyncio.sleep(COALESCE_S)
         finally:
-            _wakeups.discard(self._wake)
+            stop_hearing()
             for task in self._inflight:
                 task.cancel()
             if self._recorder is not None:

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Integer, bindparam, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from jobs.run_signals import note_changed
 from models import Event, Run, RunEvent
 from models.hot import Hot, flush_pending, insert_all_columns
 from models.types import new_id, utcnow
@@ -61,6 +62,7 @@ async def append_run_event(
            "created_at": utcnow()}
     await _INSERT_RUN_EVENT.all(session, row)
     seqs[run_id] = last + 1
+    await note_changed(session, run_id)  # live views (streams, the console) hear it at commit
     return str(row["id"])
 
 

@@ -1,7 +1,9 @@
 """Who waits for a run to change is woken when the change commits, not by a timer (issue 19 §1).
 
 ``transition`` notes each run it changes on the session; once that transaction commits, every listener
-of this process hears the run ids (the MCP ``ask`` watcher, the live streams). A rollback drops them.
+of this process hears the run ids (the MCP ``ask`` watcher, the live streams, the console's live views), on
+the event loop it subscribed from. A rollback drops them. A run queued wakes this process's idle workers
+the same way, at commit (``jobs.commit_hooks``).
 On PostgreSQL the same ids also go out with ``NOTIFY`` inside the transaction (delivered at commit), and
 each process's listener (``listen_forever``, one connection) passes them on, so a run finished by a
 worker in another process wakes its waiter here too; and a run queued in one process wakes an idle
@@ -18,48 +20,53 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
+from jobs import commit_hooks
+
 log = logging.getLogger("ingram.run_signals")
 
 CHANNEL = "ic_runs"
 QUEUED_CHANNEL = "ic_runs_queued"  # a run became claimable: idle workers of every process look
 _PENDING = "ic_runs_changed"  # key in a session's info: run ids changed in its open transaction
 Listener = Callable[[frozenset[str]], None]
-_listeners: set[Listener] = set()
-_queued_listeners: set[Callable[[], None]] = set()
+_listeners: set[commit_hooks.Subscription] = set()
 
 
 def on_queued(listener: Callable[[], None]) -> Callable[[], None]:
-    """Hear that another process queued a run (PostgreSQL only; this process's own enqueues wake its
-    workers directly, jobs.runner.wake_workers). Returns the unsubscribe function."""
-    _queued_listeners.add(listener)
-    return lambda: _queued_listeners.discard(listener)
+    """Hear that a run became claimable: queued in this process (at its commit) or, on PostgreSQL, in
+    another. Returns the unsubscribe function."""
+    return commit_hooks.subscribe(commit_hooks.RUN_QUEUED, listener)
 
 
 async def note_queued(session: AsyncSession, run_id: str) -> None:
-    """Called in the transaction that queued the run: other processes' idle workers hear it at commit."""
+    """Called in the transaction that queued the run (once for several): idle workers of this process and,
+    on PostgreSQL, of the others hear it at commit."""
+    commit_hooks.on_commit(session, commit_hooks.RUN_QUEUED)
     if session.bind.dialect.name == "postgresql":
         await session.execute(text("SELECT pg_notify(:channel, :run_id)"), {"channel": QUEUED_CHANNEL,
                                                                             "run_id": run_id})
 
 
 def subscribe(listener: Listener) -> Callable[[], None]:
-    """Hear every committed change of any run (ids only); returns the unsubscribe function."""
-    _listeners.add(listener)
-    return lambda: _listeners.discard(listener)
+    """Hear every committed change of any run (ids only), on the caller's event loop; returns the
+    unsubscribe function."""
+    subscription = commit_hooks.Subscription(listener, commit_hooks.running_loop())
+    _listeners.add(subscription)
+    return lambda: _listeners.discard(subscription)
 
 
 def publish(run_ids: Iterable[str]) -> None:
     ids = frozenset(run_ids)
-    for listener in list(_listeners):
-        try:
-            listener(ids)
-        except Exception:  # one listener's failure must not keep the others (or the commit) waiting
-            log.exception("a run-change listener failed")
+    for subscription in list(_listeners):
+        commit_hooks.deliver(subscription, ids)  # one listener's failure does not keep the others waiting
 
 
 async def note_changed(session: AsyncSession, run_id: str) -> None:
-    """Called in the transaction that changed the run: heard once it commits."""
-    session.sync_session.info.setdefault(_PENDING, set()).add(run_id)
+    """Called in the transaction that changed the run (a transition, a new event): heard once it commits.
+    Once per run and transaction."""
+    pending = session.sync_session.info.setdefault(_PENDING, set())
+    if run_id in pending:
+        return
+    pending.add(run_id)
     if session.bind.dialect.name == "postgresql":  # other processes hear it at commit, not before
         await session.execute(text("SELECT pg_notify(:channel, :run_id)"), {"channel": CHANNEL, "run_id": run_id})
 
@@ -90,8 +97,7 @@ async def listen_forever(engine: AsyncEngine, retry_s: float = 2.0) -> None:
                 await connection.execute(f"LISTEN {QUEUED_CHANNEL}")
                 async for notice in connection.notifies():
                     if notice.channel == QUEUED_CHANNEL:
-                        for listener in list(_queued_listeners):
-                            listener()
+                        commit_hooks.announce(commit_hooks.RUN_QUEUED)
                     else:
                         publish([notice.payload])
         except asyncio.CancelledError:

@@ -1,7 +1,7 @@
 """Run workers: every server process runs a few; each claims a run, executes it, repeats.
 
-Idle workers sleep until woken (a run enqueued in this process) or until the poll interval
-passes (runs enqueued by other processes, leases that expired after a crash).
+Idle workers sleep until woken (a run queued: at its commit in this process, jobs.commit_hooks; over
+NOTIFY from another on PostgreSQL) or until the poll interval passes (leases that expired after a crash).
 """
 
 from __future__ import annotations
@@ -15,20 +15,10 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from jobs.agent import AgentEnv, AgentLoop
-from jobs.delivery import wake_deliverers
+from jobs.run_signals import on_queued
 from jobs.waiting import idle_wait, inbound_first
 
 log = logging.getLogger("ingram.runner")
-
-_pools: set[RunWorkers] = set()
-
-
-def wake_workers() -> None:
-    """Called after a run is enqueued (once its transaction committed) in this process: wakes one
-    idle worker per pool (waking all would send every worker to the database for one run)."""
-    for pool in list(_pools):
-        pool.wake_one()
-
 
 IDLE_SAFETY_S = 30.0  # an idle worker that is not the poller still looks this often
 
@@ -47,19 +37,20 @@ class RunWorkers:
         self.completed = 0
 
     def wake_one(self) -> None:
+        """One idle worker looks (waking all would send every worker to the database for one run)."""
         for event in self._idle.values():
             if not event.is_set():
                 event.set()
                 return
 
     async def run_forever(self) -> None:
-        _pools.add(self)
+        stop_hearing = on_queued(self.wake_one)
         try:
             async with asyncio.TaskGroup() as group:
                 for index in range(self.count):
                     group.create_task(self._worker(f"{self._base_id}:{index}"))
         finally:
-            _pools.discard(self)
+            stop_hearing()
 
     async def _worker(self, worker_id: str) -> None:
         env = self.env_for(worker_id)
@@ -94,5 +85,4 @@ class RunWorkers:
                 self.wake_one()
             found_by_polling = False
             self.completed += 1
-            wake_deliverers()  # its reply or approval prompt may be waiting in the outbox
             # Straight on to the next claim: others may have been enqueued while this one ran.

@@ -15,7 +15,6 @@ from sqlalchemy.exc import IntegrityError
 
 from jobs.cron import next_fires
 from jobs.db_thread import DatabaseThread, Sessions
-from jobs.runner import wake_workers
 from jobs.schedule_time import Clock
 from jobs.scheduler_values import Entry, FireRequest, FireResult, ScheduleHooks, SchedulerStats, Work
 from models import Run
@@ -105,8 +104,6 @@ class FireWorkers:
             for request in requests:
                 self._retry_later(request.schedule_id, request.slot)
             return ["error"] * len(requests)
-        if any(result.run_id for result in results):
-            wake_workers()  # this process's workers; others poll
         for request, result in zip(requests, results, strict=True):
             self._after_fire(request, result)
         return [result.status for result in results]

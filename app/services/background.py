@@ -23,7 +23,7 @@ from jobs import textfold
 from jobs.agent import AgentEnv
 from jobs.delivery import Deliverer
 from jobs.llm import ModelConfig
-from jobs.run_signals import listen_forever, on_queued
+from jobs.run_signals import listen_forever
 from jobs.runner import RunWorkers
 
 
@@ -56,7 +56,8 @@ async def background(runtime: Runtime, *, workers: int | None = None, poll_inter
                  # first webhook's transaction that holds a non-ASCII line.
                  asyncio.create_task(asyncio.to_thread(textfold.prepare), name="textfold-tables")]
         if delivery:
-            # Sends are woken by their enqueue (wake_deliverers); the poll only finds retries that came due.
+            # Sends wake it when their enqueue commits (jobs.commit_hooks); the poll only finds retries that
+            # came due.
             deliverer = Deliverer(runtime.sessions, hub.for_project, poll_interval_s=max(poll, 1.0),
                                   send_lease=timedelta(seconds=runtime.settings.send_lease_seconds))
             tasks.append(asyncio.create_task(deliverer.run_forever(), name="outbox"))
@@ -64,7 +65,6 @@ async def background(runtime: Runtime, *, workers: int | None = None, poll_inter
             tasks.append(asyncio.create_task(poll_forever(runtime), name="pull-receivers"))
         # PostgreSQL: runs changed or queued by other processes wake this process's waiters and idle
         # workers (jobs.run_signals).
-        stop_hearing = on_queued(pool.wake_one)
         tasks.append(asyncio.create_task(listen_forever(runtime.engine), name="run-signals"))
         if scheduler:  # every process competes; only the lock holder fires (jobs.leader)
             tasks.append(asyncio.create_task(run_scheduler(runtime.engine, runtime.sessions, runtime.settings.data_dir),
@@ -72,7 +72,6 @@ async def background(runtime: Runtime, *, workers: int | None = None, poll_inter
         try:
             yield pool
         finally:
-            stop_hearing()
             for task in tasks:
                 task.cancel()
             for task in tasks:

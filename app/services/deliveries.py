@@ -10,6 +10,7 @@ from app.services.actors import Actor
 from app.services.errors import Conflict, NotFound
 from app.services.events import record_event
 from app.services.pagination import Page, paginate
+from jobs import commit_hooks
 from models import OutboxEntry
 from models.types import utcnow
 
@@ -64,6 +65,7 @@ async def replay(session: AsyncSession, *, actor: Actor, delivery_id: str) -> Ou
         raise Conflict(f"delivery {entry.id} is {entry.status}; only dead or unknown ones can be replayed",
                        code="not_replayable")
     entry.status, entry.attempts, entry.next_attempt_at, entry.last_error = "pending", 0, utcnow(), None
+    commit_hooks.on_commit(session, commit_hooks.OUTBOX_ADDED)  # the deliverer sends it once this commits
     await record_event(session, project_id=actor.project_id, type="delivery.replayed", run_id=entry.run_id,
                        deployment_id=entry.deployment_id, data={"outbox_id": entry.id, "by": actor.subject})
     return entry

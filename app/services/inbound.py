@@ -36,10 +36,9 @@ from channels.types import (
     RawRequest,
     TapAnswer,
 )
-from jobs.delivery import enqueue_prompt_outcome, enqueue_send, wake_deliverers
+from jobs.delivery import enqueue_prompt_outcome, enqueue_send
 from jobs.receipts import apply_delivery_status
 from jobs.reply_window import note_inbound
-from jobs.runner import wake_workers
 from jobs.waiting import inbound_request
 from models import Approval, InboundDelivery, Integration, Project, Run, Smith
 from models.hot import Hot, flush_pending, insert_once
@@ -208,16 +207,14 @@ async def _over_sender_limit(session: AsyncSession, integration: Source, channel
     if channel.reply_window is not None:  # the person did write: the answer below may go
         await note_inbound(session, project_id=integration.project_id, kind=integration.kind, address=message.address)
     await _reply(session, channel, integration, message.address, SLOW_DOWN, f"slow:{message.dedupe_key}")
-    return _AfterCommit()  # wakes the deliverers after the commit
+    return _AfterCommit()  # new (counted); the reply wakes the deliverers at commit (jobs.commit_hooks)
 
 
 async def _after_commit(channel: Channel, afters: list[_AfterCommit]) -> None:
+    """Runs queued and replies put in the outbox woke their workers at commit (jobs.commit_hooks)."""
     for after in afters:
         if after.action is not None:
             await channel.acknowledge_action(after.action, after.answer)
-    if afters:
-        wake_workers()
-        wake_deliverers()
 
 
 _touched: dict[str, datetime] = {}  # integration id -> when this process last recorded a delivery

@@ -32,7 +32,6 @@ from app.services.quotas import check_token_run
 from app.services.routing import mint_smith
 from app.services.runs import MAX_MESSAGE_CHARS, InputMessage, RunOutput, enqueue_run, pending_approval, public_error
 from jobs import run_signals
-from jobs.runner import wake_workers
 from jobs.runstate import TERMINAL
 from jobs.waiting import idle_wait
 from models import Agent, Approval, Deployment, MemoryEntry, Run, Smith
@@ -312,7 +311,6 @@ async def ask(sessions: async_sessionmaker[AsyncSession], *, actor: Actor, deplo
             # the loser's transaction is gone, so it retries once and finds the winner's thread.
             if attempt:
                 raise
-    wake_workers()  # after the commit, so this process's idle workers find the run at once
     return await wait_for_run(sessions, run_id, timeout_s=timeout_s)
 
 

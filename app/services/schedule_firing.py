@@ -15,6 +15,7 @@ from app.services.events import record_event
 from app.services.runs import InputMessage, input_message_rows
 from app.services.schedules import event_data, next_slot, schedule_sender
 from jobs.leader import lead_forever
+from jobs.run_signals import note_queued
 from jobs.scheduler import Clock, FireRequest, FireResult, Missed, Scheduler, clock_from_env
 from jobs.thread_messages import new_nonce
 from models import Event, Message, Run, RunEvent, Schedule, Smith, Thread
@@ -81,6 +82,8 @@ class ScheduleFiring:
         await session.flush()  # the unique (schedule_id, scheduled_for) key speaks here
         session.add_all(children)
         await session.flush()
+        if children:  # idle workers look once this commits (here and, on PostgreSQL, elsewhere)
+            await note_queued(session, next(r.run_id for r in results if r.run_id))
         return results
 
     async def missed(self, session: AsyncSession, *, schedule_id: str, expected: datetime, missed: Missed,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -17,18 +16,15 @@ from app.services.actors import Actor
 from app.services.errors import DomainError
 from app.services.runs import Decision, RunEventView, RunView
 from app.state.auth import AuthState, NotSignedIn, describe
+from app.state.live import RunChanges
 from app.state.runs import (
     ACTIVE,
     MAX_FAILURES,
-    POLL_S,
-    SLOW_AFTER_S,
-    SLOW_POLL_S,
     client_connected,
     console_actor,
     input_text,
     when,
 )
-from jobs.runner import wake_workers
 from models import Message
 
 log = logging.getLogger("ingram.console")
@@ -231,7 +227,6 @@ class RunDetailState(AuthState):
             return [rx.toast.error(describe(exc)), await self._reload(run_id)]
         finally:
             self.deciding = False
-        wake_workers()  # the decision committed: a worker picks the run up now, not at its next poll
         self.edit_open = False
         self.edit_error = ""
         label = {"approve": "Approved", "reject": "Rejected", "edit": "Correction sent"}[decision.decision]
@@ -285,19 +280,21 @@ class RunDetailState(AuthState):
 
     @rx.event(background=True)
     async def watch(self) -> None:
-        """Re-read the run about once a second while it is active; ends when it finishes, when the
-        tab shows another page (or run) or disconnects, or when a newer watcher starts."""
+        """Re-read the run when it changes (a step or a transition committed: app/state/live.py) while it is
+        active; ends when it finishes, when the tab shows another page (or run) or disconnects, or when a
+        newer watcher starts."""
         async with self:
             generation = self.watch_generation
             token = self.router.session.client_token
             run_id = self.run.get("id", "")
             self.live = True
         log.debug("run detail watcher %s started", generation)
-        idle_s = 0.0
         failures = 0
+        changes = RunChanges()
+        changes.watch([run_id])
         try:
             while run_id and failures < MAX_FAILURES:
-                await asyncio.sleep(SLOW_POLL_S if idle_s >= SLOW_AFTER_S else POLL_S)
+                await changes.next()
                 if not await client_connected(token):
                     return
                 async with self:
@@ -318,11 +315,10 @@ class RunDetailState(AuthState):
                 async with self:
                     if self.watch_generation != generation:
                         return
-                    changed = any(getattr(self, key) != value for key, value in snapshot.items())
-                    if changed:
+                    if any(getattr(self, key) != value for key, value in snapshot.items()):
                         self._apply(snapshot)
-                idle_s = 0.0 if changed else idle_s + POLL_S
         finally:
+            changes.close()
             log.debug("run detail watcher %s ended", generation)
             async with self:
                 if self.watch_generation == generation:

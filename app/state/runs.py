@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -17,15 +16,13 @@ from app.services.errors import DomainError
 from app.services.runs import RunView
 from app.services.runtime import transaction
 from app.state.auth import AuthState, NotSignedIn, describe
+from app.state.live import RunChanges
 
 log = logging.getLogger("ingram.console")
 
 ACTIVE = frozenset({"queued", "running", "awaiting_approval"})
 PAGE_SIZE = 50
 MAX_REFRESH = 200  # the services' page limit: live refresh re-reads at most this many rows
-POLL_S = 1.0  # while something is active
-SLOW_POLL_S = 5.0  # once nothing has changed for a minute (a run stuck in the queue)
-SLOW_AFTER_S = 60.0
 MAX_FAILURES = 30  # consecutive failed refreshes before a watcher gives up (Refresh starts it again)
 MAX_SMITHS = 1000
 ALL = "all"  # the select's value for "no filter" (Radix selects refuse an empty value)
@@ -195,7 +192,8 @@ class RunsState(AuthState):
 
     @rx.event(background=True)
     async def watch(self) -> None:
-        """Re-read the listed runs about once a second while any of them is active.
+        """Re-read the listed runs when an active one among them changes (app/state/live.py) while any
+        is active.
 
         Ends when nothing listed is active, when the tab navigates elsewhere or disconnects, or
         when a newer watcher starts (each load bumps ``watch_generation``).
@@ -205,11 +203,13 @@ class RunsState(AuthState):
             token = self.router.session.client_token
             self.live = True
         log.debug("runs list watcher %s started", generation)
-        idle_s = 0.0
         failures = 0
+        changes = RunChanges()
         try:
+            async with self:
+                changes.watch(r["id"] for r in self.runs if r["status"] in ACTIVE)
             while failures < MAX_FAILURES:
-                await asyncio.sleep(SLOW_POLL_S if idle_s >= SLOW_AFTER_S else POLL_S)
+                await changes.next()
                 if not await client_connected(token):
                     return
                 async with self:
@@ -243,7 +243,7 @@ class RunsState(AuthState):
                     continue
                 failures = 0
                 merged = sorted(fresh + tail, key=lambda r: r["id"], reverse=True)  # ids sort by creation
-                idle_s = idle_s + POLL_S if merged == shown else 0.0
+                changes.watch(r["id"] for r in merged if r["status"] in ACTIVE)
                 async with self:
                     if self.watch_generation != generation:
                         return
@@ -252,6 +252,7 @@ class RunsState(AuthState):
                         if len(shown) <= MAX_REFRESH:
                             self.next_cursor = page.next_cursor or ""
         finally:
+            changes.close()
             log.debug("runs list watcher %s ended", generation)
             async with self:
                 if self.watch_generation == generation:

@@ -22,12 +22,11 @@ from app.services.runs import InputMessage
 from app.services.runtime import transaction
 from app.services.schedules import FireTime, ScheduleCreate, ScheduleUpdate, ScheduleView
 from app.state.auth import AuthState, NotSignedIn, describe
-from jobs.runner import wake_workers
+from app.state.live import RunChanges
 
 log = logging.getLogger("ingram.console")
 
 ACTIVE = {"queued", "running", "awaiting_approval"}
-WATCH_POLL_S = 1.0
 WATCH_MAX_S = 120.0
 DEFAULT_CRON = "0 8 * * *"
 
@@ -128,27 +127,33 @@ class SchedulesState(AuthState):
 
     @rx.event(background=True)
     async def watch(self) -> None:
-        """Follow the last runs' statuses while any is active (a Run now shows queued -> completed)."""
+        """Follow the last runs' statuses while any is active (a Run now shows queued -> completed), re-read
+        when one of them changes (app/state/live.py)."""
         async with self:
             generation, token, smith_id = self.watch_generation, self.session_token, self._smith_id()
-        waited = 0.0
-        while waited < WATCH_MAX_S:
-            await asyncio.sleep(WATCH_POLL_S)
-            waited += WATCH_POLL_S
-            try:
-                async with _console(token) as (session, actor):
-                    rows, _ = await _schedule_rows(session, actor, smith_id)
-            except (NotSignedIn, DomainError):
-                return
-            except Exception:  # a passing database error must not end the page's updates
-                log.exception("refreshing schedules failed")
-                continue
-            async with self:
-                if self.watch_generation != generation or self._smith_id() != smith_id:
+            rows = self.schedules
+        changes = RunChanges()
+        deadline = asyncio.get_running_loop().time() + WATCH_MAX_S
+        try:
+            while asyncio.get_running_loop().time() < deadline:
+                changes.watch(r["last_run_id"] for r in rows if r["last_run_status"] in ACTIVE)
+                await changes.next()
+                try:
+                    async with _console(token) as (session, actor):
+                        rows, _ = await _schedule_rows(session, actor, smith_id)
+                except (NotSignedIn, DomainError):
                     return
-                self.schedules = rows
-            if not any(r["last_run_status"] in ACTIVE for r in rows):
-                return
+                except Exception:  # a passing database error must not end the page's updates
+                    log.exception("refreshing schedules failed")
+                    continue
+                async with self:
+                    if self.watch_generation != generation or self._smith_id() != smith_id:
+                        return
+                    self.schedules = rows
+                if not any(r["last_run_status"] in ACTIVE for r in rows):
+                    return
+        finally:
+            changes.close()
 
     # the dialog
 
@@ -268,7 +273,6 @@ class SchedulesState(AuthState):
             return rx.redirect("/login")
         except DomainError as exc:
             return rx.toast.error(describe(exc))
-        wake_workers()  # committed: this process's workers pick it up now
         watch = await self.load()
         return [rx.toast.success("Run started"), watch] if watch else rx.toast.success("Run started")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query
+from fastapi import APIRouter, Query
 from sse_starlette.sse import EventSourceResponse
 from starlette.types import Receive, Scope, Send
 
@@ -12,7 +12,6 @@ from app.api.errors import error_responses
 from app.api.v1.common import Cursor, Limit, ListResponse
 from app.services import runs, streams
 from app.services.runs import Decision, RunCreate, RunEventView, RunView
-from jobs.runner import wake_workers
 
 router = APIRouter(tags=["runs"])
 
@@ -23,11 +22,9 @@ async def _view(session: Session, run_id: str, actor: CurrentActor) -> RunView:
 
 
 @router.post("/smiths/{smith_id}/runs", status_code=202, response_model=RunView)
-async def create_run(smith_id: str, body: RunCreate, actor: CurrentActor, session: Session,
-                     background: BackgroundTasks) -> RunView:
+async def create_run(smith_id: str, body: RunCreate, actor: CurrentActor, session: Session) -> RunView:
     """Queue a run of the smith on `input`. Poll `GET /v1/runs/{id}` or stream its events."""
     run = await runs.create_run(session, actor=actor, smith_id=smith_id, body=body)
-    background.add_task(wake_workers)  # after the commit, so a worker finds the run
     return RunView.of(run)
 
 
@@ -60,11 +57,9 @@ async def cancel_run(run_id: str, actor: CurrentActor, session: Session) -> RunV
 
 
 @router.post("/runs/{run_id}/submit", response_model=RunView, responses=error_responses(409))
-async def submit(run_id: str, body: Decision, actor: CurrentActor, session: Session,
-                 background: BackgroundTasks) -> RunView:
+async def submit(run_id: str, body: Decision, actor: CurrentActor, session: Session) -> RunView:
     """Approve, reject or edit the tool call a paused run waits on (APR-1)."""
     run = await runs.submit_decision(session, actor=actor, run_id=run_id, decision=body)
-    background.add_task(wake_workers)
     return RunView.of(run)
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, Response
+from fastapi import APIRouter, Response
 
 from app.api.deps import CurrentActor, Session
 from app.api.v1.common import Cursor, Limit, ListResponse
 from app.services import schedules
 from app.services.runs import RunView
 from app.services.schedules import ScheduleCreate, ScheduleUpdate, ScheduleView
-from jobs.runner import wake_workers
 from models import Schedule
 
 router = APIRouter(prefix="/smiths/{smith_id}/schedules", tags=["schedules"])
@@ -55,9 +54,7 @@ async def delete_schedule(smith_id: str, schedule_id: str, actor: CurrentActor, 
 
 
 @router.post("/{schedule_id}/run_now", status_code=202, response_model=RunView)
-async def run_now(smith_id: str, schedule_id: str, actor: CurrentActor, session: Session,
-                  background: BackgroundTasks) -> RunView:
+async def run_now(smith_id: str, schedule_id: str, actor: CurrentActor, session: Session) -> RunView:
     """Fire at once, also while paused. The run is a normal run (`source: schedule`)."""
     run = await schedules.run_now(session, actor=actor, smith_id=smith_id, schedule_id=schedule_id)
-    background.add_task(wake_workers)  # after the commit, so a worker finds the run
     return RunView.of(run)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from app.api.access import ADMIN_ONLY
@@ -13,7 +13,6 @@ from app.services.linkedin_consent import ConsentLink
 from app.services.runtime import get_runtime
 from app.services.tenant_setup import IntegrationStatus
 from channels import REGISTRY
-from jobs.delivery import wake_deliverers
 
 router = APIRouter(tags=["integrations"])
 
@@ -86,8 +85,6 @@ async def list_deliveries(actor: CurrentActor, session: Session, limit: Limit = 
 
 @router.post("/deliveries/{delivery_id}/replay", response_model=DeliveryView, tags=["deliveries"],
              responses=error_responses(409))
-async def replay_delivery(delivery_id: str, actor: CurrentActor, session: Session,
-                          background: BackgroundTasks) -> DeliveryView:
+async def replay_delivery(delivery_id: str, actor: CurrentActor, session: Session) -> DeliveryView:
     entry = await deliveries.replay(session, actor=actor, delivery_id=delivery_id)
-    background.add_task(wake_deliverers)
     return DeliveryView.of(entry)
