@@ -150,12 +150,16 @@ class Deliverer:
         try:
             next_recovery = 0.0
             while True:
+                room = self.concurrency - len(self._inflight)
+                # Cleared before the claim, not after: an entry committed while the claim runs wakes the
+                # next round instead of waiting for the poll.
+                self._wake.clear()
                 try:
                     if asyncio.get_running_loop().time() >= next_recovery:
                         await self._recover()
                         next_recovery = asyncio.get_running_loop().time() + self.send_lease.total_seconds() / 2
                     await inbound_first()
-                    claimed = await self._claim(self.concurrency - len(self._inflight))
+                    claimed = await self._claim(room)
                 except Exception:  # the database hiccupped: the loop must outlive it
                     log.exception("outbox: claiming failed; retrying")
                     claimed = []
@@ -163,8 +167,7 @@ class Deliverer:
                     task = asyncio.create_task(self._deliver(entry, channel, refused))
                     self._inflight.add(task)
                     task.add_done_callback(self._done)
-                if not claimed:
-                    self._wake.clear()
+                if room == 0 or len(claimed) < room:  # all that was due is taken: wait for more (issue 19 §2)
                     await idle_wait(self._wake, self.poll_interval_s)
                     # Let deliveries finishing together wake one claim, not one each.
                     await asyncio.sleep(COALESCE_S)

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Callable, Iterable
 
 from sqlalchemy import event, text
@@ -26,6 +29,19 @@ log = logging.getLogger("ingram.run_signals")
 
 CHANNEL = "ic_runs"
 QUEUED_CHANNEL = "ic_runs_queued"  # a run became claimable: idle workers of every process look
+# Payloads are "<origin>|<run id>": a process skips its own notifications, which its commits announced
+# already (hearing them twice sent a second idle worker to find nothing).
+ORIGIN = ""
+
+
+def _new_origin() -> None:
+    global ORIGIN
+    ORIGIN = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+_new_origin()
+os.register_at_fork(after_in_child=_new_origin)  # granian forks its workers from a process that imported this
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 _PENDING = "ic_runs_changed"  # key in a session's info: run ids changed in its open transaction
 Listener = Callable[[frozenset[str]], None]
 _listeners: set[commit_hooks.Subscription] = set()
@@ -42,8 +58,7 @@ async def note_queued(session: AsyncSession, run_id: str) -> None:
     on PostgreSQL, of the others hear it at commit."""
     commit_hooks.on_commit(session, commit_hooks.RUN_QUEUED)
     if session.bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_notify(:channel, :run_id)"), {"channel": QUEUED_CHANNEL,
-                                                                            "run_id": run_id})
+        await session.execute(_NOTIFY, {"channel": QUEUED_CHANNEL, "payload": f"{ORIGIN}|{run_id}"})
 
 
 def subscribe(listener: Listener) -> Callable[[], None]:
@@ -68,7 +83,7 @@ async def note_changed(session: AsyncSession, run_id: str) -> None:
         return
     pending.add(run_id)
     if session.bind.dialect.name == "postgresql":  # other processes hear it at commit, not before
-        await session.execute(text("SELECT pg_notify(:channel, :run_id)"), {"channel": CHANNEL, "run_id": run_id})
+        await session.execute(_NOTIFY, {"channel": CHANNEL, "payload": f"{ORIGIN}|{run_id}"})
 
 
 @event.listens_for(Session, "after_commit")
@@ -96,10 +111,13 @@ async def listen_forever(engine: AsyncEngine, retry_s: float = 2.0) -> None:
                 await connection.execute(f"LISTEN {CHANNEL}")
                 await connection.execute(f"LISTEN {QUEUED_CHANNEL}")
                 async for notice in connection.notifies():
+                    origin, _, run_id = notice.payload.rpartition("|")
+                    if origin == ORIGIN:  # this process's own: heard at its commit already
+                        continue
                     if notice.channel == QUEUED_CHANNEL:
                         commit_hooks.announce(commit_hooks.RUN_QUEUED)
                     else:
-                        publish([notice.payload])
+                        publish([run_id])
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database restarting: listen again; waiters poll meanwhile

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.services import deliveries
@@ -23,7 +23,7 @@ from app.services.runtime import Runtime
 from jobs import commit_hooks
 from jobs.db_thread import DatabaseThread
 from jobs.delivery import enqueue_send
-from models import OutboxEntry
+from models import OutboxEntry, hot
 from tests.conftest import bearer
 
 SLOW_POLL_S = 60.0  # far longer than any wait below: only a wake-up at commit can make these pass
@@ -167,3 +167,80 @@ async def _settled(runtime: Runtime, key: str) -> OutboxEntry:
             return found
         assert asyncio.get_running_loop().time() < deadline, f"not handled within 5 s: {found.status}"
         await asyncio.sleep(0.05)
+
+
+class Claims:
+    """Counts the run workers' claim statements as they go to the driver (a prebuilt statement:
+    ``models.hot.observers`` sees its SQL)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, statement: str, rows: int) -> None:
+        if statement.startswith("UPDATE run SET status") and "attempts" in statement:
+            self.count += 1
+
+
+@pytest.fixture
+def claims() -> Iterator[Claims]:
+    counter = Claims()
+    hot.observers.append(counter)
+    yield counter
+    hot.observers.remove(counter)
+
+
+async def test_a_steady_trickle_costs_one_claim_per_run(api: httpx.AsyncClient, admin_token: str,
+                                                        runtime: Runtime, claims: Claims) -> None:
+    """Issue 19 §2: a worker that finished a run goes back to sleep unless a run was announced meanwhile,
+    instead of claiming once more to find nothing."""
+    smith_id = await _smith(api, admin_token)
+    async with background(runtime, workers=2, poll_interval_s=SLOW_POLL_S, delivery=False, polling=False,
+                          scheduler=False):
+        await asyncio.sleep(0.3)  # each worker's first claim found nothing
+        before = claims.count
+        for index in range(5):
+            created = await api.post(f"/v1/smiths/{smith_id}/runs", headers=bearer(admin_token),
+                                     json={"input": [{"role": "user", "content": f"hello {index}"}]})
+            assert await _finished(api, admin_token, created.json()["id"]) == "completed"
+        assert claims.count - before == 5
+
+
+async def test_runs_announced_while_every_worker_is_busy_are_still_claimed_at_once(
+    api: httpx.AsyncClient, admin_token: str, runtime: Runtime
+) -> None:
+    """One worker, ten runs queued together: the worker hears the first and claims the rest as it finishes
+    each, not at its next poll (a minute away)."""
+    smith_ids = [await _smith(api, admin_token) for _ in range(10)]  # ten threads: no run waits for another
+    async with background(runtime, workers=1, poll_interval_s=SLOW_POLL_S, delivery=False, polling=False,
+                          scheduler=False):
+        await asyncio.sleep(0.3)
+        created = await asyncio.gather(*(
+            api.post(f"/v1/smiths/{smith_id}/runs", headers=bearer(admin_token),
+                     json={"input": [{"role": "user", "content": "hello"}]}) for smith_id in smith_ids))
+        statuses = [await _finished(api, admin_token, c.json()["id"], within_s=10.0) for c in created]
+        assert statuses == ["completed"] * 10
+
+
+async def test_the_deliverer_claims_twice_per_entry_at_a_steady_trickle(runtime: Runtime, admin: Actor) -> None:
+    """Issue 19 §2: a claim that took fewer entries than it had room for waits for the next wake-up instead of
+    claiming again at once; what is left per entry is its own claim and the look after it was sent (the
+    conversation's next entry may be due)."""
+    due_queries: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().startswith("SELECT") and "AS outbox_entry_1" in statement:
+            due_queries.append(statement)
+
+    async with background(runtime, workers=0, poll_interval_s=SLOW_POLL_S, polling=False, scheduler=False):
+        await asyncio.sleep(0.3)  # the first claim found nothing
+        event.listen(runtime.engine.sync_engine, "before_cursor_execute", count)
+        try:
+            for index in range(5):
+                async with runtime.transaction() as session:
+                    await enqueue_send(session, project_id=admin.project_id, kind="telegram", address=str(index),
+                                       payload={"text": "hi"}, idempotency_key=f"trickle-{index}")
+                await _settled(runtime, f"trickle-{index}")
+                await asyncio.sleep(0.05)  # the look after the send is done
+        finally:
+            event.remove(runtime.engine.sync_engine, "before_cursor_execute", count)
+    assert len(due_queries) == 10

@@ -133,3 +133,30 @@ async def test_a_lost_notification_delays_a_waiter_by_at_most_the_safety_poll(
     late = loop.time() - changed_at
     assert run is not None and run.status == "completed"
     assert late <= RunWatcher.SAFETY_S + 0.5, late  # found by the safety-net read, not never
+
+
+async def test_a_process_hears_its_own_notifications_once(runtime: Runtime, heard: Heard) -> None:
+    """Its commit announced the change already: the NOTIFY coming back is skipped (it sent a second idle
+    worker to find nothing), while another process's is heard."""
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite runs one process")
+    listener = asyncio.create_task(run_signals.listen_forever(runtime.engine))
+    try:
+        url = runtime.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as other:
+            for _ in range(50):  # until the listener's LISTEN is in place
+                await other.execute("SELECT pg_notify(%s, %s)", (run_signals.CHANNEL, "elsewhere:1:ab|run_other"))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(heard.event.wait(), 0.1)
+                if heard.ids:
+                    break
+        assert set(heard.ids) == {"run_other"}
+        heard.ids.clear()
+        async with runtime.transaction() as session:
+            await run_signals.note_changed(session, "run_mine")
+        await asyncio.sleep(0.5)  # the notification has come back by now
+        assert heard.ids == ["run_mine"]
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
