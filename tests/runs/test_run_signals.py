@@ -52,19 +52,24 @@ async def test_a_change_is_heard_once_committed_and_never_when_rolled_back(runti
     assert heard.ids == ["run_committed"]
 
 
+async def _notify_from_another_process_until_heard(runtime: Runtime, heard: Heard, payload: str) -> None:
+    """NOTIFY from a connection of its own ("another process") until the listener's LISTEN is in place."""
+    url = runtime.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as other:
+        for _ in range(50):
+            await other.execute("SELECT pg_notify(%s, %s)", (run_signals.CHANNEL, payload))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(heard.event.wait(), 0.1)
+            if heard.ids:
+                return
+
+
 async def test_another_processs_change_is_heard_through_notify(runtime: Runtime, heard: Heard) -> None:
     if runtime.engine.dialect.name != "postgresql":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite runs one process")
     listener = asyncio.create_task(run_signals.listen_forever(runtime.engine))
     try:
-        url = runtime.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as other:  # "another process"
-            for _ in range(50):  # until the listener's LISTEN is in place
-                await other.execute("SELECT pg_notify(%s, %s)", (run_signals.CHANNEL, "run_elsewhere"))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(heard.event.wait(), 0.1)
-                if heard.ids:
-                    break
+        await _notify_from_another_process_until_heard(runtime, heard, "run_elsewhere")
         assert "run_elsewhere" in heard.ids
     finally:
         listener.cancel()
@@ -142,14 +147,7 @@ async def test_a_process_hears_its_own_notifications_once(runtime: Runtime, hear
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite runs one process")
     listener = asyncio.create_task(run_signals.listen_forever(runtime.engine))
     try:
-        url = runtime.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as other:
-            for _ in range(50):  # until the listener's LISTEN is in place
-                await other.execute("SELECT pg_notify(%s, %s)", (run_signals.CHANNEL, "elsewhere:1:ab|run_other"))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(heard.event.wait(), 0.1)
-                if heard.ids:
-                    break
+        await _notify_from_another_process_until_heard(runtime, heard, "elsewhere:1:ab|run_other")
         assert set(heard.ids) == {"run_other"}
         heard.ids.clear()
         async with runtime.transaction() as session:
