@@ -16,7 +16,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,52 +24,59 @@ from sqlalchemy.orm import Session
 log = logging.getLogger("ingram.commit_hooks")
 
 RUN_QUEUED = "run_queued"  # a run became claimable
+RUN_CHANGED = "run_changed"  # values: the ids of runs changed (a transition, a new event; jobs.run_signals)
 OUTBOX_ADDED = "outbox_added"  # an outbox entry is due
-_MARKS = "ic_commit_marks"  # key in a session's info: what its open transaction will announce
+_MARKS = "ic_commit_marks"  # key in a session's info: topic -> values its open transaction will announce
+Callback = Callable[[frozenset[str]], None]
 
 
 @dataclass(frozen=True, eq=False)
-class Subscription:
-    callback: Callable[..., None]
+class _Subscription:
+    callback: Callback
     loop: asyncio.AbstractEventLoop | None
 
 
-_subscriptions: dict[str, set[Subscription]] = {}
+_subscriptions: dict[str, set[_Subscription]] = {}
 
 
-def on_commit(session: AsyncSession | Session, topic: str) -> None:
-    """Announce ``topic`` once this session's transaction commits (several marks: one announcement)."""
+def on_commit(session: AsyncSession | Session, topic: str, value: str = "") -> bool:
+    """Announce ``topic``, with ``value`` among its values, once this session's transaction commits (several
+    marks: one announcement). False when this transaction had marked ``value`` already."""
     target = session.sync_session if isinstance(session, AsyncSession) else session
-    target.info.setdefault(_MARKS, set()).add(topic)
+    values = target.info.setdefault(_MARKS, {}).setdefault(topic, set())
+    if value in values:
+        return False
+    values.add(value)
+    return True
 
 
-def subscribe(topic: str, callback: Callable[[], None]) -> Callable[[], None]:
-    """Call ``callback`` (on the caller's event loop) after every commit that announced ``topic``.
-    Returns the unsubscribe function."""
-    subscription = Subscription(callback, running_loop())
+def subscribe(topic: str, callback: Callback) -> Callable[[], None]:
+    """Call ``callback`` with the announced values (on the caller's event loop) after every commit that
+    announced ``topic``. Returns the unsubscribe function."""
+    subscription = _Subscription(callback, _running_loop())
     _subscriptions.setdefault(topic, set()).add(subscription)
     return lambda: _subscriptions.get(topic, set()).discard(subscription)
 
 
-def announce(topic: str) -> None:
+def announce(topic: str, values: frozenset[str] = frozenset()) -> None:
     """Call the topic's subscribers now (a commit did, or another process told us over NOTIFY)."""
     for subscription in list(_subscriptions.get(topic, ())):
-        deliver(subscription)
+        _deliver(subscription, values)
 
 
-def deliver(subscription: Subscription, *args: Any) -> None:
-    """Call ``subscription`` with ``args`` on its own loop; never raises (a commit must not fail for it)."""
+def _deliver(subscription: _Subscription, values: frozenset[str]) -> None:
+    """On the subscriber's own loop; never raises (neither a commit nor the other subscribers wait on it)."""
     loop = subscription.loop
     try:
-        if loop is None or loop is running_loop():
-            subscription.callback(*args)
+        if loop is None or loop is _running_loop():
+            subscription.callback(values)
         elif not loop.is_closed():
-            loop.call_soon_threadsafe(subscription.callback, *args)
+            loop.call_soon_threadsafe(subscription.callback, values)
     except Exception:
         log.exception("a commit listener failed")
 
 
-def running_loop() -> asyncio.AbstractEventLoop | None:
+def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
@@ -79,8 +85,8 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
 
 @event.listens_for(Session, "after_commit")
 def _committed(session: Session) -> None:
-    for topic in session.info.pop(_MARKS, ()):
-        announce(topic)
+    for topic, values in session.info.pop(_MARKS, {}).items():
+        announce(topic, frozenset(values))
 
 
 @event.listens_for(Session, "after_rollback")

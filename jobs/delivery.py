@@ -146,7 +146,7 @@ class Deliverer:
                      .order_by(OutboxEntry.id).limit(concurrency))
 
     async def run_forever(self) -> None:
-        stop_hearing = commit_hooks.subscribe(commit_hooks.OUTBOX_ADDED, self._wake.set)
+        stop_hearing = commit_hooks.subscribe(commit_hooks.OUTBOX_ADDED, lambda _: self._wake.set())
         try:
             next_recovery = 0.0
             while True:

@@ -2,8 +2,9 @@
 
 ``transition`` notes each run it changes on the session; once that transaction commits, every listener
 of this process hears the run ids (the MCP ``ask`` watcher, the live streams, the console's live views), on
-the event loop it subscribed from. A rollback drops them. A run queued wakes this process's idle workers
-the same way, at commit (``jobs.commit_hooks``).
+the event loop it subscribed from. A rollback drops them. Both ride on ``jobs.commit_hooks`` (topic
+``run_changed``, the run ids its values), as does the wake-up of this process's idle workers when a run is
+queued.
 On PostgreSQL the same ids also go out with ``NOTIFY`` inside the transaction (delivered at commit), and
 each process's listener (``listen_forever``, one connection) passes them on, so a run finished by a
 worker in another process wakes its waiter here too; and a run queued in one process wakes an idle
@@ -19,9 +20,8 @@ import secrets
 import socket
 from collections.abc import Callable, Iterable
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlalchemy.orm import Session
 
 from jobs import commit_hooks
 
@@ -42,15 +42,13 @@ def _new_origin() -> None:
 _new_origin()
 os.register_at_fork(after_in_child=_new_origin)  # granian forks its workers from a process that imported this
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
-_PENDING = "ic_runs_changed"  # key in a session's info: run ids changed in its open transaction
 Listener = Callable[[frozenset[str]], None]
-_listeners: set[commit_hooks.Subscription] = set()
 
 
 def on_queued(listener: Callable[[], None]) -> Callable[[], None]:
     """Hear that a run became claimable: queued in this process (at its commit) or, on PostgreSQL, in
     another. Returns the unsubscribe function."""
-    return commit_hooks.subscribe(commit_hooks.RUN_QUEUED, listener)
+    return commit_hooks.subscribe(commit_hooks.RUN_QUEUED, lambda _: listener())
 
 
 async def note_queued(session: AsyncSession, run_id: str) -> None:
@@ -64,38 +62,20 @@ async def note_queued(session: AsyncSession, run_id: str) -> None:
 def subscribe(listener: Listener) -> Callable[[], None]:
     """Hear every committed change of any run (ids only), on the caller's event loop; returns the
     unsubscribe function."""
-    subscription = commit_hooks.Subscription(listener, commit_hooks.running_loop())
-    _listeners.add(subscription)
-    return lambda: _listeners.discard(subscription)
+    return commit_hooks.subscribe(commit_hooks.RUN_CHANGED, listener)
 
 
 def publish(run_ids: Iterable[str]) -> None:
-    ids = frozenset(run_ids)
-    for subscription in list(_listeners):
-        commit_hooks.deliver(subscription, ids)  # one listener's failure does not keep the others waiting
+    commit_hooks.announce(commit_hooks.RUN_CHANGED, frozenset(run_ids))
 
 
 async def note_changed(session: AsyncSession, run_id: str) -> None:
     """Called in the transaction that changed the run (a transition, a new event): heard once it commits.
     Once per run and transaction."""
-    pending = session.sync_session.info.setdefault(_PENDING, set())
-    if run_id in pending:
+    if not commit_hooks.on_commit(session, commit_hooks.RUN_CHANGED, run_id):
         return
-    pending.add(run_id)
     if session.bind.dialect.name == "postgresql":  # other processes hear it at commit, not before
         await session.execute(_NOTIFY, {"channel": CHANNEL, "payload": f"{ORIGIN}|{run_id}"})
-
-
-@event.listens_for(Session, "after_commit")
-def _committed(session: Session) -> None:
-    ids = session.info.pop(_PENDING, None)
-    if ids:
-        publish(ids)
-
-
-@event.listens_for(Session, "after_rollback")
-def _rolled_back(session: Session) -> None:
-    session.info.pop(_PENDING, None)
 
 
 async def listen_forever(engine: AsyncEngine, retry_s: float = 2.0) -> None:

@@ -34,7 +34,7 @@ class Calls:
         self.threads: list[int] = []
         self.event = asyncio.Event()
 
-    def __call__(self) -> None:
+    def __call__(self, values: frozenset[str]) -> None:
         self.threads.append(threading.get_ident())
         self.event.set()
 
@@ -83,7 +83,7 @@ async def test_a_commit_on_another_thread_calls_the_subscriber_on_its_own_loop(r
 
 async def test_a_failing_subscriber_neither_fails_the_commit_nor_keeps_the_others(runtime: Runtime,
                                                                                  calls: Calls) -> None:
-    def broken() -> None:
+    def broken(values: frozenset[str]) -> None:
         raise RuntimeError("a listener bug")
 
     unsubscribe = commit_hooks.subscribe("test_topic", broken)
