@@ -42,8 +42,9 @@ from app.services.runtime import Runtime, set_runtime
 from app.settings import Settings
 from channels.types import RawRequest
 from jobs.runstate import TERMINAL
-from models import Integration, OutboxEntry, Run, hot
+from models import Integration, OutboxEntry, Run
 from models.db import migrate
+from models.store import hot
 from tests.fakes.telegram import FAKE_TOKEN, private_message
 
 ADMIN = "ic_admin_bench_pipeline_token_0123456789"
@@ -52,7 +53,7 @@ FAKE_SERVER = ("import sys, time\nfrom tests.fakes.telegram import serve_fake_te
 
 
 class Counter:
-    """SQL statements and transactions issued through the engine, and hot statements (models/hot.py,
+    """SQL statements and transactions issued through the engine, and hot statements (models/store/hot.py,
     which bypass the engine's events; an executemany counts once)."""
 
     def __init__(self, runtime: Runtime) -> None:

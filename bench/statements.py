@@ -1,4 +1,4 @@
-"""One hot statement three ways, to see whether SQLAlchemy's public Core API could replace ``models.hot``
+"""One hot statement three ways, to see whether SQLAlchemy's public Core API could replace ``models.store.hot``
 (issue 19 §5: "measure whether SQLAlchemy Core on the session's connection comes close enough to drop the
 reliance on SQLAlchemy internals"). Run by hand:
 
@@ -9,7 +9,7 @@ On a fresh, migrated database it inserts ``--rows`` feed events (the statement e
   orm      ``session.execute(insert(table), row)``: the ORM session's execution path
   core     ``(await session.connection()).execute(insert(table), row)``: Core on the session's connection
            (public API; SQLAlchemy's compiled cache on)
-  hot      ``models.hot.Hot(insert(table)).all(session, row)``: compiled once, the driver called directly
+  hot      ``models.store.hot.Hot(insert(table)).all(session, row)``: compiled once, the driver called directly
            (what the product uses; it relies on SQLAlchemy's compiler internals)
 It prints the process's CPU time per statement (microseconds, the minimum and range over the repeats) and
 core/hot and orm/hot. Figures only: nothing here asserts.
@@ -37,7 +37,7 @@ from app.settings import Settings
 from bench.runs import DEFAULT_POSTGRES, postgres_database, sqlite_database
 from models import Event
 from models.db import migrate
-from models.hot import Hot
+from models.store.hot import Hot
 from models.types import new_id, utcnow
 
 PER_TRANSACTION = 20

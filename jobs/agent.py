@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import httpx
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm.attributes import set_committed_value
 
 from app.crypto import SecretBox
 from jobs.events import append_event, append_run_event
@@ -29,28 +28,21 @@ from jobs.identity import platform_instructions
 from jobs.llm import ModelConfig, ModelError, ModelReply, build_provider
 from jobs.memory import MemoryLimits
 from jobs.model_access import checked_call, model_config_for, own_base_url
-from jobs.queue import claim_run, renew_lease
+from jobs.queue import claim_run, hold_run
 from jobs.runstate import transition
-from jobs.thread_messages import (
-    Turn,
-    insert_messages,
-    message_row,
-    pending_calls,
-    recent_turns,
-    suggested_replies_of,
-    to_model_message,
-    trim_history,
-)
+from jobs.thread_messages import pending_calls, recent_turns, suggested_replies_of, to_model_message, trim_history
 from jobs.tools import BUILTIN_TOOLS, Tool, ToolContext, ToolError
-from models import Agent, Approval, Run, Smith
-from models.hot import Hot, flush_pending
+from models import Approval
+from models.store.agents import AgentSettings, agent_of_smith
+from models.store.messages import Turn, insert_messages, message_row, turn_of
+from models.store.runs import RunState, change_status, renew_lease
 from models.types import new_id
 
 log = logging.getLogger("ingram.agent")
 
 MAX_MODEL_CALLS = 12
 
-ExtraTools = Callable[[AsyncSession, Run], Awaitable[list[Tool]]]
+ExtraTools = Callable[[AsyncSession, RunState], Awaitable[list[Tool]]]
 
 
 class FetchedResult(NamedTuple):
@@ -77,8 +69,8 @@ def _fetcher(tool: Tool, call: dict[str, Any], arguments: dict[str, Any], run_id
         return FetchedResult(call, text)
 
     return fetch
-OnReply = Callable[[AsyncSession, Run, str, list[str]], Awaitable[None]]
-OnApproval = Callable[[AsyncSession, Run, Approval], Awaitable[None]]
+OnReply = Callable[[AsyncSession, RunState, str, list[str]], Awaitable[None]]
+OnApproval = Callable[[AsyncSession, RunState, Approval], Awaitable[None]]
 
 
 @dataclass
@@ -103,29 +95,16 @@ class LeaseLost(Exception):
     """The run was cancelled or taken over; stop without touching it."""
 
 
-class AgentSettings(NamedTuple):
-    """What the loop uses of the run's agent (read with one hot statement, not as an ORM row)."""
-
-    instructions: str
-    model: dict[str, Any]
-    approval_required_tools: list[str]
-    id: str
-    model_api_key_ciphertext: str | None
-
-
-_AGENT_OF_SMITH = Hot(select(Agent.instructions, Agent.model, Agent.approval_required_tools, Agent.id,
-                             Agent.model_api_key_ciphertext)
-                      .join(Smith, Smith.agent_id == Agent.id).where(Smith.id == bindparam("smith_id")))
-
-
 @dataclass
 class _State:
-    """What one transaction of the loop works on; ``messages`` stays current as steps add to it."""
+    """What one transaction of the loop works on; ``messages`` stays current as steps add to it, and
+    ``run`` is replaced as its status or usage changes."""
 
-    run: Run
+    run: RunState
     agent: AgentSettings
     messages: list[Turn]
     tools: dict[str, Tool] | None = None
+    usage_unsaved: bool = False  # a reply changed run.usage; it is written with the next status
 
     async def add(self, session: AsyncSession, *, role: str, content: str = "",
                   tool_calls: list[dict[str, Any]] | None = None, tool_call_id: str | None = None,
@@ -134,7 +113,7 @@ class _State:
         row = message_row(thread_id=self.run.thread_id or "", run_id=self.run.id, role=role, content=content,
                           name=name, tool_calls=tool_calls, tool_call_id=tool_call_id)
         await insert_messages(session, [row])
-        self.messages.append(Turn(*(row[field] for field in Turn._fields)))
+        self.messages.append(turn_of(row))
 
 
 class AgentLoop:
@@ -146,21 +125,17 @@ class AgentLoop:
         if self.env.step_hook:
             self.env.step_hook(point)
 
-    async def _load(self, session: AsyncSession, *, claimed: Run | None = None) -> _State:
-        if claimed is not None:  # just claimed in this transaction: the lease is fresh
-            run = claimed
-        else:
-            run = await session.get(Run, self.run_id, populate_existing=True)
-            if run is None or run.status != "running" or run.lease_owner != self.env.worker_id:
+    async def _load(self, session: AsyncSession, *, claimed: RunState | None = None) -> _State:
+        run = claimed  # just claimed in this transaction: the lease is fresh
+        if run is None:
+            run = await hold_run(session, run_id=self.run_id, worker_id=self.env.worker_id,
+                                 lease_seconds=self.env.lease_seconds)
+            if run is None:
                 raise LeaseLost
-            if not await renew_lease(session, run_id=run.id, worker_id=self.env.worker_id,
-                                     lease_seconds=self.env.lease_seconds):
-                raise LeaseLost
-        await flush_pending(session)
-        row = await _AGENT_OF_SMITH.first(session, {"smith_id": run.smith_id})
-        if row is None:
+        agent = await agent_of_smith(session, smith_id=run.smith_id)
+        if agent is None:
             raise ToolError("the run's smith or agent no longer exists")
-        return _State(run, AgentSettings(*row), await recent_turns(session, run))
+        return _State(run, agent, await recent_turns(session, run))
 
     async def _tools(self, session: AsyncSession, state: _State) -> dict[str, Tool]:
         if state.tools is None:
@@ -226,7 +201,8 @@ class AgentLoop:
             self._hook("after_model")
         await self._fail("too_many_steps", f"the agent did not finish within {MAX_MODEL_CALLS} model calls")
 
-    async def _segment(self, session: AsyncSession, claimed: Run | None, reply: Fetched | None) -> Request | None:
+    async def _segment(self, session: AsyncSession, claimed: RunState | None,
+                       reply: Fetched | None) -> Request | None:
         state = await self._load(session, claimed=claimed)
         if isinstance(reply, FetchedResult):
             if any(c["id"] == reply.call["id"] for c in pending_calls(state.messages)):  # not answered meanwhile
@@ -234,25 +210,30 @@ class AgentLoop:
         elif reply is not None:
             await self._store_reply(session, state, reply)
             self._hook("after_store_reply")
-        return await self._advance(session, state)
+        request = await self._advance(session, state)
+        if request is not None and state.usage_unsaved:  # the run goes on in a later transaction
+            await change_status(session, run_id=state.run.id, expected="running",
+                                changes={"usage": state.run.usage}, lease_owner=self.env.worker_id)
+        return request
 
     async def _advance(self, session: AsyncSession, state: _State) -> Request | None:
         """Run the steps that need no network inside this transaction. Returns None when the run left
         the running state, or the network call to make once the transaction committed: the remote
         model, or a tool that fetches (jobs.tools.Tool.fetch)."""
-        run, agent, messages = state.run, state.agent, state.messages
+        agent, messages = state.agent, state.messages
         while True:
             calls = pending_calls(messages)
             if calls:
                 fetch = await self._handle_call(session, state, calls[0])
                 if fetch is not None:
                     return fetch
-                if run.status != "running":
+                if state.run.status != "running":  # paused for an approval
                     return None
                 continue
+            run = state.run
             last = messages[-1] if messages else None
             if last is not None and last.role == "assistant" and last.run_id == run.id and not last.tool_calls:
-                await self._finish(session, run, last.content, suggested_replies_of(messages, run.id))
+                await self._finish(session, state, last.content, suggested_replies_of(messages, run.id))
                 return None
             if sum(1 for m in messages if m.run_id == run.id and m.role == "assistant") >= MAX_MODEL_CALLS:
                 raise ModelError(f"the agent did not finish within {MAX_MODEL_CALLS} model calls",
@@ -266,7 +247,7 @@ class AgentLoop:
                                     self.env.allow_private_urls, context, specs)
             await self._store_reply(session, state, await provider.complete(context, specs))
 
-    def _context(self, run: Run, agent: AgentSettings, messages: list[Turn]) -> list[dict[str, Any]]:
+    def _context(self, run: RunState, agent: AgentSettings, messages: list[Turn]) -> list[dict[str, Any]]:
         nonce = str(run.run_metadata.get("_nonce", ""))
         system = "\n\n".join(p for p in (agent.instructions.strip(), platform_instructions(nonce)) if p)
         return [{"role": "system", "content": system}] + [to_model_message(m) for m in trim_history(messages)]
@@ -303,7 +284,7 @@ class AgentLoop:
         usage["model_calls"] = int(usage.get("model_calls", 0)) + 1
         await append_run_event(session, run_id=run.id, type="model.replied",
                                data={"text": reply.text[:500], "tool_calls": [c["function"]["name"] for c in calls]})
-        run.usage = usage  # after the event (its flush would write it alone); _finish writes it with the status
+        state.run, state.usage_unsaved = run.with_changes({"usage": usage}), True
 
     async def _handle_call(self, session: AsyncSession, state: _State, call: dict[str, Any]) -> Request | None:
         """Run one pending tool call here, or return the fetch to run once the transaction committed."""
@@ -325,7 +306,7 @@ class AgentLoop:
                 select(Approval).where(Approval.run_id == run.id, Approval.tool_call_id == call["id"])
             )).scalar_one_or_none()
             if approval is None:
-                await self._pause(session, run, call, name, arguments)
+                await self._pause(session, state, call, name, arguments)
                 return None
             if approval.status != "approved":  # reject/edit already wrote the result; be safe
                 await self._tool_result(session, state, call, "The owner rejected this call.")
@@ -354,8 +335,9 @@ class AgentLoop:
                                data={"tool": call["function"]["name"], "tool_call_id": call["id"],
                                      "ok": not content.startswith("error:"), "result": content[:500]})
 
-    async def _pause(self, session: AsyncSession, run: Run, call: dict[str, Any], name: str,
+    async def _pause(self, session: AsyncSession, state: _State, call: dict[str, Any], name: str,
                      arguments: dict[str, Any]) -> None:
+        run = state.run
         approval = Approval(id=new_id("apr"), run_id=run.id, tool_call_id=call["id"], tool_name=name,
                             arguments=arguments, callback_token=secrets.token_urlsafe(12))
         session.add(approval)
@@ -363,9 +345,10 @@ class AgentLoop:
         deciders = {"owner_identity": (run.run_metadata.get("owner_identity")), "admin": True,
                     "smith_token": run.smith_id}
         moved = await transition(session, run, "awaiting_approval", lease_owner=self.env.worker_id,
-                                 data={"approval_id": approval.id, "tool": name})
-        if not moved:
+                                 values={"usage": run.usage}, data={"approval_id": approval.id, "tool": name})
+        if moved is None:
             raise LeaseLost
+        state.run = run = moved
         await append_event(session, project_id=run.project_id, type="approval.required", run_id=run.id,
                            smith_id=run.smith_id, deployment_id=run.deployment_id,
                            data={"run_id": run.id, "approval_id": approval.id, "tool": name,
@@ -373,16 +356,15 @@ class AgentLoop:
         if self.env.on_approval:
             await self.env.on_approval(session, run, approval)
 
-    async def _finish(self, session: AsyncSession, run: Run, text: str, chips: list[str]) -> None:
-        output = {"text": text, "suggested_replies": chips}
-        # The usage the model's reply changed is written by the final UPDATE below, not flushed on its
-        # own before it (any query in between would autoflush it).
-        set_committed_value(run, "usage", run.usage)
+    async def _finish(self, session: AsyncSession, state: _State, text: str, chips: list[str]) -> None:
+        run, output = state.run, {"text": text, "suggested_replies": chips}
         if self.env.on_reply:
             await self.env.on_reply(session, run, text, chips)
-        if not await transition(session, run, "completed", lease_owner=self.env.worker_id,
-                                values={"output": output, "usage": run.usage}):
+        finished = await transition(session, run, "completed", lease_owner=self.env.worker_id,
+                                    values={"output": output, "usage": run.usage})
+        if finished is None:
             raise LeaseLost
+        state.run = finished
         await append_event(session, project_id=run.project_id, type="message.completed", run_id=run.id,
                            smith_id=run.smith_id, deployment_id=run.deployment_id,
                            data={"run_id": run.id, "text": text, "suggested_replies": chips,
@@ -393,8 +375,9 @@ class AgentLoop:
         if detail:  # stored for the admin's view; the events (read by smith tokens) carry only ours
             error["detail"] = detail
         async with self.env.sessions() as session, session.begin():
-            run = await session.get(Run, self.run_id, populate_existing=True)
-            if run is None or run.status != "running" or run.lease_owner != self.env.worker_id:
+            run = await hold_run(session, run_id=self.run_id, worker_id=self.env.worker_id,
+                                 lease_seconds=self.env.lease_seconds)
+            if run is None:  # cancelled or taken over meanwhile: not ours to fail
                 return
             await transition(session, run, "failed", lease_owner=self.env.worker_id,
                              values={"error": error},

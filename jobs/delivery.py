@@ -29,11 +29,11 @@ from channels.types import UNAUTHORIZED, SendResult
 from jobs import commit_hooks
 from jobs.events import append_run_event
 from jobs.outcomes import finish_entry, mark_integration_failing
-from jobs.reply_window import last_inbound_at
 from jobs.waiting import idle_wait, inbound_first
 from models import OutboxEntry
-from models.hot import Hot, flush_pending, insert_once
-from models.types import new_id, utcnow
+from models.store.inbound import last_inbound_at
+from models.store.outbox import insert_outbox_once, mark_sent
+from models.types import utcnow
 
 log = logging.getLogger("ingram.delivery")
 
@@ -51,24 +51,9 @@ async def enqueue_send(
     idempotency_key: str, run_id: str | None = None, deployment_id: str | None = None,
 ) -> bool:
     """Insert once (one statement); False when an entry with this key exists already."""
-    now = utcnow()
-    values = {"id": new_id("obx"), "project_id": project_id, "run_id": run_id, "deployment_id": deployment_id,
-              "kind": kind, "idempotency_key": idempotency_key, "address": address, "payload": payload,
-              "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
-              "last_error": None, "provider_message_id": None, "sent_at": None, "receipt": None,
-              "receipt_at": None}
-    await flush_pending(session)  # the run or deployment it refers to may be new in this transaction
     commit_hooks.on_commit(session, commit_hooks.OUTBOX_ADDED)  # the deliverers look once this commits
-    return bool(await _INSERT_ONCE.all(session, values))
-
-
-# Hot statements (models/hot.py): the outbox's rows are never loaded as objects in the transactions
-# that write them here.
-_OUTBOX = OutboxEntry.__table__
-_INSERT_ONCE = insert_once(_OUTBOX, conflict_on=("idempotency_key",))
-_SENT = Hot(update(_OUTBOX).where(_OUTBOX.c.id == bindparam("entry_id"))
-            .values(status="sent", last_error=None, provider_message_id=bindparam("provider_message_id"),
-                    sent_at=bindparam("sent_at")))
+    return await insert_outbox_once(session, project_id=project_id, kind=kind, address=address, payload=payload,
+                                    idempotency_key=idempotency_key, run_id=run_id, deployment_id=deployment_id)
 
 
 def prompt_key(run_id: str, approval_id: str) -> str:
@@ -279,9 +264,7 @@ class Deliverer:
             batch, self._outcomes = self._outcomes, []
             try:
                 async with self.sessions() as session, session.begin():
-                    sent_at = utcnow()
-                    await _SENT.many(session, [{"entry_id": entry.id, "sent_at": sent_at, "provider_message_id": pmid}
-                                               for entry, pmid, _ in batch])
+                    await mark_sent(session, sent=[(entry.id, pmid) for entry, pmid, _ in batch], sent_at=utcnow())
                     for entry, pmid, _ in batch:
                         if entry.run_id:
                             await append_run_event(session, run_id=entry.run_id, type="delivery.sent", data={

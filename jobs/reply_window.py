@@ -2,8 +2,9 @@
 that (``Channel.reply_window``: WhatsApp's 24 hours, WA-4).
 
 Inbound handling notes every new message (one upsert, only for such channels); the outbox reads it before
-each send and fails a send outside the window at once, with the channel's reason, instead of asking the
-provider (which would refuse it: Graph's 131047); the console shows each conversation's window.
+each send (``models/store/inbound.py``'s ``last_inbound_at``) and fails a send outside the window at once,
+with the channel's reason, instead of asking the provider (which would refuse it: Graph's 131047); the
+console shows each conversation's window.
 """
 
 from __future__ import annotations
@@ -11,45 +12,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql import ClauseElement
 
 from models import ConversationActivity
-from models.hot import Hot
+from models.store.inbound import note_inbound_at
 from models.types import utcnow
-
-_TABLE = ConversationActivity.__table__
-
-
-def _upsert(dialect: str) -> ClauseElement:
-    insert = sqlite_insert if dialect == "sqlite" else pg_insert
-    statement = insert(_TABLE).values(project_id=bindparam("project_id"), kind=bindparam("kind"),
-                                      address=bindparam("address"), last_inbound_at=bindparam("at"))
-    # Never backwards: a message handled late must not shorten the window a later one opened.
-    return statement.on_conflict_do_update(
-        index_elements=["project_id", "kind", "address"],
-        set_={"last_inbound_at": statement.excluded.last_inbound_at},
-        where=_TABLE.c.last_inbound_at < statement.excluded.last_inbound_at)
-
-
-_NOTE = Hot(_upsert)  # hot (models/hot.py): once per inbound WhatsApp message
-_LAST = Hot(select(_TABLE.c.last_inbound_at).where(
-    _TABLE.c.project_id == bindparam("project_id"), _TABLE.c.kind == bindparam("kind"),
-    _TABLE.c.address == bindparam("address")))
 
 
 async def note_inbound(session: AsyncSession, *, project_id: str, kind: str, address: str,
                        at: datetime | None = None) -> None:
-    await _NOTE.rowcount(session, {"project_id": project_id, "kind": kind, "address": address,
-                                   "at": at or utcnow()})
-
-
-async def last_inbound_at(session: AsyncSession, *, project_id: str, kind: str, address: str) -> datetime | None:
-    row = await _LAST.first(session, {"project_id": project_id, "kind": kind, "address": address})
-    return row[0] if row else None
+    """The person wrote in the conversation (now, unless ``at`` says when): its window opens again."""
+    await note_inbound_at(session, project_id=project_id, kind=kind, address=address, at=at or utcnow())
 
 
 async def last_inbound_of(session: AsyncSession, *, project_id: str, kind: str,

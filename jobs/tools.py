@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from jobs.memory import MemoryLimitError, MemoryLimits, write_entry
-from models import MemoryEntry, Run
+from models import MemoryEntry
+from models.store.runs import RunLike
 
 MAX_CHIPS = 10
 MAX_CHIP_LABEL = 19  # "keep labels under 20 characters"
@@ -31,7 +32,7 @@ class ToolError(Exception):
 @dataclass
 class ToolContext:
     session: AsyncSession
-    run: Run
+    run: RunLike
     step_key: str  # "<run id>:<tool call id>": the idempotency key of any side effect
     memory_limits: MemoryLimits = field(default_factory=MemoryLimits)
 

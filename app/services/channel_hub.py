@@ -23,12 +23,7 @@ from channels import get_channel_class
 from channels.apps import AppFactory
 from channels.base import Channel
 from models import Integration, Project
-from models.hot import Hot, flush_pending
-
-# Hot (models/hot.py): every reply and delivery asks; the row is loaded only when it changed.
-_STAMP = Hot(select(Integration.id, Integration.updated_at).where(Integration.project_id == bindparam("project_id"),
-                                                                  Integration.kind == bindparam("kind")))
-
+from models.store.routing import integration_stamp
 
 _OF_TENANT = select(Integration).join(Project, Project.id == Integration.project_id).where(
     Project.slug == bindparam("tenant"), Integration.kind == bindparam("kind"))
@@ -92,9 +87,8 @@ class ChannelHub:
 
     async def for_project(self, session: AsyncSession, project_id: str, kind: str) -> Channel | None:
         """The project's channel of this kind, if connected (replies, deliveries)."""
-        await flush_pending(session)
-        row = await _STAMP.first(session, {"project_id": project_id, "kind": kind})
-        return None if row is None else await self.for_stamp(session, row[0], row[1])
+        stamp = await integration_stamp(session, project_id=project_id, kind=kind)
+        return None if stamp is None else await self.for_stamp(session, stamp.id, stamp.updated_at)
 
     async def for_stamp(self, session: AsyncSession, integration_id: str, updated_at: datetime) -> Channel | None:
         """The channel of an integration whose id and ``updated_at`` were just read: the cached one

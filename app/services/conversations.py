@@ -10,19 +10,20 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.channel_hub import ChannelHub
-from app.services.routing import SendTarget, delivery_conversation, deployment_kind, send_targets
+from app.services.routing import SendTarget, delivery_conversation, send_targets
 from channels import REGISTRY
 from channels.base import Channel
 from channels.errors import ChannelError
 from channels.types import ApprovalPrompt, Outbound, ToolSpec
 from jobs.delivery import enqueue_send
 from jobs.tools import Tool, ToolContext, ToolError, chip_labels
-from models import Approval, OutboxEntry, Run
-from models.hot import Hot, flush_pending
+from models import Approval
+from models.store.outbox import sent_by_tool
+from models.store.routing import deployment_kind
+from models.store.runs import RunLike
 
 # Runs no conversation started whose reply, chips and approval prompt go to the smith's conversation.
 DELIVERED_SOURCES = frozenset({"schedule", "api"})
@@ -49,10 +50,10 @@ class Conversations:
     async def _channel(self, session: AsyncSession, project_id: str, kind: str) -> Channel | None:
         return await self.hub.for_project(session, project_id, kind)
 
-    async def _send(self, session: AsyncSession, run: Run, outbound: Outbound, key: str) -> None:
+    async def _send(self, session: AsyncSession, run: RunLike, outbound: Outbound, key: str) -> None:
         address, deployment_id = run.run_metadata.get("address"), run.deployment_id
         if deployment_id and address:  # a conversation started the run: the reply goes back there, in its thread
-            kind = await deployment_kind(session, deployment_id)
+            kind = await deployment_kind(session, deployment_id=deployment_id)
             thread, context = run.run_metadata.get("thread"), run.run_metadata.get("reply_context")
             if thread and outbound.thread is None:
                 outbound = replace(outbound, thread=str(thread))
@@ -75,15 +76,15 @@ class Conversations:
                                payload=payload, idempotency_key=f"{key}:{index}", run_id=run.id,
                                deployment_id=deployment_id)
 
-    async def on_reply(self, session: AsyncSession, run: Run, text: str, chips: list[str]) -> None:
+    async def on_reply(self, session: AsyncSession, run: RunLike, text: str, chips: list[str]) -> None:
         if not text.strip():
             return
         started_by_conversation = run.deployment_id and run.run_metadata.get("address")
-        if not started_by_conversation and await _sent_by_tool(session, run.id):
+        if not started_by_conversation and await sent_by_tool(session, run_id=run.id):
             return  # SCH-2: the model already wrote to the person itself; its closing words stay on the run
         await self._send(session, run, Outbound(text=text, suggested_replies=chips), f"{run.id}:reply")
 
-    async def on_approval(self, session: AsyncSession, run: Run, approval: Approval) -> None:
+    async def on_approval(self, session: AsyncSession, run: RunLike, approval: Approval) -> None:
         arguments = json.dumps(approval.arguments, ensure_ascii=False)
         text = f"Approve {approval.tool_name}?\n{arguments[:800]}"
         prompt = ApprovalPrompt(text=text, approve_token=callback_data(APPROVE, approval),
@@ -91,7 +92,7 @@ class Conversations:
                                 edit_token=callback_data(EDIT, approval))
         await self._send(session, run, Outbound(text="", approval=prompt), f"{run.id}:approval:{approval.id}")
 
-    async def extra_tools(self, session: AsyncSession, run: Run) -> list[Tool]:
+    async def extra_tools(self, session: AsyncSession, run: RunLike) -> list[Tool]:
         """DEP-6: each active deployment of the smith adds its channel's send tool, and the other tools
         its channel offers there (SL-7), as far as the installation's grants allow."""
         tools: list[Tool] = []
@@ -156,13 +157,3 @@ class Conversations:
             handler=handler,
         )
 
-
-# Hot (models/hot.py): asked once per scheduled or API run's final reply.
-_TOOL_SEND = Hot(select(OutboxEntry.id).where(
-    OutboxEntry.run_id == bindparam("run_id"), OutboxEntry.idempotency_key.not_like(bindparam("prompts"))).limit(1))
-
-
-async def _sent_by_tool(session: AsyncSession, run_id: str) -> bool:
-    """Whether a send tool of this run queued a message (approval prompts do not count)."""
-    await flush_pending(session)
-    return await _TOOL_SEND.first(session, {"run_id": run_id, "prompts": f"{run_id}:approval:%"}) is not None

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services import installations, quotas, routing
@@ -40,9 +40,10 @@ from jobs.delivery import enqueue_prompt_outcome, enqueue_send
 from jobs.receipts import apply_delivery_status
 from jobs.reply_window import note_inbound
 from jobs.waiting import inbound_request
-from models import Approval, InboundDelivery, Integration, Project, Run, Smith
-from models.hot import Hot, flush_pending, insert_once
-from models.types import new_id, utcnow
+from models import Approval, Integration, Run, Smith
+from models.store.inbound import edit_requested_run, insert_delivery_once
+from models.store.routing import integration_of_tenant
+from models.types import utcnow
 
 log = logging.getLogger("ingram.inbound")
 
@@ -85,13 +86,6 @@ class Source(NamedTuple):
     def of(cls, integration: Integration) -> Source:
         return cls(integration.id, integration.project_id, integration.kind)
 
-
-# Hot (models/hot.py): the first statement of every webhook's transaction (the request was verified
-# before it, from the channel hub's cache). The row is loaded only when its channel must be rebuilt.
-_INTEGRATION_OF_TENANT = Hot(
-    select(Integration.id, Integration.project_id, Integration.kind, Integration.updated_at)
-    .join(Project, Project.id == Integration.project_id)
-    .where(Project.slug == bindparam("tenant"), Integration.kind == bindparam("kind")))
 
 # Unknown tenant, unknown integration and a bad signature answer alike: nothing to enumerate.
 REFUSED = "the request could not be verified"
@@ -146,15 +140,16 @@ async def _receive(runtime: Runtime, kind: str, tenant: str, raw: RawRequest, ve
     # Parsed before the transaction begins: on SQLite an open transaction holds the one writer.
     items = await _parse(verified_by, kind, raw)
     async with runtime.transaction() as session:
-        row = await _INTEGRATION_OF_TENANT.first(session, {"tenant": tenant, "kind": kind})
-        channel = None if row is None else await get_hub(runtime).for_stamp(session, row[0], row[3])
+        # The request was verified before, from the channel hub's cache: this is the first statement.
+        row = await integration_of_tenant(session, tenant=tenant, kind=kind)
+        channel = None if row is None else await get_hub(runtime).for_stamp(session, row.id, row.updated_at)
         if row is None or channel is None:  # deleted since it was cached
             raise _refused()
         if channel is not verified_by:  # changed since it was cached: its own verdict and reading count
             if channel.verify(raw).kind != "accept":
                 raise _refused()
             items = await _parse(channel, kind, raw)
-        integration = Source(row[0], row[1], row[2])
+        integration = Source(row.id, row.project_id, row.kind)
         afters = [after for item in items if (after := await _store(session, integration, channel, item))]
     channel.learn(items)
     await _after_commit(channel, afters)
@@ -236,14 +231,10 @@ async def _touch(session: AsyncSession, integration_id: str) -> None:
 
 async def _record(session: AsyncSession, integration: Source, item: Inbound) -> bool:
     """Insert the delivery once; False for a redelivery (one statement: ON CONFLICT DO NOTHING)."""
-    values = {"id": new_id("inb"), "project_id": integration.project_id, "integration_id": integration.id,
-              "kind": integration.kind, "dedupe_key": item.dedupe_key, "received_at": utcnow(), "run_id": None,
-              "payload": {"type": type(item).__name__, "address": getattr(item, "address", None),
-                          "sender": getattr(item, "sender_id", None)}}
-    return bool(await _INSERT_DELIVERY_ONCE.all(session, values))
-
-
-_INSERT_DELIVERY_ONCE = insert_once(InboundDelivery.__table__)  # hot (models/hot.py): the first statement
+    return await insert_delivery_once(
+        session, project_id=integration.project_id, integration_id=integration.id, kind=integration.kind,
+        dedupe_key=item.dedupe_key, payload={"type": type(item).__name__, "address": getattr(item, "address", None),
+                                             "sender": getattr(item, "sender_id", None)})
 
 
 async def _reply(session: AsyncSession, channel: Channel, integration: Source, address: str, text: str,
@@ -307,21 +298,13 @@ async def _connected_text(session: AsyncSession, bound: routing.Bound) -> str:
     return CONNECTED.format(name=name)
 
 
-# Hot (models/hot.py): asked for every message of an owner.
-_EDIT_REQUESTED = Hot(select(Run.id, Run.project_id, Run.run_metadata).join(Approval, Approval.run_id == Run.id)
-                      .where(Run.smith_id == bindparam("smith_id"), Run.status == "awaiting_approval",
-                             Approval.status == "edit_requested"))
-
-
 async def _correction(session: AsyncSession, smith_id: str, message: InboundMessage) -> bool:
     """APR-2: after an Edit tap, the owner's next message is the correction for that paused run."""
-    await flush_pending(session)  # a tap earlier in the same request may have asked for the edit
-    row = await _EDIT_REQUESTED.first(session, {"smith_id": smith_id})
-    address = row[2].get("address") if row else None
-    if row is None or (address is not None and address != message.address):
+    paused = await edit_requested_run(session, smith_id=smith_id)  # a tap earlier in this request counts
+    address = paused.run_metadata.get("address") if paused else None
+    if paused is None or (address is not None and address != message.address):
         return False  # a run no conversation started (a schedule's) takes its owner's correction anywhere
-    run_id, project_id, _ = row
-    await submit_decision(session, actor=None, run_id=run_id, project_id=project_id,
+    await submit_decision(session, actor=None, run_id=paused.run_id, project_id=paused.project_id,
                           decision=Decision(decision="edit", message=message.text[:32_000]),
                           decided_by=message.sender_id)
     return True

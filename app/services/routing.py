@@ -1,6 +1,6 @@
 """Inbound routing (DEP-3..DEP-6, TG-2): who answers a message, binding by a start link, minting a
 catch-all's smith per sender, and which deployments reach a smith. Every inbound message and every
-run asks these, so they read ids through hot statements (models/hot.py), not ORM rows."""
+run asks these, so they read ids through the store (models/store/routing.py), not ORM rows."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import hashlib
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import and_, bindparam, or_
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
@@ -16,8 +16,9 @@ from sqlmodel import select
 from app.services.bindings import replace_binding
 from app.services.errors import Invalid
 from app.services.events import record_event
-from models import Agent, Deployment, Run, Schedule, Smith
-from models.hot import Hot, flush_pending
+from models import Agent, Deployment, Schedule, Smith
+from models.store import routing as store
+from models.store.runs import RunLike
 from models.types import new_id, utcnow
 
 
@@ -25,22 +26,10 @@ def hash_start_token(token: str) -> str:
     return hashlib.sha256(f"start:{token}".encode()).hexdigest()
 
 
-# Built once: every inbound message runs these.
+# Built once: every inbound message may run these (the hot reads are the store's).
 _CATCH_ALL = select(Deployment).where(
     Deployment.project_id == bindparam("project_id"), Deployment.kind == bindparam("kind"),
     Deployment.target_type == "agent", Deployment.status != "revoked")
-# Hot (models/hot.py): routing reads ids, not ORM rows; only minting builds a Smith.
-_BINDING_OR_CATCH_ALL = Hot(select(  # one query for both: the binding wins in resolve()
-    Deployment.id, Deployment.target_type, Deployment.target_id, Deployment.status, Deployment.owner_identity
-).where(
-    Deployment.project_id == bindparam("project_id"), Deployment.kind == bindparam("kind"),
-    Deployment.deleted_at.is_(None),  # type: ignore[union-attr]
-    or_(and_(Deployment.target_type == "smith", Deployment.status == "active",
-             Deployment.address == bindparam("address")),
-        Deployment.target_type == "agent")).order_by(Deployment.id))
-_SMITH_ID = Hot(select(Smith.id).where(Smith.id == bindparam("smith_id")))
-_MINTED_ID = Hot(select(Smith.id).where(Smith.minted_by_deployment_id == bindparam("deployment_id"),
-                                        Smith.provider_identity == bindparam("identity")))
 _MINTED = select(Smith).where(Smith.minted_by_deployment_id == bindparam("deployment_id"),
                               Smith.provider_identity == bindparam("identity"))
 
@@ -63,16 +52,11 @@ class ChannelThread(NamedTuple):
         return {"address": self.address, **({"thread": self.thread} if self.thread else {})}
 
 
-_WAKE = Hot(select(Deployment.provider_metadata).where(
-    Deployment.project_id == bindparam("project_id"), Deployment.kind == bindparam("kind"),
-    Deployment.address == bindparam("address"), Deployment.target_type == "smith", Deployment.status == "active"))
-
-
 async def hears_everything(session: AsyncSession, *, project_id: str, kind: str, address: str) -> bool:
     """SL-5: a conversation bound with ``provider_metadata.wake = "all_messages"`` wakes its smith on
     every message, not only on mentions."""
-    row = await _WAKE.first(session, {"project_id": project_id, "kind": kind, "address": address})
-    return row is not None and isinstance(row[0], dict) and row[0].get("wake") == "all_messages"
+    metadata = await store.binding_metadata(session, project_id=project_id, kind=kind, address=address)
+    return metadata is not None and metadata.get("wake") == "all_messages"
 
 
 class Route(NamedTuple):
@@ -120,26 +104,23 @@ async def resolve(session: AsyncSession, *, project_id: str, kind: str, address:
     """Who answers a message: an exact smith binding wins, else the kind's catch-all mints or finds the
     sender's own smith (DEP-3..DEP-5); without ``mint`` (a sender the provider does not vouch for) it only
     finds one."""
-    await flush_pending(session)
-    candidates = await _BINDING_OR_CATCH_ALL.all(session, {"project_id": project_id, "kind": kind,
-                                                           "address": address})
-    exact = next((d for d in candidates if d[1] == "smith"), None)
-    if exact is not None and await _SMITH_ID.first(session, {"smith_id": exact[2]}):
-        deployment_id, _, smith_id, _, owner = exact
-        return Route(smith_id, deployment_id, sender_id == owner, owner)
-    catch_all = next((d for d in candidates if d[1] == "agent"), None)
-    if catch_all is None or catch_all[3] != "active":
+    candidates = await store.route_candidates(session, project_id=project_id, kind=kind, address=address)
+    exact = next((d for d in candidates if d.target_type == "smith"), None)
+    if exact is not None and await store.smith_exists(session, smith_id=exact.target_id):
+        return Route(exact.target_id, exact.deployment_id, sender_id == exact.owner_identity, exact.owner_identity)
+    catch_all = next((d for d in candidates if d.target_type == "agent"), None)
+    if catch_all is None or catch_all.status != "active":
         return None
-    found = await _MINTED_ID.first(session, {"deployment_id": catch_all[0], "identity": sender_id})
+    found = await store.minted_smith_id(session, deployment_id=catch_all.deployment_id, identity=sender_id)
     if found is not None:
-        smith_id = str(found[0])
+        smith_id = found
     elif not mint:
         return None
     else:
-        deployment = await session.get(Deployment, catch_all[0])
+        deployment = await session.get(Deployment, catch_all.deployment_id)
         assert deployment is not None
         smith_id = (await _mint(session, deployment, sender_id, sender_display)).id  # looked up just above
-    return Route(smith_id, catch_all[0], True, sender_id)  # a minted smith belongs to its sender (ID-3)
+    return Route(smith_id, catch_all.deployment_id, True, sender_id)  # a minted smith belongs to its sender (ID-3)
 
 
 async def mint_smith(session: AsyncSession, *, deployment: Deployment, identity: str, display: str) -> Smith:
@@ -190,13 +171,12 @@ class _Reach(NamedTuple):
 async def _reach(session: AsyncSession, smith_id: str) -> list[_Reach]:
     """Active deployments that reach this smith: its own bindings (their chat and owner), or the
     catch-all that minted it (the minted sender's own chat, and that sender as its owner)."""
-    await flush_pending(session)
-    smith = await _SMITH_REACH.first(session, {"smith_id": smith_id})
-    if smith is None:
+    origin = await store.smith_origin(session, smith_id=smith_id)
+    if origin is None:
         return []
-    minted_by, identity = smith
+    identity = origin.provider_identity
     own_chat = identity.split(":", 1)[1] if identity and ":" in identity else None
-    rows = await _OF_SMITH.all(session, {"smith_id": smith_id, "minted_by": minted_by or ""})
+    rows = await store.deployments_of_smith(session, smith_id=smith_id, minted_by=origin.minted_by_deployment_id)
     return [_Reach(dep_id, project_id, kind, address, owner, bound) if target_type == "smith"
             else _Reach(dep_id, project_id, kind, own_chat, identity, bound)
             for dep_id, project_id, kind, target_type, address, owner, bound in rows]
@@ -222,18 +202,10 @@ async def conversations_of(session: AsyncSession, smith_id: str) -> list[Convers
     found = [r for r in await _reach(session, smith_id) if r.address]
     if not found:
         return []
-    latest = await _LATEST_DEPLOYMENT_RUN.first(session, {"smith_id": smith_id})
-    recent = latest[0] if latest else None
+    recent = await store.latest_run_deployment(session, smith_id=smith_id)
     found.sort(key=lambda r: (r.deployment_id == recent, r.bound_at.isoformat() if r.bound_at else ""),
                reverse=True)
     return [Conversation(r.deployment_id, r.kind, str(r.address), r.owner_identity) for r in found]
-
-
-async def deployment_kind(session: AsyncSession, deployment_id: str) -> str | None:
-    """The kind of a deployment (also when revoked since: a run started before still replies)."""
-    await flush_pending(session)
-    row = await _KIND.first(session, {"deployment_id": deployment_id})
-    return None if row is None else str(row[0])
 
 
 # -- where a smith's own messages go (SCH-2) ------------------------------------------------------------
@@ -248,7 +220,7 @@ async def conversation_owner(session: AsyncSession, *, smith_id: str, kind: str,
     return None
 
 
-async def delivery_conversation(session: AsyncSession, run: Run) -> Conversation | None:
+async def delivery_conversation(session: AsyncSession, run: RunLike) -> Conversation | None:
     """Where a run that no conversation started (a schedule's, an API call's) delivers its reply,
     chips and approval prompt: the schedule's named deployment while it is live, else the smith's
     most recently active conversation; None when the smith has none (the reply stays on the run)."""
@@ -275,15 +247,3 @@ async def check_delivery_deployment(session: AsyncSession, *, smith_id: str, dep
         raise Invalid(f"deployment {deployment_id} is not a live conversation of this smith",
                       code="invalid_delivery_deployment", field="deployment_id")
 
-
-# Hot (models/hot.py): every run asks, for its send tools and its reply.
-_SMITH_REACH = Hot(select(Smith.minted_by_deployment_id, Smith.provider_identity)
-                   .where(Smith.id == bindparam("smith_id")))
-_OF_SMITH = Hot(select(Deployment.id, Deployment.project_id, Deployment.kind, Deployment.target_type,
-                       Deployment.address, Deployment.owner_identity, Deployment.bound_at).where(
-    or_(and_(Deployment.target_type == "smith", Deployment.target_id == bindparam("smith_id")),
-        Deployment.id == bindparam("minted_by")),
-    Deployment.status == "active", Deployment.deleted_at.is_(None)))  # type: ignore[union-attr]
-_LATEST_DEPLOYMENT_RUN = Hot(select(Run.deployment_id).where(
-    Run.smith_id == bindparam("smith_id"), Run.source == "deployment").order_by(Run.id.desc()).limit(1))
-_KIND = Hot(select(Deployment.kind).where(Deployment.id == bindparam("deployment_id")))

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
@@ -20,17 +19,10 @@ from jobs.events import append_event, append_run_event
 from jobs.identity import strip_forgeries
 from jobs.run_signals import note_queued
 from jobs.runstate import TERMINAL, transition
-from jobs.thread_messages import (
-    insert_messages,
-    message_row,
-    new_nonce,
-    pending_calls,
-    platform_message_row,
-    recent_turns,
-    thread_history,
-)
+from jobs.thread_messages import new_nonce, pending_calls, platform_message_row, recent_turns, thread_history
 from models import Approval, Message, Run, RunEvent, Smith, Thread
-from models.hot import Hot, flush_pending, insert_all_columns
+from models.store.messages import insert_messages, message_row
+from models.store.runs import insert_run, queued_run_row, thread_by_key, thread_owner
 from models.types import new_id, utcnow
 
 MAX_INPUT_MESSAGES = 50
@@ -138,24 +130,17 @@ def api_sender(actor: Actor) -> dict[str, Any]:
             "display": actor.subject, "verified": True}
 
 
-_THREAD_SMITH = Hot(select(Thread.smith_id).where(Thread.id == bindparam("thread_id")))
-_THREAD_ID_BY_KEY = Hot(select(Thread.id).where(Thread.smith_id == bindparam("smith_id"),
-                                                Thread.external_key == bindparam("key")))
-
-
 async def _thread_id_for(session: AsyncSession, project_id: str, smith_id: str, thread_id: str | None,
                          deployment_id: str | None = None, external_key: str | None = None) -> str:
-    await flush_pending(session)  # a thread made earlier in this transaction counts
     if thread_id:
-        owner = await _THREAD_SMITH.first(session, {"thread_id": thread_id})
-        if owner is None or owner[0] != smith_id:
+        if await thread_owner(session, thread_id=thread_id) != smith_id:
             raise NotFound(f"no thread {thread_id} on smith {smith_id}", code="thread_not_found",
                            field="thread_id")
         return thread_id
     if external_key:
-        found = await _THREAD_ID_BY_KEY.first(session, {"smith_id": smith_id, "key": external_key})
+        found = await thread_by_key(session, smith_id=smith_id, external_key=external_key)
         if found:
-            return str(found[0])
+            return found
     thread = Thread(id=new_id("thr"), project_id=project_id, smith_id=smith_id,
                     deployment_id=deployment_id, external_key=external_key)
     session.add(thread)
@@ -204,22 +189,20 @@ async def enqueue_run_id(
     """Insert a queued run with its input stored in the thread, in the caller's transaction; its id.
 
     Inbound text loses any line that imitates the platform line (ID-4); the real one, built from
-    the channel-authenticated sender, goes before the message (ID-1). Every row is written with a hot
-    statement (models/hot.py), not through ORM objects: this is every inbound message's path.
+    the channel-authenticated sender, goes before the message (ID-1). Every row is written by the
+    store's prebuilt statements (models/store/), not through ORM objects: this is every inbound
+    message's path.
     """
     thread = await _thread_id_for(session, project_id, smith_id, thread_id, deployment_id, external_key)
-    nonce, now = new_nonce(), utcnow()
-    run = {"id": new_id("run"), "project_id": project_id, "smith_id": smith_id, "thread_id": thread,
-           "status": "queued", "source": source, "input": [m.model_dump() for m in messages], "output": {},
-           "run_metadata": {**(metadata or {}), "sender": sender, "_nonce": nonce}, "usage": {}, "error": None,
-           "deployment_id": deployment_id, "schedule_id": schedule_id, "scheduled_for": scheduled_for,
-           "attempts": 0, "lease_owner": None, "lease_expires_at": None, "available_at": now, "created_at": now,
-           "started_at": None, "finished_at": None, "updated_at": now}
-    await flush_pending(session)  # the smith or thread may be new in this transaction
-    await _INSERT_RUN.all(session, run)
+    nonce = new_nonce()
+    run = queued_run_row(project_id=project_id, smith_id=smith_id, thread_id=thread, source=source,
+                         input=[m.model_dump() for m in messages],
+                         metadata={**(metadata or {}), "sender": sender, "_nonce": nonce},
+                         deployment_id=deployment_id, schedule_id=schedule_id, scheduled_for=scheduled_for,
+                         now=utcnow())
+    await insert_run(session, run)
     rows, stripped_total = input_message_rows(run["id"], thread, messages, sender, nonce)
     await insert_messages(session, rows)
-    await _TOUCH_THREAD.all(session, {"thread_id": thread, "now": now})
     data = {"run_id": run["id"], "status": "queued", "source": source, "stripped_lines": stripped_total}
     await append_run_event(session, run_id=run["id"], type="run.queued", data=data, first=True)
     await append_event(session, project_id=project_id, type="run.queued", data=data, run_id=run["id"],
@@ -227,10 +210,6 @@ async def enqueue_run_id(
     await note_queued(session, run["id"])  # other processes' idle workers look at once (PostgreSQL)
     return str(run["id"])
 
-
-_INSERT_RUN = insert_all_columns(Run.__table__)
-_THREAD = Thread.__table__
-_TOUCH_THREAD = Hot(update(_THREAD).where(_THREAD.c.id == bindparam("thread_id")).values(updated_at=bindparam("now")))
 
 
 async def create_run(session: AsyncSession, *, actor: Actor, smith_id: str, body: RunCreate) -> Run:
@@ -292,6 +271,7 @@ async def cancel_run(session: AsyncSession, *, actor: Actor, run_id: str) -> Run
         raise Conflict(f"run {run.id} changed while cancelling; try again", code="run_changed")
     await session.execute(Approval.__table__.update().where(  # type: ignore[attr-defined]
         Approval.run_id == run.id, Approval.status == "pending").values(status="cancelled"))
+    await session.refresh(run)  # the transition's UPDATE does not touch the loaded object
     return run
 
 
@@ -348,4 +328,5 @@ async def submit_decision(session: AsyncSession, *, actor: Actor | None, run_id:
                        smith_id=run.smith_id, data={"run_id": run.id, **data})
     if not await transition(session, run, "queued", data=data):
         raise Conflict(f"run {run.id} changed while deciding; try again", code="run_changed")
+    await session.refresh(run)  # the transition's UPDATE does not touch the loaded object
     return run

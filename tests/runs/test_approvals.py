@@ -23,6 +23,7 @@ async def test_pause_shows_the_call_and_fires_the_event(api: httpx.AsyncClient, 
     run = paused["run"]
     assert run["pending_approval"]["tool"] == "memory_write"
     assert run["pending_approval"]["arguments"] == {"key": "plan", "value": "launch"}
+    assert run["usage"]["model_calls"] == 1  # the pause stored the reply's usage with the status
     event = (await api.get("/v1/events", params={"type": "approval.required"},
                            headers=bearer(admin_token))).json()["data"][0]
     assert event["data"]["tool"] == "memory_write"
@@ -38,6 +39,7 @@ async def test_approve_runs_the_tool(api: httpx.AsyncClient, admin_token: str, p
     run = await wait_run(api, admin_token, paused["run"]["id"])
     assert run["status"] == "completed"
     assert run["output"]["text"] == "Remembered plan."
+    assert run["usage"]["model_calls"] == 2  # the call before the pause and the one after it
     memory = (await api.get(f"/v1/smiths/{paused['smith_id']}/memory", headers=bearer(admin_token))).json()
     assert [(m["key"], m["value"]) for m in memory["data"]] == [("plan", "launch")]
     again = await api.post(f"/v1/runs/{run['id']}/submit", json={"decision": "approve"},

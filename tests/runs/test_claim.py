@@ -1,8 +1,11 @@
-"""The claim (jobs/queue.py) hands the loop the run row as the ORM would load it, outside the session."""
+"""The claim (jobs/queue.py) hands the loop the run row as plain values (models/store/runs.py)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import httpx
+import pytest
 from sqlalchemy import inspect
 
 from app.services.runtime import Runtime
@@ -11,7 +14,7 @@ from models import Run
 from tests.runs.conftest import make_smith, start_run
 
 
-async def test_the_claimed_run_is_the_stored_row_and_nothing_flushes_it(
+async def test_the_claimed_run_is_the_stored_row_as_plain_values(
     api: httpx.AsyncClient, admin_token: str, runtime: Runtime
 ) -> None:  # RUN-1: a queued run is claimed once, with its lease
     _, smith_id = await make_smith(api, admin_token)
@@ -19,16 +22,15 @@ async def test_the_claimed_run_is_the_stored_row_and_nothing_flushes_it(
     async with runtime.transaction() as session:
         claimed = await claim_run(session, worker_id="w1", lease_seconds=30)
         assert claimed is not None and claimed.id == started["id"]
-        assert claimed not in session  # detached: an attribute set on it is never written by a flush
-        claimed.usage = {"model_calls": 99}
+        with pytest.raises(dataclasses.FrozenInstanceError):  # a value: only the store writes runs
+            claimed.usage = {"model_calls": 99}  # type: ignore[misc]
         assert await claim_run(session, worker_id="w2", lease_seconds=30) is None  # claimed once
     async with runtime.transaction() as session:
         stored = await session.get(Run, started["id"])
         assert stored is not None
         columns = [attr.key for attr in inspect(Run).column_attrs]
-        assert {key: getattr(claimed, key) for key in columns if key != "usage"} == {
-            key: getattr(stored, key) for key in columns if key != "usage"}
+        assert {key: getattr(claimed, key) for key in columns} == {key: getattr(stored, key) for key in columns}
     assert stored.status == "running" and stored.lease_owner == "w1" and stored.attempts == 1
     assert stored.started_at is not None and stored.started_at.tzinfo is not None
-    assert stored.usage == {}  # the change on the claimed object stayed there
+    assert stored.usage == {}
     assert stored.input == [{"role": "user", "content": "hello"}]

@@ -23,7 +23,8 @@ from app.services.runtime import Runtime
 from jobs import commit_hooks
 from jobs.db_thread import DatabaseThread
 from jobs.delivery import enqueue_send
-from models import OutboxEntry, hot
+from models import OutboxEntry
+from models.store import hot
 from tests.conftest import bearer
 
 SLOW_POLL_S = 60.0  # far longer than any wait below: only a wake-up at commit can make these pass
@@ -171,7 +172,7 @@ async def _settled(runtime: Runtime, key: str) -> OutboxEntry:
 
 class Claims:
     """Counts the run workers' claim statements as they go to the driver (a prebuilt statement:
-    ``models.hot.observers`` sees its SQL)."""
+    ``models.store.hot.observers`` sees its SQL)."""
 
     def __init__(self) -> None:
         self.count = 0

@@ -1,6 +1,9 @@
 """Hot statements: prebuilt SQL run on the driver connection of the session's transaction.
 
-Measured here (``bench/pipeline.py``), one ``session.execute`` of a prebuilt Core insert cost about
+Only the store (``models/store/``) builds and runs them; services and jobs call the store's
+functions and get plain values back (``tests/test_import_direction.py`` holds that line).
+
+Measured (``bench/pipeline.py``), one ``session.execute`` of a prebuilt Core insert cost about
 56 us of SQLAlchemy's machinery (ORM execution, execution context, cursor result) around 7 us of
 SQLite's own work, and an inbound Telegram message runs some thirty statements. A ``Hot`` statement
 is compiled once per dialect with SQLAlchemy's own compiler, bind and result processors (so values
@@ -10,10 +13,11 @@ connection is ``models/inline_sqlite.py``, already on this thread), psycopg's as
 PostgreSQL.
 
 It runs inside the session's transaction, so it commits and rolls back with the session's other
-work. Two things the session would do are the caller's business, and every use says which holds:
-- pending ORM objects are flushed first (``flush_pending``) when the statement may depend on them;
-- ORM objects already loaded in the session are not refreshed by a hot UPDATE: only use one on rows
-  the session holds no object for, or whose object is not read again.
+work. Like the session's autoflush, it first flushes ORM objects added or changed in the session
+(``flush_pending``), so a statement sees, and may refer to, rows made earlier in the transaction.
+What it does not do: refresh ORM objects already loaded in the session after a hot UPDATE. The
+store's UPDATEs touch runs and outbox entries, which the hot paths hold as plain values; a caller
+holding an ORM object of such a row refreshes it (``cancel_run`` does).
 Driver errors come back as SQLAlchemy's exceptions (``IntegrityError`` and so on), as before.
 """
 
@@ -129,6 +133,7 @@ class Hot:
     async def _run(self, session: AsyncSession, params: Params | None) -> tuple[list[tuple[Any, ...]], int]:
         plan = self._plan(session.bind.dialect)
         args = plan.args(params or {})
+        await flush_pending(session)
         for observe in observers:
             observe(plan.sql, 1)
         driver = await _driver(session)
@@ -157,6 +162,7 @@ class Hot:
         batch = [plan.args(params) for params in rows]
         if not batch:
             return
+        await flush_pending(session)
         for observe in observers:
             observe(plan.sql, len(batch))
         driver = await _driver(session)
@@ -187,10 +193,11 @@ def insert_once(table: Table, *, conflict_on: tuple[str, ...] = ()) -> Hot:
 
 
 async def flush_pending(session: AsyncSession) -> None:
-    """Flush ORM objects added or changed in the session, so a hot statement sees (and may refer to)
-    them. The check reads the session's own bookkeeping: ``session.dirty`` walks every object held."""
+    """Flush ORM objects added or changed in the session (unless autoflush is off), as the session
+    does before a query. The check reads the session's own bookkeeping: ``session.dirty`` walks
+    every object held, and a flush with nothing to do still costs tens of microseconds."""
     sync = session.sync_session
-    if sync._new or sync._deleted or sync.identity_map._modified:
+    if sync.autoflush and (sync._new or sync._deleted or sync.identity_map._modified):
         await session.flush()
 
 
